@@ -1,0 +1,144 @@
+//! Files a shim keeps in its container's state directory, read by the manager
+//! (including a manager that was away while they changed).
+//!
+//! Layout of `<state-root>/<id>/`:
+//!
+//! | file            | written by | content                                          |
+//! |-----------------|------------|--------------------------------------------------|
+//! | `container.json`| manager    | the create request and manager-side record       |
+//! | `bundle/`       | manager    | OCI bundle: `config.json` (root.path absolute)   |
+//! | `status.json`   | shim       | [`ShimStatus`], replaced atomically on each change|
+//! | `shim.sock`     | shim       | control socket: frames of [`crate::protocol`]    |
+//! | `container.log` | shim       | the container's stdout and stderr                |
+//! | `container.log.1`| shim      | the previous log file after rotation             |
+
+use crate::protocol::{ExitStatus, ShimState};
+use serde::{Deserialize, Serialize};
+
+/// Name of the shim's status file inside a state directory.
+pub const STATUS_FILE: &str = "status.json";
+/// Name of the shim's control socket inside a state directory.
+pub const SOCKET_FILE: &str = "shim.sock";
+/// Name of the container's log file inside a state directory.
+pub const LOG_FILE: &str = "container.log";
+/// Name of the rotated log file.
+pub const LOG_FILE_OLD: &str = "container.log.1";
+
+/// A process identified by pid and start time (field 22 of `/proc/PID/stat`,
+/// in clock ticks since boot), so a reused pid is never mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+/// How the container's init ended, as persisted by the shim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Exit code, or None when killed by a signal.
+    pub code: Option<i32>,
+    /// Signal number that killed it, if any.
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+impl ExitRecord {
+    pub fn new(status: ExitStatus, oom_killed: bool, at_ms: u64) -> Self {
+        let (code, signal) = match status {
+            ExitStatus::Code(c) => (Some(c), None),
+            ExitStatus::Signal(s) => (None, Some(s)),
+        };
+        Self {
+            code,
+            signal,
+            oom_killed,
+            at_ms,
+        }
+    }
+
+    pub fn status(&self) -> ExitStatus {
+        match (self.code, self.signal) {
+            (_, Some(s)) => ExitStatus::Signal(s),
+            (Some(c), None) => ExitStatus::Code(c),
+            (None, None) => ExitStatus::Code(0),
+        }
+    }
+}
+
+/// Where a shim's container stands, persisted in `status.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimStatus {
+    pub id: String,
+    pub shim: ProcId,
+    /// The container init on the host; None before it was cloned.
+    pub init: Option<ProcId>,
+    pub state: ShimStateName,
+    pub created_ms: u64,
+    pub started_ms: Option<u64>,
+    pub exit: Option<ExitRecord>,
+}
+
+/// [`ShimState`] as it is spelled in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShimStateName {
+    Created,
+    Running,
+    Stopped,
+}
+
+impl From<ShimState> for ShimStateName {
+    fn from(s: ShimState) -> Self {
+        match s {
+            ShimState::Created => ShimStateName::Created,
+            ShimState::Running => ShimStateName::Running,
+            ShimState::Stopped => ShimStateName::Stopped,
+        }
+    }
+}
+
+impl From<ShimStateName> for ShimState {
+    fn from(s: ShimStateName) -> Self {
+        match s {
+            ShimStateName::Created => ShimState::Created,
+            ShimStateName::Running => ShimState::Running,
+            ShimStateName::Stopped => ShimState::Stopped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_record_keeps_code_or_signal() {
+        let r = ExitRecord::new(ExitStatus::Signal(9), true, 5);
+        assert_eq!(r.status(), ExitStatus::Signal(9));
+        assert_eq!(r.code, None);
+        let r = ExitRecord::new(ExitStatus::Code(3), false, 5);
+        assert_eq!(r.status(), ExitStatus::Code(3));
+    }
+
+    #[test]
+    fn status_json_shape_is_stable() {
+        let s = ShimStatus {
+            id: "web".into(),
+            shim: ProcId { pid: 10, start_time: 99 },
+            init: Some(ProcId { pid: 11, start_time: 100 }),
+            state: ShimStateName::Stopped,
+            created_ms: 1,
+            started_ms: Some(2),
+            exit: Some(ExitRecord::new(ExitStatus::Code(7), false, 3)),
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":"web","shim":{"pid":10,"start_time":99},"init":{"pid":11,"start_time":100},"state":"stopped","created_ms":1,"started_ms":2,"exit":{"code":7,"signal":null,"oom_killed":false,"at_ms":3}}"#
+        );
+        let back: ShimStatus = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
+}
