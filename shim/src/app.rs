@@ -1,0 +1,197 @@
+//! The shim's modes, wired together: parse → plan → create → monitor.
+
+use crate::cli::{Command, CreateArgs, USAGE};
+use crate::launch::{self, SetupError, Stdio};
+use crate::logfile::LogFile;
+use crate::monitor::{self, Monitor, Outputs};
+use crate::plan::{self, HostFacts};
+use crate::{client, sys};
+use common::protocol::{self, ShimMsg};
+use common::state::{LOG_FILE, LOG_FILE_OLD, SOCKET_FILE};
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+/// Runs one command line; returns the process exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let cmd = match crate::cli::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("zctr-shim: {e}");
+            return 2;
+        }
+    };
+    match cmd {
+        Command::Help => {
+            print!("{USAGE}");
+            0
+        }
+        Command::Version => {
+            println!("zctr-shim {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Command::Create(a) => create_or_run(a, false),
+        Command::Run(a) => create_or_run(a, true),
+        Command::Start { state_dir } => client::start(&state_dir),
+        Command::Kill { state_dir, signal } => client::kill(&state_dir, signal),
+        Command::State { state_dir } => client::state(&state_dir),
+    }
+}
+
+fn report_failure(control: Option<&mut UnixStream>, e: &SetupError) {
+    eprintln!("zctr-shim: setup failed: {e}");
+    if let Some(c) = control {
+        let _ = protocol::write_frame(
+            c,
+            &ShimMsg::SetupFailed {
+                step: e.step.clone(),
+                errno: e.errno,
+                message: truncate(&e.message),
+            },
+        );
+    }
+}
+
+fn truncate(s: &str) -> String {
+    let mut end = s.len().min(protocol::MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn default_id(bundle: &Path) -> String {
+    bundle
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "container".into())
+}
+
+fn create_or_run(a: CreateArgs, foreground: bool) -> i32 {
+    let mut control = match a.control_fd.map(sys::adopt_stream).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("zctr-shim: --control-fd {}: {}", a.control_fd.unwrap_or(-1), e.desc());
+            return 2;
+        }
+    };
+    match prepare_and_monitor(&a, foreground, &mut control) {
+        Ok(code) => code,
+        Err(e) => {
+            report_failure(control.as_mut(), &e);
+            1
+        }
+    }
+}
+
+fn prepare_and_monitor(
+    a: &CreateArgs,
+    foreground: bool,
+    control: &mut Option<UnixStream>,
+) -> Result<i32, SetupError> {
+    let id = a.id.clone().unwrap_or_else(|| default_id(&a.bundle));
+    if let Err(e) = common::id::ContainerId::try_from(id.clone()) {
+        return Err(SetupError::new("id", libc::EINVAL, e.to_string()));
+    }
+    if let Some(dir) = &a.state_dir {
+        fs::create_dir_all(dir)
+            .map_err(|e| SetupError::new("state dir", e.raw_os_error().unwrap_or(0), format!("{}: {e}", dir.display())))?;
+    }
+    if !foreground {
+        // Its own session and process group: whatever kills the caller's group
+        // does not reach the shim.
+        let _ = sys::setsid();
+        detach_stdio(a.state_dir.as_deref().expect("create has a state dir"))?;
+    }
+    sys::set_child_subreaper().map_err(|e| SetupError::new("subreaper", e as i32, e.desc()))?;
+    let config_path = a.bundle.join("config.json");
+    let text = fs::read_to_string(&config_path).map_err(|e| {
+        SetupError::new("config", e.raw_os_error().unwrap_or(0), format!("{}: {e}", config_path.display()))
+    })?;
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(&text)
+        .map_err(|e| SetupError::new("config", libc::EINVAL, format!("{}: {e}", config_path.display())))?;
+    let host = HostFacts::probe().map_err(|e| SetupError::new("host", e.raw_os_error().unwrap_or(0), e.to_string()))?;
+    let plan = plan::build(&spec, &a.bundle, &host)
+        .map_err(|e| SetupError::new("config", libc::EINVAL, format!("{}: {e}", config_path.display())))?;
+    let signals = monitor::signal_fd().map_err(|e| SetupError::new("signals", e as i32, e.desc()))?;
+
+    let mut log = None;
+    let stdio = if foreground {
+        Stdio { fds: [0, 1, 2] }
+    } else {
+        let dir = a.state_dir.as_deref().expect("create has a state dir");
+        let devnull = fs::File::open("/dev/null").map_err(|e| SetupError::new("stdio", 0, e.to_string()))?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let file = LogFile::open(dir.join(LOG_FILE), dir.join(LOG_FILE_OLD), a.log_max)
+            .map_err(|e| SetupError::new("log file", e.raw_os_error().unwrap_or(0), e.to_string()))?;
+        let fds = [devnull.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+        log = Some(((out_r, err_r, file), (devnull, out_w, err_w)));
+        Stdio { fds }
+    };
+    let created = launch::create(&plan, &host.hierarchies, &stdio, a.debug)?;
+    // The child holds the write ends now; keep only the read ends.
+    let log = log.map(|(keep, child_side)| {
+        drop(child_side);
+        keep
+    });
+    let listener = match &a.state_dir {
+        Some(dir) => Some(listen(&dir.join(SOCKET_FILE)).map_err(|e| {
+            let _ = sys::kill(created.pid, libc::SIGKILL);
+            SetupError::new("control socket", e.raw_os_error().unwrap_or(0), e.to_string())
+        })?),
+        None => None,
+    };
+    if a.debug {
+        eprintln!("zctr-shim: container {id} created, init pid {}", created.pid);
+    }
+    let out = Outputs {
+        state_dir: a.state_dir.clone(),
+        listener,
+        control: control.take(),
+        log,
+    };
+    let mut m = Monitor::new(id, created, signals, out)
+        .map_err(|e| SetupError::new("monitor", e.raw_os_error().unwrap_or(0), e.to_string()))?;
+    if foreground {
+        if let Err((errno, msg)) = m.start() {
+            return Err(SetupError::new("start", errno, msg));
+        }
+    }
+    let status = m.run();
+    if foreground && a.debug {
+        eprintln!("zctr-shim: container exited: {status:?}");
+    }
+    Ok(status.code())
+}
+
+fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), SetupError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SetupError::new("stdio", e as i32, e.desc()))
+}
+
+/// Points the shim's own stdin/stdout at /dev/null and stderr at
+/// `<state-dir>/shim.log`, so the caller's pipes are not held open.
+fn detach_stdio(dir: &Path) -> Result<(), SetupError> {
+    let fail = |e: std::io::Error| SetupError::new("shim stdio", e.raw_os_error().unwrap_or(0), e.to_string());
+    let null = fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(fail)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("shim.log"))
+        .map_err(fail)?;
+    for (src, dst) in [(null.as_raw_fd(), 0), (null.as_raw_fd(), 1), (log.as_raw_fd(), 2)] {
+        sys::dup2(src, dst).map_err(|e| SetupError::new("shim stdio", e as i32, e.desc()))?;
+    }
+    Ok(())
+}
+
+fn listen(path: &Path) -> std::io::Result<UnixListener> {
+    let _ = fs::remove_file(path);
+    let l = UnixListener::bind(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}

@@ -1,0 +1,224 @@
+//! The handshake between the shim and the container child: a SOCK_SEQPACKET
+//! socketpair, close-on-exec on both ends. Each side holds only its own end.
+//!
+//! shim → child: `GO` (ids mapped, cgroup joined), `START` (exec now).
+//! child → shim: a fixed-size [`ChildReport`]: ready, or failed with step + errno.
+//! A successful exec closes the child's end: the shim sees EOF.
+
+use crate::sys;
+use nix::errno::Errno;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+const GO: u8 = b'G';
+const START: u8 = b'S';
+
+const STEP_LEN: usize = 32;
+const DETAIL_LEN: usize = 224;
+
+/// What the child says, as one fixed-size datagram: no allocation on either side.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct ChildReport {
+    /// b'R' ready, b'F' failed.
+    kind: u8,
+    errno: i32,
+    step: [u8; STEP_LEN],
+    detail: [u8; DETAIL_LEN],
+}
+
+const REPORT_LEN: usize = std::mem::size_of::<ChildReport>();
+
+impl ChildReport {
+    fn blank(kind: u8) -> Self {
+        ChildReport {
+            kind,
+            errno: 0,
+            step: [0; STEP_LEN],
+            detail: [0; DETAIL_LEN],
+        }
+    }
+
+    fn as_bytes(&self) -> [u8; REPORT_LEN] {
+        let mut out = [0u8; REPORT_LEN];
+        out[0] = self.kind;
+        out[4..8].copy_from_slice(&self.errno.to_ne_bytes());
+        out[8..8 + STEP_LEN].copy_from_slice(&self.step);
+        out[8 + STEP_LEN..8 + STEP_LEN + DETAIL_LEN].copy_from_slice(&self.detail);
+        out
+    }
+
+    fn from_bytes(b: &[u8; REPORT_LEN]) -> Self {
+        let mut r = ChildReport::blank(b[0]);
+        r.errno = i32::from_ne_bytes(b[4..8].try_into().expect("4 bytes"));
+        r.step.copy_from_slice(&b[8..8 + STEP_LEN]);
+        r.detail
+            .copy_from_slice(&b[8 + STEP_LEN..8 + STEP_LEN + DETAIL_LEN]);
+        r
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn fill(dst: &mut [u8], src: &[u8]) {
+    let n = src.len().min(dst.len() - 1);
+    dst[..n].copy_from_slice(&src[..n]);
+}
+
+/// A setup step that failed in the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildFailure {
+    pub step: String,
+    pub errno: i32,
+    pub detail: String,
+}
+
+impl std::fmt::Display for ChildFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.step)?;
+        if !self.detail.is_empty() {
+            write!(f, " {}", self.detail)?;
+        }
+        write!(f, ": {}", Errno::from_raw(self.errno).desc())
+    }
+}
+
+/// What the shim learns from the child.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    Ready,
+    Failed(ChildFailure),
+    /// The child's end closed: it exec'd (or died).
+    Closed,
+}
+
+/// Creates the pair: (shim end, child end).
+pub fn pair() -> nix::Result<(ShimEnd, ChildEnd)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((ShimEnd(a), ChildEnd(b)))
+}
+
+pub struct ShimEnd(OwnedFd);
+
+impl std::os::fd::AsFd for ShimEnd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl ShimEnd {
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    pub fn send_go(&self) -> nix::Result<()> {
+        sys::write_all(self.fd(), &[GO])
+    }
+
+    pub fn send_start(&self) -> nix::Result<()> {
+        sys::write_all(self.fd(), &[START])
+    }
+
+    /// Blocks for the child's next report.
+    pub fn recv(&self) -> nix::Result<Event> {
+        let mut buf = [0u8; REPORT_LEN];
+        let n = sys::read(self.fd(), &mut buf)?;
+        if n == 0 {
+            return Ok(Event::Closed);
+        }
+        if n != REPORT_LEN {
+            return Err(Errno::EPROTO);
+        }
+        let r = ChildReport::from_bytes(&buf);
+        Ok(match r.kind {
+            b'R' => Event::Ready,
+            _ => Event::Failed(ChildFailure {
+                step: text(&r.step),
+                errno: r.errno,
+                detail: text(&r.detail),
+            }),
+        })
+    }
+}
+
+pub struct ChildEnd(OwnedFd);
+
+impl ChildEnd {
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    fn wait_for(&self, byte: u8) -> Result<(), Errno> {
+        let mut b = [0u8; 1];
+        match sys::read(self.fd(), &mut b)? {
+            1 if b[0] == byte => Ok(()),
+            // The shim went away or said something unexpected: stop here.
+            _ => Err(Errno::ECONNABORTED),
+        }
+    }
+
+    pub fn wait_go(&self) -> Result<(), Errno> {
+        self.wait_for(GO)
+    }
+
+    pub fn wait_start(&self) -> Result<(), Errno> {
+        self.wait_for(START)
+    }
+
+    pub fn ready(&self) {
+        let _ = sys::write_all(self.fd(), &ChildReport::blank(b'R').as_bytes());
+    }
+
+    pub fn failed(&self, step: &str, errno: Errno, detail: &[u8]) {
+        let mut r = ChildReport::blank(b'F');
+        r.errno = errno as i32;
+        fill(&mut r.step, step.as_bytes());
+        fill(&mut r.detail, detail);
+        let _ = sys::write_all(self.fd(), &r.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_cross_the_pair_intact() {
+        let (shim, child) = pair().unwrap();
+        child.ready();
+        assert_eq!(shim.recv().unwrap(), Event::Ready);
+        child.failed("mount", Errno::ENOENT, b"/proc");
+        match shim.recv().unwrap() {
+            Event::Failed(f) => {
+                assert_eq!(f.step, "mount");
+                assert_eq!(f.errno, libc::ENOENT);
+                assert_eq!(f.detail, "/proc");
+                assert!(f.to_string().contains("No such file"));
+            }
+            e => panic!("{e:?}"),
+        }
+        shim.send_go().unwrap();
+        child.wait_go().unwrap();
+        shim.send_go().unwrap();
+        assert_eq!(child.wait_start(), Err(Errno::ECONNABORTED));
+        drop(child);
+        assert_eq!(shim.recv().unwrap(), Event::Closed);
+    }
+
+    #[test]
+    fn long_details_are_cut_not_overflowed() {
+        let (shim, child) = pair().unwrap();
+        child.failed(&"s".repeat(100), Errno::EINVAL, &[b'd'; 1000]);
+        let Event::Failed(f) = shim.recv().unwrap() else { panic!() };
+        assert_eq!(f.step.len(), STEP_LEN - 1);
+        assert_eq!(f.detail.len(), DETAIL_LEN - 1);
+    }
+}

@@ -1,0 +1,572 @@
+//! The container child: walks the [`Plan`] step by step and execs.
+//!
+//! Runs between clone and exec, so it allocates nothing: every string comes
+//! from the plan, paths for `/proc/self/fd/N` are formatted on the stack, and a
+//! failure is one fixed-size report on the channel followed by `_exit`.
+
+use crate::channel::ChildEnd;
+use crate::plan::{ExecArrays, MountKind, MountStep, Plan};
+use crate::sys;
+use nix::errno::Errno;
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+/// A failed step: its name, errno and the path or value concerned.
+#[derive(Debug)]
+pub struct Fail<'a> {
+    pub step: &'static str,
+    pub errno: Errno,
+    pub detail: &'a [u8],
+}
+
+type Step<'a> = Result<(), Fail<'a>>;
+
+trait Context<'a, T> {
+    fn at(self, step: &'static str, detail: &'a [u8]) -> Result<T, Fail<'a>>;
+}
+
+impl<'a, T> Context<'a, T> for Result<T, Errno> {
+    fn at(self, step: &'static str, detail: &'a [u8]) -> Result<T, Fail<'a>> {
+        self.map_err(|errno| Fail {
+            step,
+            errno,
+            detail,
+        })
+    }
+}
+
+/// What the child gets besides the plan, all prepared before clone.
+pub struct ChildCtx<'a> {
+    pub plan: &'a Plan,
+    pub exec: &'a ExecArrays,
+    pub channel: &'a ChildEnd,
+    /// Namespaces to join in the child (fd, CLONE_NEW*), user first.
+    pub join: &'a [(RawFd, libc::c_int)],
+    /// A detached idmapped clone of the rootfs to attach instead of a plain bind.
+    pub rootfs_tree: Option<RawFd>,
+    /// The container's stdin, stdout, stderr.
+    pub stdio: [RawFd; 3],
+    pub debug: bool,
+}
+
+const PATH_MAX: usize = 4096;
+
+/// `/proc/self/fd/N` for `fd`, formatted into `buf`.
+fn fd_path(fd: RawFd, buf: &mut [u8; 32]) -> &CStr {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 12];
+    let mut n = fd as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    buf[PREFIX.len() + len] = 0;
+    CStr::from_bytes_with_nul(&buf[..PREFIX.len() + len + 1]).expect("one NUL at the end")
+}
+
+/// `bytes` as a C string in `buf`.
+fn in_buf<'b>(bytes: &[u8], buf: &'b mut [u8; PATH_MAX]) -> Result<&'b CStr, Errno> {
+    if bytes.len() >= PATH_MAX || bytes.contains(&0) {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[bytes.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..=bytes.len()]).map_err(|_| Errno::EINVAL)
+}
+
+const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+
+/// Opens `rel` (relative, e.g. "dev/pts") as an O_PATH fd, resolving every
+/// component — symlinks included — as if `root` were `/`, so nothing outside
+/// the rootfs can ever be reached.
+fn open_in_root(root: RawFd, rel: &[u8]) -> Result<RawFd, Errno> {
+    let mut buf = [0u8; PATH_MAX];
+    if rel.is_empty() {
+        return sys::openat2(root, c".", libc::O_PATH, 0, RESOLVE);
+    }
+    sys::openat2(root, in_buf(rel, &mut buf)?, libc::O_PATH, 0, RESOLVE)
+}
+
+/// What to create when a destination does not exist yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    Dir,
+    File,
+}
+
+/// Like [`open_in_root`], creating missing components (directories, and a
+/// final empty file for [`Create::File`]) one at a time, each relative to a
+/// parent that was itself resolved inside the root.
+pub fn resolve_create(root: RawFd, rel: &[u8], create: Create) -> Result<RawFd, Errno> {
+    match open_in_root(root, rel) {
+        Err(Errno::ENOENT) => {}
+        other => return other,
+    }
+    let mut start = 0;
+    loop {
+        let end = rel[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(rel.len(), |p| start + p);
+        let last = end == rel.len();
+        match open_in_root(root, &rel[..end]) {
+            Ok(fd) if last => return Ok(fd),
+            Ok(fd) => sys::close(fd),
+            Err(Errno::ENOENT) => {
+                let parent = if start == 0 {
+                    sys::openat2(root, c".", libc::O_PATH, 0, RESOLVE)?
+                } else {
+                    open_in_root(root, &rel[..start - 1])?
+                };
+                let mut buf = [0u8; PATH_MAX];
+                let name = in_buf(&rel[start..end], &mut buf)?;
+                let made = if last && create == Create::File {
+                    sys::openat(
+                        parent,
+                        name,
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
+                        0o644,
+                    )
+                    .map(sys::close)
+                } else {
+                    match sys::mkdirat(parent, name, 0o755) {
+                        Err(Errno::EEXIST) => Ok(()),
+                        r => r,
+                    }
+                };
+                sys::close(parent);
+                made?;
+                let fd = open_in_root(root, &rel[..end])?;
+                if last {
+                    return Ok(fd);
+                }
+                sys::close(fd);
+            }
+            Err(e) => return Err(e),
+        }
+        start = end + 1;
+    }
+}
+
+fn debug(ctx: &ChildCtx, step: &str) {
+    if ctx.debug {
+        let _ = sys::write_all(2, b"zctr-shim: child: ");
+        let _ = sys::write_all(2, step.as_bytes());
+        let _ = sys::write_all(2, b"\n");
+    }
+}
+
+/// Runs the child to exec. Never returns: exec or `_exit`.
+pub fn run(ctx: &ChildCtx) -> ! {
+    match setup(ctx) {
+        Ok(()) => {}
+        Err(f) => {
+            ctx.channel.failed(f.step, f.errno, f.detail);
+            sys::exit_now(1);
+        }
+    }
+    let errno = exec(ctx);
+    ctx.channel
+        .failed("exec", errno, ctx.plan.argv[0].to_bytes());
+    sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 });
+}
+
+fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
+    let plan = ctx.plan;
+    debug(ctx, "reset signals");
+    sys::reset_signals().at("reset signals", b"")?;
+    debug(ctx, "wait for the shim");
+    ctx.channel.wait_go().at("wait for the shim", b"")?;
+    for &(fd, nstype) in ctx.join {
+        debug(ctx, "join namespace");
+        sys::setns(fd, nstype).at("join namespace", b"")?;
+        sys::close(fd);
+    }
+    if plan.userns {
+        debug(ctx, "become root in the user namespace");
+        sys::setresgid(0).at("setresgid in user namespace", b"")?;
+        sys::setresuid(0).at("setresuid in user namespace", b"")?;
+    }
+    sys::setsid().at("setsid", b"")?;
+    if let Some(h) = &plan.hostname {
+        debug(ctx, "hostname");
+        sys::sethostname(h).at("sethostname", h.to_bytes())?;
+    }
+    debug(ctx, "root propagation");
+    sys::mount(None, c"/", None, plan.root_propagation, None).at("set / propagation", b"")?;
+    let root = mount_rootfs(ctx)?;
+    for m in &plan.mounts {
+        debug(ctx, "mount");
+        mount_one(root, m)?;
+    }
+    if plan.populate_dev {
+        debug(ctx, "devices");
+        populate_dev(ctx, root)?;
+    }
+    debug(ctx, "pivot_root");
+    pivot(root, plan.rootfs.to_bytes())?;
+    sys::close(root);
+    let root = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
+        .at("open new root", b"/")?;
+    for p in &plan.masked {
+        debug(ctx, "mask path");
+        mask(root, p)?;
+    }
+    for (path, value) in &plan.sysctls {
+        debug(ctx, "sysctl");
+        let fd = sys::openat(libc::AT_FDCWD, path, libc::O_WRONLY | libc::O_TRUNC, 0)
+            .at("sysctl", path.to_bytes())?;
+        let r = sys::write_all(fd, value.to_bytes());
+        sys::close(fd);
+        r.at("sysctl", path.to_bytes())?;
+    }
+    for p in &plan.readonly_paths {
+        debug(ctx, "read-only path");
+        readonly_path(root, p)?;
+    }
+    if plan.readonly_root {
+        debug(ctx, "read-only root");
+        remount_readonly(root, b"").at("read-only root", b"/")?;
+    }
+    sys::close(root);
+    if plan.loopback_up {
+        debug(ctx, "loopback up");
+        sys::loopback_up().at("bring loopback up", b"lo")?;
+    }
+    for &(res, soft, hard) in &plan.rlimits {
+        sys::setrlimit(res, soft, hard).at("setrlimit", b"")?;
+    }
+    debug(ctx, "stdio and fds");
+    for (i, &fd) in ctx.stdio.iter().enumerate() {
+        if fd != i as RawFd {
+            sys::dup2(fd, i as RawFd).at("stdio", b"")?;
+        }
+    }
+    let ch = ctx.channel.fd() as u32;
+    sys::close_range(3, ch - 1).at("close fds", b"")?;
+    sys::close_range(ch + 1, u32::MAX).at("close fds", b"")?;
+    ctx.channel.ready();
+    debug(ctx, "wait for start");
+    ctx.channel.wait_start().at("wait for start", b"")?;
+    debug(ctx, "user and capabilities");
+    set_user_and_caps(plan)?;
+    sys::chdir(&plan.cwd).at("chdir to process.cwd", plan.cwd.to_bytes())?;
+    let mut cwd = [0u8; PATH_MAX];
+    match sys::getcwd(&mut cwd) {
+        Ok(n) if n > 0 && cwd[0] == b'/' => {}
+        _ => {
+            return Err(Fail {
+                step: "process.cwd is outside the container's root",
+                errno: Errno::EPERM,
+                detail: plan.cwd.to_bytes(),
+            })
+        }
+    }
+    if plan.no_new_privs {
+        sys::set_no_new_privs().at("no_new_privs", b"")?;
+    }
+    Ok(())
+}
+
+/// Binds (or attaches the idmapped clone of) the rootfs onto itself, so it is a
+/// mount point pivot_root can use, and opens it.
+fn mount_rootfs<'a>(ctx: &ChildCtx<'a>) -> Result<RawFd, Fail<'a>> {
+    let rootfs = &ctx.plan.rootfs;
+    let detail = rootfs.to_bytes();
+    match ctx.rootfs_tree {
+        Some(tree) => {
+            debug(ctx, "attach idmapped rootfs");
+            sys::move_mount_to(tree, rootfs).at("attach idmapped rootfs", detail)?;
+            sys::close(tree);
+        }
+        None => {
+            debug(ctx, "bind rootfs");
+            sys::mount(Some(rootfs), rootfs, None, libc::MS_BIND | libc::MS_REC, None)
+                .at("bind rootfs", detail)?;
+        }
+    }
+    sys::openat(libc::AT_FDCWD, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).at("open rootfs", detail)
+}
+
+fn mount_one<'a>(root: RawFd, m: &'a MountStep) -> Step<'a> {
+    let detail = m.display.to_bytes();
+    let create = match m.kind {
+        MountKind::Bind { dir: false, .. } => Create::File,
+        _ => Create::Dir,
+    };
+    let fd = resolve_create(root, m.dest.to_bytes(), create).at("resolve mount destination", detail)?;
+    let mut buf = [0u8; 32];
+    let target = fd_path(fd, &mut buf);
+    let r = match m.kind {
+        MountKind::Bind { .. } => sys::mount(
+            m.source.as_deref(),
+            target,
+            None,
+            libc::MS_BIND | (m.flags & libc::MS_REC),
+            None,
+        ),
+        MountKind::Fs => sys::mount(
+            m.source.as_deref(),
+            target,
+            m.fstype.as_deref(),
+            m.flags,
+            m.data.as_deref(),
+        ),
+    };
+    sys::close(fd);
+    r.at("mount", detail)?;
+    if m.needs_remount() {
+        let fd = open_in_root(root, m.dest.to_bytes()).at("reopen bind mount", detail)?;
+        let r = sys::locked_mount_flags(fd).and_then(|locked| {
+            let target = fd_path(fd, &mut buf);
+            let flags = (m.flags | locked | libc::MS_REMOUNT | libc::MS_BIND) & !libc::MS_REC;
+            sys::mount(None, target, None, flags, None)
+        });
+        sys::close(fd);
+        r.at("remount bind with options", detail)?;
+    }
+    if m.propagation != 0 {
+        let fd = open_in_root(root, m.dest.to_bytes()).at("reopen mount", detail)?;
+        let r = sys::mount(None, fd_path(fd, &mut buf), None, m.propagation, None);
+        sys::close(fd);
+        r.at("set mount propagation", detail)?;
+    }
+    Ok(())
+}
+
+fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
+    let plan = ctx.plan;
+    for d in &plan.devices {
+        let rel = d.dest.to_bytes();
+        if plan.userns {
+            // No mknod in a user namespace: bind the host's node.
+            let fd = resolve_create(root, rel, Create::File).at("create device node", rel)?;
+            let mut buf = [0u8; 32];
+            let r = sys::mount(Some(&d.host), fd_path(fd, &mut buf), None, libc::MS_BIND, None);
+            sys::close(fd);
+            r.at("bind device node", rel)?;
+        } else {
+            let slash = rel.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            let parent = resolve_create(root, &rel[..slash], Create::Dir).at("create device node", rel)?;
+            let mut buf = [0u8; PATH_MAX];
+            let r = in_buf(&rel[slash + 1..], &mut buf).and_then(|name| {
+                match sys::mknodat(parent, name, d.kind | d.mode, d.major, d.minor) {
+                    Err(Errno::EEXIST) => Ok(()),
+                    r => r,
+                }
+            });
+            sys::close(parent);
+            r.at("mknod", rel)?;
+            let fd = open_in_root(root, rel).at("open device node", rel)?;
+            let r = sys::fchownat_empty(fd, d.uid, d.gid);
+            sys::close(fd);
+            r.at("chown device node", rel)?;
+        }
+    }
+    let dev = open_in_root(root, b"dev").at("open /dev", b"/dev")?;
+    let mut links: [(&CStr, &CStr); 5] = [
+        (c"/proc/self/fd", c"fd"),
+        (c"/proc/self/fd/0", c"stdin"),
+        (c"/proc/self/fd/1", c"stdout"),
+        (c"/proc/self/fd/2", c"stderr"),
+        (c"pts/ptmx", c"ptmx"),
+    ];
+    let n = if plan.has_devpts { links.len() } else { links.len() - 1 };
+    for (target, name) in &mut links[..n] {
+        match sys::symlinkat(target, dev, name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                sys::close(dev);
+                return Err(Fail {
+                    step: "create /dev symlink",
+                    errno: e,
+                    detail: name.to_bytes(),
+                });
+            }
+        }
+    }
+    sys::close(dev);
+    Ok(())
+}
+
+fn pivot(root: RawFd, detail: &[u8]) -> Step<'_> {
+    sys::fchdir(root).at("chdir to rootfs", detail)?;
+    sys::pivot_root(c".", c".").at("pivot_root", detail)?;
+    sys::umount2(c".", libc::MNT_DETACH).at("detach old root", b"")?;
+    sys::chdir(c"/").at("chdir to new root", b"/")?;
+    Ok(())
+}
+
+fn mask<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
+    let detail = path.to_bytes();
+    let fd = match open_in_root(root, &detail[1..]) {
+        Err(Errno::ENOENT) => return Ok(()),
+        r => r.at("open masked path", detail)?,
+    };
+    let mut buf = [0u8; 32];
+    let target = fd_path(fd, &mut buf);
+    let r = sys::is_dir(fd).and_then(|dir| {
+        if dir {
+            sys::mount(
+                Some(c"tmpfs"),
+                target,
+                Some(c"tmpfs"),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                Some(c"size=0,mode=0"),
+            )
+        } else {
+            sys::mount(Some(c"/dev/null"), target, None, libc::MS_BIND, None)
+        }
+    });
+    sys::close(fd);
+    r.at("mask path", detail)
+}
+
+fn remount_readonly(root: RawFd, rel: &[u8]) -> Result<(), Errno> {
+    let fd = open_in_root(root, rel)?;
+    let mut buf = [0u8; 32];
+    let r = sys::locked_mount_flags(fd).and_then(|locked| {
+        sys::mount(
+            None,
+            fd_path(fd, &mut buf),
+            None,
+            locked | libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            None,
+        )
+    });
+    sys::close(fd);
+    r
+}
+
+fn readonly_path<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
+    let detail = path.to_bytes();
+    let rel = &detail[1..];
+    let fd = match open_in_root(root, rel) {
+        Err(Errno::ENOENT) => return Ok(()),
+        r => r.at("open read-only path", detail)?,
+    };
+    let mut buf = [0u8; 32];
+    let target = fd_path(fd, &mut buf);
+    let r = sys::mount(Some(target), target, None, libc::MS_BIND | libc::MS_REC, None);
+    sys::close(fd);
+    r.at("bind read-only path", detail)?;
+    remount_readonly(root, rel).at("remount read-only path", detail)
+}
+
+fn set_user_and_caps(plan: &Plan) -> Step<'_> {
+    for cap in 0..=plan.last_cap.min(63) {
+        if plan.caps.bounding & (1 << cap) == 0 {
+            match sys::capbset_drop(cap) {
+                Ok(()) | Err(Errno::EINVAL) => {}
+                Err(e) => {
+                    return Err(Fail {
+                        step: "drop bounding capability",
+                        errno: e,
+                        detail: b"",
+                    })
+                }
+            }
+        }
+    }
+    sys::setgroups(&plan.additional_gids).at("setgroups", b"")?;
+    sys::setresgid(plan.gid).at("setgid", b"")?;
+    sys::set_keepcaps(true).at("keep capabilities", b"")?;
+    sys::setresuid(plan.uid).at("setuid", b"")?;
+    sys::set_keepcaps(false).at("keep capabilities", b"")?;
+    sys::capset(plan.caps.effective, plan.caps.permitted, plan.caps.inheritable)
+        .at("set capabilities", b"")?;
+    sys::ambient_clear_all().at("clear ambient capabilities", b"")?;
+    for cap in 0..64 {
+        if plan.caps.ambient & (1 << cap) != 0 {
+            sys::ambient_raise(cap).at("raise ambient capability", b"")?;
+        }
+    }
+    Ok(())
+}
+
+/// Tries each candidate path; returns the most telling errno when none runs.
+fn exec(ctx: &ChildCtx) -> Errno {
+    let mut result = Errno::ENOENT;
+    for path in &ctx.plan.exec_candidates {
+        match sys::execve(path, &ctx.exec.argv, &ctx.exec.envp) {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            Errno::EACCES => result = Errno::EACCES,
+            e => return e,
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn fd_paths_are_formatted_without_allocating() {
+        let mut buf = [0u8; 32];
+        assert_eq!(fd_path(0, &mut buf).to_str().unwrap(), "/proc/self/fd/0");
+        assert_eq!(fd_path(1234, &mut buf).to_str().unwrap(), "/proc/self/fd/1234");
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("zctr-child-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn symlinks_never_lead_out_of_the_root() {
+        let base = scratch("escape");
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // An absolute symlink and a ../ symlink that both point at the host.
+        symlink(&outside, root.join("abs")).unwrap();
+        symlink("../../outside", root.join("rel")).unwrap();
+        let rootfd = std::fs::File::open(&root).unwrap();
+        for rel in ["abs/x/y", "rel/x/y"] {
+            let fd = resolve_create(rootfd.as_raw_fd(), rel.as_bytes(), Create::Dir).unwrap();
+            sys::close(fd);
+        }
+        for rel in ["abs/file", "rel/file"] {
+            let fd = resolve_create(rootfd.as_raw_fd(), rel.as_bytes(), Create::File).unwrap();
+            sys::close(fd);
+        }
+        // Nothing was created outside; everything landed inside the root.
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(root.join(outside.strip_prefix("/").unwrap()).join("x/y").is_dir());
+        assert!(root.join(outside.strip_prefix("/").unwrap()).join("file").is_file());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn existing_paths_resolve_and_missing_parents_are_made() {
+        let base = scratch("create");
+        let rootfd = std::fs::File::open(&base).unwrap();
+        let fd = resolve_create(rootfd.as_raw_fd(), b"a/b/c", Create::Dir).unwrap();
+        assert!(sys::is_dir(fd).unwrap());
+        sys::close(fd);
+        let fd = resolve_create(rootfd.as_raw_fd(), b"a/b/c", Create::Dir).unwrap();
+        sys::close(fd);
+        let long = CString::new(vec![b'x'; PATH_MAX]).unwrap();
+        assert_eq!(
+            resolve_create(rootfd.as_raw_fd(), long.to_bytes(), Create::Dir),
+            Err(Errno::ENAMETOOLONG)
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -1,0 +1,211 @@
+//! Command-line parsing for `zctr-shim` (hand-written: the shim stays small).
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+zctr-shim: the per-container shim of zctr.
+
+USAGE:
+  zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES] [--debug]
+      Create the container described by DIR/config.json up to just before exec,
+      then stay as its subreaper in the background. Status frames go to the
+      control fd (a stream socket) and to DIR/shim.sock; the container's stdout
+      and stderr go to STATE-DIR/container.log (rotated past --log-max, default 1 MiB).
+  zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--debug]
+      Debug one container by hand: create and start it in the foreground with
+      stdio attached, print every setup step with --debug, and exit with the
+      container's exit code (128+N when killed by signal N).
+  zctr-shim start --state-dir DIR      Let a created container exec its process.
+  zctr-shim kill --state-dir DIR [SIGNAL]
+                                       Send SIGNAL (name or number, default TERM) to its init.
+  zctr-shim state --state-dir DIR      Print the container's status.json.
+  zctr-shim --help | --version
+";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Create(CreateArgs),
+    Run(CreateArgs),
+    Start { state_dir: PathBuf },
+    Kill { state_dir: PathBuf, signal: i32 },
+    State { state_dir: PathBuf },
+    Help,
+    Version,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CreateArgs {
+    pub bundle: PathBuf,
+    pub id: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub control_fd: Option<i32>,
+    pub log_max: u64,
+    pub debug: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}\n\nRun 'zctr-shim --help' for usage.")]
+pub struct UsageError(String);
+
+fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}
+
+/// Signal by name ("TERM", "SIGTERM", "kill") or number.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "WINCH" => libc::SIGWINCH,
+        "ALRM" => libc::SIGALRM,
+        _ => return None,
+    })
+}
+
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
+    let mut it = args.into_iter();
+    let Some(cmd) = it.next() else {
+        return Err(usage("missing command"));
+    };
+    let mut c = CreateArgs {
+        log_max: 1024 * 1024,
+        ..Default::default()
+    };
+    let mut bundle = None;
+    let mut positional = Vec::new();
+    let value = |it: &mut dyn Iterator<Item = String>, flag: &str| {
+        it.next().ok_or_else(|| usage(format!("{flag} needs a value")))
+    };
+    match cmd.as_str() {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "-V" | "--version" => return Ok(Command::Version),
+        "create" | "run" | "start" | "kill" | "state" => {}
+        other => return Err(usage(format!("unknown command {other:?}"))),
+    }
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--bundle" | "-b" => bundle = Some(PathBuf::from(value(&mut it, "--bundle")?)),
+            "--id" => c.id = Some(value(&mut it, "--id")?),
+            "--state-dir" => c.state_dir = Some(PathBuf::from(value(&mut it, "--state-dir")?)),
+            "--control-fd" => {
+                let v = value(&mut it, "--control-fd")?;
+                c.control_fd = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n: &i32| n > 2)
+                        .ok_or_else(|| usage(format!("--control-fd: {v:?} is not an fd number above 2")))?,
+                );
+            }
+            "--log-max" => {
+                let v = value(&mut it, "--log-max")?;
+                c.log_max = v
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| n >= 4096)
+                    .ok_or_else(|| usage(format!("--log-max: {v:?} is not a size of at least 4096 bytes")))?;
+            }
+            "--debug" => c.debug = true,
+            "-h" | "--help" => return Ok(Command::Help),
+            a if a.starts_with('-') && a.len() > 1 && a.parse::<i32>().is_err() => {
+                return Err(usage(format!("unknown option {a:?}")))
+            }
+            _ => positional.push(arg),
+        }
+    }
+    let need_state = |c: &CreateArgs| {
+        c.state_dir
+            .clone()
+            .ok_or_else(|| usage(format!("{cmd} needs --state-dir")))
+    };
+    match cmd.as_str() {
+        "create" | "run" => {
+            if let Some(p) = positional.first() {
+                return Err(usage(format!("unexpected argument {p:?}")));
+            }
+            c.bundle = bundle.ok_or_else(|| usage(format!("{cmd} needs --bundle")))?;
+            if cmd == "create" {
+                if c.id.is_none() {
+                    return Err(usage("create needs --id"));
+                }
+                need_state(&c)?;
+                Ok(Command::Create(c))
+            } else {
+                Ok(Command::Run(c))
+            }
+        }
+        "kill" => {
+            let signal = match positional.as_slice() {
+                [] => libc::SIGTERM,
+                [s] => parse_signal(s).ok_or_else(|| usage(format!("unknown signal {s:?}")))?,
+                _ => return Err(usage("kill takes at most one signal")),
+            };
+            Ok(Command::Kill {
+                state_dir: need_state(&c)?,
+                signal,
+            })
+        }
+        "start" => Ok(Command::Start {
+            state_dir: need_state(&c)?,
+        }),
+        _ => Ok(Command::State {
+            state_dir: need_state(&c)?,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command, UsageError> {
+        parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn parses_every_mode() {
+        let Command::Create(c) = p("create --bundle /b --id x --state-dir /s --control-fd 3 --debug").unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.bundle, PathBuf::from("/b"));
+        assert_eq!(c.control_fd, Some(3));
+        assert!(c.debug);
+        assert!(matches!(p("run --bundle /b").unwrap(), Command::Run(_)));
+        assert_eq!(
+            p("kill --state-dir /s KILL").unwrap(),
+            Command::Kill { state_dir: "/s".into(), signal: 9 }
+        );
+        assert_eq!(
+            p("kill --state-dir /s").unwrap(),
+            Command::Kill { state_dir: "/s".into(), signal: 15 }
+        );
+        assert_eq!(p("--help").unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn usage_errors_say_what_is_wrong() {
+        for (args, needle) in [
+            ("create --bundle /b", "--id"),
+            ("create --bundle /b --id x", "--state-dir"),
+            ("run", "--bundle"),
+            ("kill --state-dir /s NOPE", "unknown signal"),
+            ("run --bundle /b --frob", "--frob"),
+            ("create --bundle /b --id x --state-dir /s --control-fd 1", "control-fd"),
+            ("bogus", "unknown command"),
+        ] {
+            let e = p(args).unwrap_err();
+            assert!(e.to_string().contains(needle), "{args}: {e}");
+        }
+    }
+}

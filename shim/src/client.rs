@@ -1,0 +1,89 @@
+//! `zctr-shim start|kill|state`: talk to a running shim through its socket.
+
+use common::protocol::{read_frame, write_frame, ManagerMsg, ShimMsg};
+use common::state::{SOCKET_FILE, STATUS_FILE};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+fn connect(dir: &Path) -> Result<UnixStream, String> {
+    let path = dir.join(SOCKET_FILE);
+    let s = UnixStream::connect(&path).map_err(|e| format!("{}: {e} (is the shim running?)", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let mut s2 = s;
+    match read_frame::<ShimMsg, _>(&mut s2) {
+        Ok(Some(ShimMsg::Hello { .. })) => Ok(s2),
+        Ok(other) => Err(format!("unexpected first frame {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn converse(dir: &Path, msg: ManagerMsg, done: impl Fn(&ShimMsg) -> Option<Result<(), String>>) -> i32 {
+    let result = connect(dir).and_then(|mut s| {
+        write_frame(&mut s, &msg).map_err(|e| e.to_string())?;
+        loop {
+            match read_frame::<ShimMsg, _>(&mut s) {
+                Ok(Some(ShimMsg::CommandFailed { message, .. })) => return Err(message),
+                Ok(Some(m)) => {
+                    if let Some(r) = done(&m) {
+                        return r;
+                    }
+                }
+                Ok(None) => return Err("the shim closed the connection".into()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("zctr-shim: {e}");
+            1
+        }
+    }
+}
+
+pub fn start(dir: &Path) -> i32 {
+    converse(dir, ManagerMsg::Start, |m| match m {
+        ShimMsg::Started => Some(Ok(())),
+        ShimMsg::Exited { status, .. } => Some(Err(format!("the container exited before it started: {status:?}"))),
+        _ => None,
+    })
+}
+
+pub fn kill(dir: &Path, signal: i32) -> i32 {
+    let result = connect(dir).and_then(|mut s| {
+        write_frame(&mut s, &ManagerMsg::Kill { signal }).map_err(|e| e.to_string())?;
+        // A Status right behind it: its Hello acknowledges the kill.
+        write_frame(&mut s, &ManagerMsg::Status).map_err(|e| e.to_string())?;
+        loop {
+            match read_frame::<ShimMsg, _>(&mut s) {
+                Ok(Some(ShimMsg::CommandFailed { message, .. })) => return Err(message),
+                Ok(Some(ShimMsg::Hello { .. })) | Ok(None) => return Ok(()),
+                Ok(Some(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("zctr-shim: {e}");
+            1
+        }
+    }
+}
+
+pub fn state(dir: &Path) -> i32 {
+    let path = dir.join(STATUS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            println!("{}", s.trim_end());
+            0
+        }
+        Err(e) => {
+            eprintln!("zctr-shim: {}: {e}", path.display());
+            1
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Creating the container: everything the shim does from a plan up to the
+//! child's "ready" (the point just before exec). On any failure the child is
+//! killed and reaped and the cgroup directories the shim made are removed.
+
+use crate::cgroup::{ContainerCgroup, Hierarchy};
+use crate::channel::{self, ChildFailure, Event, ShimEnd};
+use crate::child::{self, ChildCtx};
+use crate::plan::Plan;
+use crate::sys;
+use nix::errno::Errno;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// A failed setup step, as reported to the manager.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct SetupError {
+    pub step: String,
+    pub errno: i32,
+    pub message: String,
+}
+
+impl SetupError {
+    pub fn new(step: &str, errno: i32, message: impl Into<String>) -> Self {
+        SetupError {
+            step: step.into(),
+            errno,
+            message: message.into(),
+        }
+    }
+
+    fn io(step: &str, e: &std::io::Error) -> Self {
+        SetupError::new(step, e.raw_os_error().unwrap_or(0), e.to_string())
+    }
+
+    fn errno(step: &str, what: &str, e: Errno) -> Self {
+        SetupError::new(step, e as i32, format!("{what}: {}", e.desc()))
+    }
+}
+
+impl From<ChildFailure> for SetupError {
+    fn from(f: ChildFailure) -> Self {
+        let message = f.to_string();
+        SetupError {
+            step: f.step,
+            errno: f.errno,
+            message,
+        }
+    }
+}
+
+/// A container whose init waits just before exec.
+pub struct Created {
+    pub pid: i32,
+    pub channel: ShimEnd,
+    pub cgroup: ContainerCgroup,
+    /// OOM kills in the cgroup before the container ran.
+    pub oom_base: u64,
+}
+
+impl Created {
+    pub fn channel_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.channel)
+    }
+}
+
+/// Where the container's stdio goes.
+pub struct Stdio {
+    pub fds: [RawFd; 3],
+}
+
+fn open_fd(path: &std::path::Path, flags: i32) -> Result<OwnedFd, std::io::Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    Ok(OwnedFd::from(f))
+}
+
+pub fn create(
+    plan: &Plan,
+    hierarchies: &[Hierarchy],
+    stdio: &Stdio,
+    debug: bool,
+) -> Result<Created, SetupError> {
+    let mut cgroup = if plan.cgroups_path.is_empty() {
+        ContainerCgroup::default()
+    } else {
+        ContainerCgroup::prepare(hierarchies, &plan.cgroups_path)
+            .map_err(|e| SetupError::io("cgroup", &e))?
+    };
+    match spawn(plan, &cgroup, stdio, debug) {
+        Ok((pid, channel)) => {
+            let oom_base = cgroup.oom_kills();
+            Ok(Created {
+                pid,
+                channel,
+                cgroup,
+                oom_base,
+            })
+        }
+        Err(e) => {
+            cgroup.cleanup();
+            Err(e)
+        }
+    }
+}
+
+fn spawn(
+    plan: &Plan,
+    cgroup: &ContainerCgroup,
+    stdio: &Stdio,
+    debug: bool,
+) -> Result<(i32, ShimEnd), SetupError> {
+    // Namespaces joined by the shim itself, before the new user namespace exists.
+    for j in &plan.join_before {
+        let fd = open_fd(&j.path, libc::O_CLOEXEC)
+            .map_err(|e| SetupError::new("join namespace", e.raw_os_error().unwrap_or(0), format!("{}: {e}", j.path.display())))?;
+        sys::setns(fd.as_raw_fd(), j.nstype)
+            .map_err(|e| SetupError::errno("join namespace", &j.path.display().to_string(), e))?;
+    }
+    let mut join_fds = Vec::new();
+    for j in &plan.join_in_child {
+        let fd = open_fd(&j.path, libc::O_CLOEXEC)
+            .map_err(|e| SetupError::new("join namespace", e.raw_os_error().unwrap_or(0), format!("{}: {e}", j.path.display())))?;
+        join_fds.push(fd);
+    }
+    let join: Vec<(RawFd, libc::c_int)> = join_fds
+        .iter()
+        .zip(&plan.join_in_child)
+        .map(|(fd, j)| (fd.as_raw_fd(), j.nstype))
+        .collect();
+    let tree = if plan.idmap_rootfs {
+        let fd = sys::open_tree_clone(&plan.rootfs, true)
+            .map_err(|e| SetupError::errno("clone rootfs mount", &plan.rootfs_path.display().to_string(), e))?;
+        Some(sys::own_fd(fd))
+    } else {
+        None
+    };
+    let cgroup_fd = match cgroup.unified_dir() {
+        Some(dir) => Some(open_fd(dir, libc::O_DIRECTORY | libc::O_CLOEXEC).map_err(|e| SetupError::io("open cgroup", &e))?),
+        None => None,
+    };
+    let (shim_end, child_end) =
+        channel::pair().map_err(|e| SetupError::errno("socketpair", "handshake channel", e))?;
+    let exec = plan.exec_arrays();
+    let ctx = ChildCtx {
+        plan,
+        exec: &exec,
+        channel: &child_end,
+        join: &join,
+        rootfs_tree: tree.as_ref().map(|t| t.as_raw_fd()),
+        stdio: stdio.fds,
+        debug,
+    };
+    let (pid, born_in_cgroup) = sys::clone_process(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
+        .map_err(|e| SetupError::errno("clone", "creating the container process", e))?;
+    if pid == 0 {
+        child::run(&ctx);
+    }
+    drop(child_end);
+    drop(join_fds);
+    let kill = |e: SetupError| {
+        let _ = sys::kill(pid, libc::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        e
+    };
+    finish_parent_side(plan, cgroup, pid, born_in_cgroup, tree.as_ref(), debug).map_err(kill)?;
+    drop(tree);
+    shim_end
+        .send_go()
+        .map_err(|e| SetupError::errno("handshake", "send go", e))
+        .map_err(kill)?;
+    match shim_end.recv() {
+        Ok(Event::Ready) => Ok((pid, shim_end)),
+        Ok(Event::Failed(f)) => Err(kill(f.into())),
+        Ok(Event::Closed) => Err(kill(SetupError::new(
+            "handshake",
+            libc::ECHILD,
+            "the container process died during setup",
+        ))),
+        Err(e) => Err(kill(SetupError::errno("handshake", "read report", e))),
+    }
+}
+
+/// The parent's share of setup while the child waits: id maps, cgroup,
+/// oom_score_adj, idmapped rootfs.
+fn finish_parent_side(
+    plan: &Plan,
+    cgroup: &ContainerCgroup,
+    pid: i32,
+    born_in_cgroup: bool,
+    tree: Option<&OwnedFd>,
+    debug: bool,
+) -> Result<(), SetupError> {
+    let proc = format!("/proc/{pid}");
+    if plan.userns {
+        fs::write(format!("{proc}/uid_map"), &plan.uid_map)
+            .map_err(|e| SetupError::io("write uid_map", &e))?;
+        fs::write(format!("{proc}/gid_map"), &plan.gid_map)
+            .map_err(|e| SetupError::io("write gid_map", &e))?;
+    }
+    cgroup
+        .join(pid, born_in_cgroup)
+        .map_err(|e| SetupError::io("join cgroup", &e))?;
+    if let Some(adj) = plan.oom_score_adj {
+        fs::write(format!("{proc}/oom_score_adj"), adj.to_string())
+            .map_err(|e| SetupError::io("oom_score_adj", &e))?;
+    }
+    if let Some(tree) = tree {
+        let userns = open_fd(std::path::Path::new(&format!("{proc}/ns/user")), libc::O_CLOEXEC)
+            .map_err(|e| SetupError::io("open user namespace", &e))?;
+        match sys::mount_setattr_idmap(tree.as_raw_fd(), userns.as_raw_fd()) {
+            Ok(()) => {}
+            // The filesystem cannot be idmapped: the detached clone is then a
+            // plain recursive bind, and files keep their host owners.
+            Err(e @ (Errno::EINVAL | Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EPERM)) => {
+                if debug {
+                    eprintln!(
+                        "zctr-shim: rootfs {} cannot be idmapped ({}); files keep their host owners",
+                        plan.rootfs_path.display(),
+                        e.desc()
+                    );
+                }
+            }
+            Err(e) => return Err(SetupError::errno("idmap rootfs", &plan.rootfs_path.display().to_string(), e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! After setup: the shim as subreaper and reporter. One thread, one poll loop
+//! over a signalfd, the child's handshake end, the control socket and its
+//! clients, and the container's log pipes. Once this loop runs it must not die:
+//! errors on a client drop that client, nothing else.
+
+use crate::launch::Created;
+use crate::logfile::LogFile;
+use crate::status;
+use common::protocol::{self, ExitStatus, FrameBuffer, ManagerMsg, ShimMsg, ShimState, MAX_FRAME};
+use common::state::{ExitRecord, ProcId, ShimStatus};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+const MAX_CLIENTS: usize = 16;
+
+struct Client {
+    stream: UnixStream,
+    frames: FrameBuffer,
+}
+
+/// What the monitor writes to and listens on.
+pub struct Outputs {
+    pub state_dir: Option<PathBuf>,
+    pub listener: Option<UnixListener>,
+    /// The connection the caller handed us (`--control-fd`).
+    pub control: Option<UnixStream>,
+    /// Read ends of the container's stdout and stderr pipes, with the log they feed.
+    pub log: Option<(OwnedFd, OwnedFd, LogFile)>,
+}
+
+pub struct Monitor {
+    id: String,
+    shim: ProcId,
+    init: ProcId,
+    created: Created,
+    state: ShimState,
+    starting: bool,
+    status: ShimStatus,
+    out: Outputs,
+    clients: Vec<Client>,
+    signals: SignalFd,
+    exit: Option<ExitRecord>,
+}
+
+fn send_to(stream: &mut UnixStream, msg: &ShimMsg) -> bool {
+    let mut buf = [0u8; MAX_FRAME];
+    match protocol::encode_frame(msg, &mut buf) {
+        Ok(n) => stream.write_all(&buf[..n]).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl Monitor {
+    pub fn new(
+        id: String,
+        created: Created,
+        signals: SignalFd,
+        mut out: Outputs,
+    ) -> std::io::Result<Self> {
+        let shim = status::proc_id(std::process::id() as i32)?;
+        let init = status::proc_id(created.pid)?;
+        let status = ShimStatus {
+            id: id.clone(),
+            shim,
+            init: Some(init),
+            state: ShimState::Created.into(),
+            created_ms: status::now_ms(),
+            started_ms: None,
+            exit: None,
+        };
+        let mut clients = Vec::new();
+        if let Some(c) = out.control.take() {
+            c.set_nonblocking(true)?;
+            clients.push(Client {
+                stream: c,
+                frames: FrameBuffer::new(),
+            });
+        }
+        let mut m = Monitor {
+            id,
+            shim,
+            init,
+            created,
+            state: ShimState::Created,
+            starting: false,
+            status,
+            out,
+            clients,
+            signals,
+            exit: None,
+        };
+        m.persist();
+        let hello = m.hello();
+        m.broadcast(&hello);
+        m.broadcast(&ShimMsg::Created { pid: m.init.pid });
+        Ok(m)
+    }
+
+    fn hello(&self) -> ShimMsg {
+        ShimMsg::Hello {
+            shim_pid: self.shim.pid,
+            init_pid: self.init.pid,
+            state: self.state,
+        }
+    }
+
+    fn persist(&mut self) {
+        self.status.state = self.state.into();
+        self.status.exit = self.exit;
+        if let Some(dir) = &self.out.state_dir {
+            if let Err(e) = status::write(dir, &self.status) {
+                eprintln!("zctr-shim: writing {}: {e}", dir.display());
+            }
+        }
+    }
+
+    fn broadcast(&mut self, msg: &ShimMsg) {
+        self.clients.retain_mut(|c| send_to(&mut c.stream, msg));
+    }
+
+    /// Lets the container exec (create → running).
+    pub fn start(&mut self) -> Result<(), (i32, String)> {
+        if self.state != ShimState::Created || self.starting {
+            return Err((libc::EINVAL, format!("container {} is not in the created state", self.id)));
+        }
+        self.created
+            .channel
+            .send_start()
+            .map_err(|e| (e as i32, format!("start: {}", e.desc())))?;
+        self.starting = true;
+        Ok(())
+    }
+
+    fn handle_command(&mut self, idx: usize, msg: ManagerMsg) {
+        let reply = match msg {
+            ManagerMsg::Start => self.start().err(),
+            ManagerMsg::Kill { signal } => {
+                if self.exit.is_some() {
+                    Some((libc::ESRCH, format!("container {} has exited", self.id)))
+                } else {
+                    crate::sys::kill(self.init.pid, signal)
+                        .err()
+                        .map(|e| (e as i32, format!("kill {signal}: {}", e.desc())))
+                }
+            }
+            ManagerMsg::Status => {
+                let hello = self.hello();
+                if !send_to(&mut self.clients[idx].stream, &hello) {
+                    self.clients[idx].frames = FrameBuffer::new();
+                }
+                None
+            }
+        };
+        if let Some((errno, message)) = reply {
+            let _ = send_to(&mut self.clients[idx].stream, &ShimMsg::CommandFailed { errno, message });
+        }
+    }
+
+    fn on_channel(&mut self) {
+        match self.created.channel.recv() {
+            Ok(crate::channel::Event::Closed) | Err(_) => {
+                if self.starting && self.exit.is_none() {
+                    self.starting = false;
+                    self.state = ShimState::Running;
+                    self.status.started_ms = Some(status::now_ms());
+                    self.persist();
+                    self.broadcast(&ShimMsg::Started);
+                }
+                self.starting = false;
+            }
+            Ok(crate::channel::Event::Failed(f)) => {
+                eprintln!("zctr-shim: {}: {f}", self.id);
+                let msg = ShimMsg::CommandFailed {
+                    errno: f.errno,
+                    message: f.to_string(),
+                };
+                self.broadcast(&msg);
+                self.starting = false;
+            }
+            Ok(crate::channel::Event::Ready) => {}
+        }
+    }
+
+    fn on_signal(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            let sig = info.ssi_signo as i32;
+            if sig == libc::SIGCHLD {
+                self.reap();
+            } else if self.exit.is_none() {
+                let _ = crate::sys::kill(self.init.pid, sig);
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == self.init.pid => {
+                    self.init_exited(ExitStatus::Code(code))
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == self.init.pid => {
+                    self.init_exited(ExitStatus::Signal(sig as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn init_exited(&mut self, status: ExitStatus) {
+        let oom = self.created.cgroup.oom_kills() > self.created.oom_base;
+        let rec = ExitRecord::new(status, oom, status::now_ms());
+        self.exit = Some(rec);
+        self.state = ShimState::Stopped;
+        self.persist();
+        self.broadcast(&ShimMsg::Exited {
+            status,
+            oom_killed: oom,
+            at_ms: rec.at_ms,
+        });
+    }
+
+    fn accept(&mut self) {
+        let Some(l) = &self.out.listener else { return };
+        while let Ok((stream, _)) = l.accept() {
+            if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let mut c = Client {
+                stream,
+                frames: FrameBuffer::new(),
+            };
+            if send_to(&mut c.stream, &self.hello()) {
+                self.clients.push(c);
+            }
+        }
+    }
+
+    fn on_client(&mut self, idx: usize) -> bool {
+        let mut buf = [0u8; 512];
+        loop {
+            match self.clients[idx].stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => self.clients[idx].frames.extend(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        loop {
+            match self.clients[idx].frames.next_frame::<ManagerMsg>() {
+                Ok(Some(msg)) => self.handle_command(idx, msg),
+                Ok(None) => return true,
+                Err(e) => {
+                    let _ = send_to(
+                        &mut self.clients[idx].stream,
+                        &ShimMsg::CommandFailed {
+                            errno: libc::EPROTO,
+                            message: e.to_string(),
+                        },
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Copies what the container wrote; false at EOF.
+    fn on_log(&mut self, which: usize) -> bool {
+        let Some((out, err, log)) = &mut self.out.log else { return false };
+        let fd = if which == 0 { out.as_raw_fd() } else { err.as_raw_fd() };
+        let mut buf = [0u8; 16 * 1024];
+        match crate::sys::read(fd, &mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                if let Err(e) = log.write(&buf[..n]) {
+                    eprintln!("zctr-shim: log: {e}");
+                }
+                true
+            }
+            Err(Errno::EAGAIN) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Runs until the container's init has exited and its output is drained.
+    /// Returns how it ended.
+    pub fn run(mut self) -> ExitStatus {
+        let mut log_open = [self.out.log.is_some(); 2];
+        let mut channel_open = true;
+        let mut drain_deadline: Option<std::time::Instant> = None;
+        loop {
+            if let Some(rec) = self.exit {
+                let deadline = *drain_deadline
+                    .get_or_insert_with(|| std::time::Instant::now() + std::time::Duration::from_secs(2));
+                if !log_open.iter().any(|&o| o) || std::time::Instant::now() >= deadline {
+                    self.finish();
+                    return rec.status();
+                }
+            }
+            // Fixed slots: 0 signals, 1 channel, 2 listener, 3-4 logs, 5.. clients.
+            let client_fds: Vec<_> = self.clients.iter().map(|c| c.stream.as_fd()).collect();
+            let mut fds = Vec::with_capacity(5 + client_fds.len());
+            let ev = PollFlags::POLLIN;
+            fds.push(PollFd::new(self.signals.as_fd(), ev));
+            fds.push(PollFd::new(self.created.channel_fd(), if channel_open { ev } else { PollFlags::empty() }));
+            let listener = self.out.listener.as_ref().map(|l| l.as_fd());
+            fds.push(PollFd::new(listener.unwrap_or(self.signals.as_fd()), if listener.is_some() { ev } else { PollFlags::empty() }));
+            let (o, e) = match &self.out.log {
+                Some((o, e, _)) => (o.as_fd(), e.as_fd()),
+                None => (self.signals.as_fd(), self.signals.as_fd()),
+            };
+            fds.push(PollFd::new(o, if log_open[0] { ev } else { PollFlags::empty() }));
+            fds.push(PollFd::new(e, if log_open[1] { ev } else { PollFlags::empty() }));
+            for c in &client_fds {
+                fds.push(PollFd::new(*c, ev));
+            }
+            let timeout = if self.exit.is_some() { PollTimeout::from(100u8) } else { PollTimeout::NONE };
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    eprintln!("zctr-shim: poll: {e}");
+                    continue;
+                }
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            drop(client_fds);
+            if ready[0] {
+                self.on_signal();
+            }
+            if ready[1] && channel_open {
+                self.on_channel();
+                if !self.starting && self.state != ShimState::Created {
+                    channel_open = false;
+                }
+            }
+            if ready[2] {
+                self.accept();
+            }
+            for which in 0..2 {
+                if ready[3 + which] && log_open[which] {
+                    log_open[which] = self.on_log(which);
+                }
+            }
+            let mut keep = Vec::with_capacity(self.clients.len());
+            for idx in 0..self.clients.len() {
+                keep.push(!ready.get(5 + idx).copied().unwrap_or(false) || self.on_client(idx));
+            }
+            let mut it = keep.into_iter();
+            let before = self.clients.len();
+            self.clients.retain(|_| it.next().unwrap_or(true));
+            let _ = before;
+        }
+    }
+
+    fn finish(&mut self) {
+        // Orphans the kernel handed us after the init's death.
+        while let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+            waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
+        {}
+        if let Some(dir) = &self.out.state_dir {
+            if self.out.listener.is_some() {
+                let _ = std::fs::remove_file(dir.join(common::state::SOCKET_FILE));
+            }
+        }
+        self.created.cgroup.cleanup();
+    }
+}
+
+/// Blocks the signals the monitor handles and returns a signalfd for them.
+/// Called before clone, so no signal is lost; the child unblocks them.
+pub fn signal_fd() -> nix::Result<SignalFd> {
+    use nix::sys::signal::SigSet;
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCONT,
+    ] {
+        set.add(s);
+    }
+    set.thread_block()?;
+    SignalFd::with_flags(
+        &set,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+}

@@ -1,0 +1,63 @@
+//! The shim's persisted view of its container: `status.json`, replaced atomically.
+
+use common::state::{ProcId, ShimStatus, STATUS_FILE};
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Start time of `pid` (field 22 of /proc/PID/stat, clock ticks since boot).
+pub fn start_time(pid: i32) -> io::Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_start_time(&stat)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("/proc/{pid}/stat: unparsable")))
+}
+
+/// Field 22, counted after the command name (which may hold spaces and parentheses).
+pub fn parse_start_time(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+pub fn proc_id(pid: i32) -> io::Result<ProcId> {
+    Ok(ProcId {
+        pid,
+        start_time: start_time(pid)?,
+    })
+}
+
+/// Writes `status` to `<dir>/status.json` via a temp file, fsync and rename.
+pub fn write(dir: &Path, status: &ShimStatus) -> io::Result<()> {
+    let tmp = dir.join(format!(".{STATUS_FILE}.tmp"));
+    let json = serde_json::to_vec(status).map_err(io::Error::other)?;
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(&json)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, dir.join(STATUS_FILE))?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_survives_odd_command_names() {
+        let stat = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start_time(stat), Some(987654));
+        assert_eq!(parse_start_time("garbage"), None);
+        assert!(start_time(std::process::id() as i32).unwrap() > 0);
+    }
+}
