@@ -107,6 +107,15 @@ pub enum Create {
 /// final empty file for [`Create::File`]) one at a time, each relative to a
 /// parent that was itself resolved inside the root.
 pub fn resolve_create(root: RawFd, rel: &[u8], create: Create) -> Result<RawFd, Errno> {
+    resolve_create_depth(root, rel, create, 0)
+}
+
+/// A dangling symlink on the way is followed by rewriting the path through its
+/// target (kept inside the root) and starting over; `depth` bounds link loops.
+fn resolve_create_depth(root: RawFd, rel: &[u8], create: Create, depth: u32) -> Result<RawFd, Errno> {
+    if depth > 16 {
+        return Err(Errno::ELOOP);
+    }
     match open_in_root(root, rel) {
         Err(Errno::ENOENT) => {}
         other => return other,
@@ -143,6 +152,16 @@ pub fn resolve_create(root: RawFd, rel: &[u8], create: Create) -> Result<RawFd, 
                         r => r,
                     }
                 };
+                if made.is_ok() && open_in_root(root, &rel[..end]) == Err(Errno::ENOENT) {
+                    // `name` exists but does not resolve: a dangling symlink.
+                    let mut link = [0u8; PATH_MAX];
+                    let r = sys::readlinkat(parent, name, &mut link);
+                    sys::close(parent);
+                    let n = r?;
+                    let mut next = [0u8; PATH_MAX];
+                    let len = splice_link(&rel[..start], &link[..n], &rel[end..], &mut next)?;
+                    return resolve_create_depth(root, &next[..len], create, depth + 1);
+                }
                 sys::close(parent);
                 made?;
                 let fd = open_in_root(root, &rel[..end])?;
@@ -155,6 +174,29 @@ pub fn resolve_create(root: RawFd, rel: &[u8], create: Create) -> Result<RawFd, 
         }
         start = end + 1;
     }
+}
+
+/// The path that a symlink at `dir/<link>` leads to, followed by `rest`, written
+/// into `out` relative to the root: an absolute target starts from the root, a
+/// relative one from `dir` (a prefix ending in '/', or empty).
+fn splice_link(dir: &[u8], target: &[u8], rest: &[u8], out: &mut [u8; PATH_MAX]) -> Result<usize, Errno> {
+    let parts: [&[u8]; 3] = if target.first() == Some(&b'/') {
+        [b"", &target[1..], rest]
+    } else {
+        [dir, target, rest]
+    };
+    let mut len = 0;
+    for p in parts {
+        if len + p.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        out[len..len + p.len()].copy_from_slice(p);
+        len += p.len();
+    }
+    // Leading slashes of an absolute target like "//x" carry no meaning.
+    let skip = out[..len].iter().take_while(|&&b| b == b'/').count();
+    out.copy_within(skip..len, 0);
+    Ok(len - skip)
 }
 
 fn debug(ctx: &ChildCtx, step: &str) {

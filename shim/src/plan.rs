@@ -722,7 +722,6 @@ mod tests {
             (base("", r#""args":[]"#), "process.args"),
             (base("", r#""args":["x"],"env":["NOEQUALS"]"#), "process.env"),
             (base("", r#""args":["x"],"capabilities":{"bounding":["CAP_NOPE"]}"#), ""),
-            (base(r#""uidMappings":[],"#, r#""args":["x"]"#), ""),
             (
                 base("", r#""args":["x"]"#).replace(r#""destination":"/proc""#, r#""destination":"/../proc""#),
                 "mounts[0].destination",

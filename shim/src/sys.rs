@@ -508,3 +508,14 @@ pub fn own_fd(fd: RawFd) -> std::os::fd::OwnedFd {
     // SAFETY: fd was just returned by the kernel to us and is owned by no one else.
     unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
+
+/// readlinkat(2) into `buf`; returns the target's length.
+pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: buf is a live mutable slice of the given length.
+    let n = unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
+    let n = check(n as c_long)? as usize;
+    if n >= buf.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(n)
+}

@@ -1,0 +1,71 @@
+//! The only module with `unsafe`: the few libc calls std does not wrap.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// umount2(path, MNT_DETACH).
+pub fn umount_detach(path: &Path) -> io::Result<()> {
+    let c = cstring(path)?;
+    // SAFETY: valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// kill(2); a negative pid signals a process group.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    if unsafe { libc::kill(pid, sig) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether `pid` exists (kill with signal 0; EPERM still means it exists).
+pub fn pid_exists(pid: i32) -> bool {
+    match kill(pid, 0) {
+        Ok(()) => true,
+        Err(e) => e.raw_os_error() == Some(libc::EPERM),
+    }
+}
+
+/// Make `cmd`'s child write itself into each `cgroup.procs` file before exec,
+/// so it (and everything it forks) is born inside those cgroups.
+pub fn join_cgroups_before_exec(cmd: &mut Command, procs_files: &[&Path]) -> io::Result<()> {
+    let files: Vec<CString> = procs_files
+        .iter()
+        .map(|p| cstring(p))
+        .collect::<io::Result<_>>()?;
+    let hook = move || -> io::Result<()> {
+        for f in &files {
+            // SAFETY: only async-signal-safe calls (open/write/close) on prepared
+            // C strings; no allocation happens between fork and exec.
+            unsafe {
+                let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                let ok = libc::write(fd, b"0\n".as_ptr().cast(), 2) == 2;
+                let err = io::Error::last_os_error();
+                libc::close(fd);
+                if !ok {
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only uses async-signal-safe calls.
+    unsafe { cmd.pre_exec(hook) };
+    Ok(())
+}
