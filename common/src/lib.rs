@@ -1,5 +1,11 @@
 //! Shared by the zctr manager and shim. No async runtime, no syscalls.
 #![forbid(unsafe_code)]
 
+pub mod capability;
+pub mod config;
+pub mod id;
+pub mod meta;
 pub mod protocol;
+pub mod rules;
+pub mod spec;
 pub mod state;

@@ -126,8 +126,14 @@ mod tests {
     fn status_json_shape_is_stable() {
         let s = ShimStatus {
             id: "web".into(),
-            shim: ProcId { pid: 10, start_time: 99 },
-            init: Some(ProcId { pid: 11, start_time: 100 }),
+            shim: ProcId {
+                pid: 10,
+                start_time: 99,
+            },
+            init: Some(ProcId {
+                pid: 11,
+                start_time: 100,
+            }),
             state: ShimStateName::Stopped,
             created_ms: 1,
             started_ms: Some(2),

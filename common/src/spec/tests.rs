@@ -1,0 +1,763 @@
+use super::*;
+use crate::capability;
+use crate::config::{ExtraMount, MountKind, Volume};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount};
+use std::collections::HashSet;
+
+fn id() -> ContainerId {
+    ContainerId::new("demo").unwrap()
+}
+
+fn config(profile: Profile) -> ContainerConfig {
+    let mut c = ContainerConfig::new("/var/lib/zctr/demo/rootfs");
+    c.args = Some(vec!["/bin/sh".into()]);
+    c.profile = profile;
+    c
+}
+
+fn gen(c: &ContainerConfig, m: &ImageMeta) -> Spec {
+    generate(&id(), c, m, "zctr/demo").unwrap()
+}
+
+fn gen_err(c: &ContainerConfig, m: &ImageMeta) -> SpecError {
+    generate(&id(), c, m, "zctr/demo").unwrap_err()
+}
+
+fn process(s: &Spec) -> &oci_spec::runtime::Process {
+    s.process().as_ref().unwrap()
+}
+
+fn linux(s: &Spec) -> &oci_spec::runtime::Linux {
+    s.linux().as_ref().unwrap()
+}
+
+fn namespaces(s: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+    linux(s)
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| (n.typ(), n.path().clone()))
+        .collect()
+}
+
+fn mount<'a>(s: &'a Spec, dest: &str) -> Option<&'a Mount> {
+    s.mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new(dest))
+}
+
+fn opts(m: &Mount) -> Vec<&str> {
+    m.options()
+        .as_ref()
+        .map(|o| o.iter().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn destinations(s: &Spec) -> Vec<String> {
+    s.mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.destination().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn caps(s: &Spec) -> oci_spec::runtime::LinuxCapabilities {
+    process(s).capabilities().clone().unwrap()
+}
+
+fn env(s: &Spec) -> Vec<String> {
+    process(s).env().clone().unwrap()
+}
+
+fn meta_with(f: impl FnOnce(&mut ImageMeta)) -> ImageMeta {
+    let mut m = ImageMeta::default();
+    f(&mut m);
+    m
+}
+
+// ---- merge rules ----
+
+#[test]
+fn args_config_overrides_meta() {
+    let m = meta_with(|m| m.args = vec!["/bin/meta".into()]);
+    let s = gen(&config(Profile::Unprivileged), &m);
+    assert_eq!(process(&s).args().clone().unwrap(), vec!["/bin/sh"]);
+}
+
+#[test]
+fn args_from_meta_when_config_has_none() {
+    let mut c = config(Profile::Unprivileged);
+    c.args = None;
+    let m = meta_with(|m| m.args = vec!["/bin/meta".into(), "-x".into()]);
+    let s = gen(&c, &m);
+    assert_eq!(process(&s).args().clone().unwrap(), vec!["/bin/meta", "-x"]);
+}
+
+#[test]
+fn args_missing_everywhere_is_an_error() {
+    let mut c = config(Profile::Unprivileged);
+    c.args = None;
+    let err = gen_err(&c, &ImageMeta::default());
+    assert!(matches!(err, SpecError::NoArgs));
+    assert_eq!(
+        err.to_string(),
+        "args: neither the config nor the image meta gives a command"
+    );
+    c.args = Some(vec![]);
+    let err = gen_err(&c, &meta_with(|m| m.args = vec!["/x".into()]));
+    assert!(matches!(err, SpecError::Config(_)), "{err}");
+}
+
+#[test]
+fn env_meta_then_config_then_default_path_sorted() {
+    let mut c = config(Profile::Unprivileged);
+    c.env.insert("B".into(), "config".into());
+    c.env.insert("C".into(), "config".into());
+    let m = meta_with(|m| {
+        m.env.insert("A".into(), "meta".into());
+        m.env.insert("B".into(), "meta".into());
+    });
+    assert_eq!(
+        env(&gen(&c, &m)),
+        vec![
+            "A=meta".to_string(),
+            "B=config".into(),
+            "C=config".into(),
+            format!("PATH={DEFAULT_PATH}"),
+        ]
+    );
+}
+
+#[test]
+fn env_path_from_meta_or_config_wins_over_default() {
+    let mut c = config(Profile::Unprivileged);
+    let m = meta_with(|m| {
+        m.env.insert("PATH".into(), "/meta/bin".into());
+    });
+    assert_eq!(env(&gen(&c, &m)), vec!["PATH=/meta/bin"]);
+    c.env.insert("PATH".into(), "/config/bin".into());
+    assert_eq!(env(&gen(&c, &m)), vec!["PATH=/config/bin"]);
+    assert_eq!(
+        env(&gen(&c, &ImageMeta::default())),
+        vec!["PATH=/config/bin"]
+    );
+}
+
+#[test]
+fn cwd_config_then_meta_then_root() {
+    let mut c = config(Profile::Unprivileged);
+    let m = meta_with(|m| m.workdir = Some("/meta".into()));
+    assert_eq!(
+        process(&gen(&c, &ImageMeta::default())).cwd(),
+        Path::new("/")
+    );
+    assert_eq!(process(&gen(&c, &m)).cwd(), Path::new("/meta"));
+    c.cwd = Some("/config".into());
+    assert_eq!(process(&gen(&c, &m)).cwd(), Path::new("/config"));
+}
+
+#[test]
+fn user_config_then_meta_then_root() {
+    let mut c = config(Profile::Unprivileged);
+    let m = meta_with(|m| m.user = Some("1000:1001".into()));
+    let user = |s: &Spec| (process(s).user().uid(), process(s).user().gid());
+    assert_eq!(user(&gen(&c, &ImageMeta::default())), (0, 0));
+    assert_eq!(user(&gen(&c, &m)), (1000, 1001));
+    c.user = Some("33".into());
+    assert_eq!(user(&gen(&c, &m)), (33, 33));
+}
+
+#[test]
+fn user_must_be_mapped_in_a_user_namespace() {
+    let mut c = config(Profile::Unprivileged);
+    c.user = Some("65536".into());
+    match gen_err(&c, &ImageMeta::default()) {
+        SpecError::Invalid { field, reason } => {
+            assert_eq!(field, "user");
+            assert_eq!(
+                reason,
+                Violation::NotMapped {
+                    id: 65536,
+                    size: 65536
+                }
+            );
+        }
+        e => panic!("{e}"),
+    }
+    c.user = None;
+    c.id_map = Some(IdMap {
+        host_uid: 200000,
+        host_gid: 200000,
+        size: 1000,
+    });
+    let m = meta_with(|m| m.user = Some("999:1000".into()));
+    let err = gen_err(&c, &m);
+    assert!(
+        err.to_string()
+            .starts_with("meta.user: id 1000 is not mapped"),
+        "{err}"
+    );
+    // Without a user namespace any id goes.
+    let mut p = config(Profile::Privileged);
+    p.user = Some("70000".into());
+    assert_eq!(process(&gen(&p, &ImageMeta::default())).user().uid(), 70000);
+}
+
+#[test]
+fn root_and_hostname() {
+    let mut c = config(Profile::Unprivileged);
+    let s = gen(&c, &ImageMeta::default());
+    let root = s.root().as_ref().unwrap();
+    assert_eq!(root.path(), Path::new("/var/lib/zctr/demo/rootfs"));
+    assert_eq!(root.readonly(), Some(false));
+    assert_eq!(s.hostname().as_deref(), Some("demo"));
+    c.hostname = Some("web".into());
+    assert_eq!(
+        gen(&c, &ImageMeta::default()).hostname().as_deref(),
+        Some("web")
+    );
+}
+
+#[test]
+fn cgroups_path_is_copied_and_checked() {
+    let c = config(Profile::Unprivileged);
+    let s = gen(&c, &ImageMeta::default());
+    assert_eq!(
+        linux(&s).cgroups_path().as_deref(),
+        Some(Path::new("zctr/demo"))
+    );
+    for (bad, reason) in [
+        ("", Violation::Empty),
+        ("/", Violation::Empty),
+        ("a\0b", Violation::Nul),
+        (
+            "zctr/../x",
+            Violation::DotDot {
+                path: "zctr/../x".into(),
+            },
+        ),
+    ] {
+        match generate(&id(), &c, &ImageMeta::default(), bad) {
+            Err(SpecError::Invalid { field, reason: r }) => {
+                assert_eq!(field, "cgroups_path");
+                assert_eq!(r, reason);
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn invalid_config_and_meta_are_reported_with_field() {
+    let mut c = config(Profile::Unprivileged);
+    c.volumes = vec![
+        Volume::new("/a", "/s", false),
+        Volume::new("/a", "/t", false),
+    ];
+    let err = gen_err(&c, &ImageMeta::default());
+    assert!(
+        err.to_string()
+            .starts_with("volumes[1].destination: duplicate"),
+        "{err}"
+    );
+    let c = config(Profile::Unprivileged);
+    let m = meta_with(|m| m.version = 7);
+    let err = gen_err(&c, &m);
+    assert!(matches!(err, SpecError::Meta(_)));
+    assert!(err.to_string().contains("version"), "{err}");
+}
+
+// ---- volumes and mounts ----
+
+#[test]
+fn volumes_are_private_recursive_binds() {
+    let mut c = config(Profile::Unprivileged);
+    c.volumes = vec![
+        Volume::new("/data", "/srv/data", false),
+        Volume::new("/conf", "/srv/conf", true),
+    ];
+    let s = gen(&c, &ImageMeta::default());
+    let data = mount(&s, "/data").unwrap();
+    assert_eq!(data.typ().as_deref(), Some("bind"));
+    assert_eq!(data.source().as_deref(), Some(Path::new("/srv/data")));
+    assert_eq!(opts(data), vec!["rbind", "rprivate"]);
+    assert_eq!(
+        opts(mount(&s, "/conf").unwrap()),
+        vec!["rbind", "rprivate", "ro"]
+    );
+}
+
+#[test]
+fn meta_mount_without_volume_gets_empty_tmpfs() {
+    let c = config(Profile::Unprivileged);
+    let m = meta_with(|m| m.mounts = vec!["/data".into()]);
+    let s = gen(&c, &m);
+    let data = mount(&s, "/data").unwrap();
+    assert_eq!(data.typ().as_deref(), Some("tmpfs"));
+    assert_eq!(opts(data), vec!["nosuid", "nodev", "mode=755"]);
+    // Owned by the process user when that is not root.
+    let m = meta_with(|m| {
+        m.mounts = vec!["/data".into()];
+        m.user = Some("1000:1001".into());
+    });
+    let s = gen(&c, &m);
+    assert_eq!(
+        opts(mount(&s, "/data").unwrap()),
+        vec!["nosuid", "nodev", "mode=755", "uid=1000", "gid=1001"]
+    );
+}
+
+#[test]
+fn meta_mount_filled_by_volume_or_mount_gets_no_tmpfs() {
+    let mut c = config(Profile::Unprivileged);
+    c.volumes = vec![Volume::new("/data", "/srv/data", false)];
+    c.mounts = vec![ExtraMount {
+        destination: "/cache".into(),
+        source: Some("/srv/cache".into()),
+        kind: MountKind::Bind,
+        readonly: false,
+        options: vec![],
+    }];
+    let m = meta_with(|m| m.mounts = vec!["/data".into(), "/cache".into()]);
+    let s = gen(&c, &m);
+    let all = destinations(&s);
+    assert_eq!(all.iter().filter(|d| *d == "/data").count(), 1);
+    assert_eq!(all.iter().filter(|d| *d == "/cache").count(), 1);
+    assert_eq!(mount(&s, "/data").unwrap().typ().as_deref(), Some("bind"));
+}
+
+#[test]
+fn volume_at_undeclared_destination_is_allowed() {
+    let mut c = config(Profile::Unprivileged);
+    c.volumes = vec![Volume::new("/elsewhere", "/srv/x", false)];
+    let m = meta_with(|m| m.mounts = vec!["/data".into()]);
+    let s = gen(&c, &m);
+    assert!(mount(&s, "/elsewhere").is_some());
+    assert_eq!(mount(&s, "/data").unwrap().typ().as_deref(), Some("tmpfs"));
+}
+
+#[test]
+fn extra_mounts() {
+    let mut c = config(Profile::Unprivileged);
+    c.mounts = vec![
+        ExtraMount {
+            destination: "/tmp".into(),
+            source: None,
+            kind: MountKind::Tmpfs,
+            readonly: false,
+            options: vec!["size=64m".into()],
+        },
+        ExtraMount {
+            destination: "/etc/resolv.conf".into(),
+            source: Some("/etc/resolv.conf".into()),
+            kind: MountKind::Bind,
+            readonly: true,
+            options: vec!["nosuid".into()],
+        },
+    ];
+    let s = gen(&c, &ImageMeta::default());
+    let tmp = mount(&s, "/tmp").unwrap();
+    assert_eq!(tmp.typ().as_deref(), Some("tmpfs"));
+    assert_eq!(tmp.source().as_deref(), Some(Path::new("tmpfs")));
+    assert_eq!(opts(tmp), vec!["nosuid", "nodev", "size=64m"]);
+    let resolv = mount(&s, "/etc/resolv.conf").unwrap();
+    assert_eq!(resolv.typ().as_deref(), Some("bind"));
+    assert_eq!(opts(resolv), vec!["rbind", "rprivate", "ro", "nosuid"]);
+}
+
+#[test]
+fn user_mounts_follow_base_mounts_parents_first() {
+    let mut c = config(Profile::Unprivileged);
+    c.volumes = vec![
+        Volume::new("/data/sub/deeper", "/s3", false),
+        Volume::new("/data/sub", "/s2", false),
+        Volume::new("/data", "/s1", false),
+        Volume::new("/b", "/s0", false),
+    ];
+    let s = gen(&c, &ImageMeta::default());
+    assert_eq!(
+        destinations(&s),
+        vec![
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/b",
+            "/data",
+            "/data/sub",
+            "/data/sub/deeper"
+        ]
+    );
+}
+
+// ---- unprivileged profile ----
+
+#[test]
+fn unprivileged_namespaces_per_network_mode() {
+    use LinuxNamespaceType::*;
+    let mut c = config(Profile::Unprivileged);
+    let types = |s: &Spec| namespaces(s).into_iter().map(|n| n.0).collect::<Vec<_>>();
+    let s = gen(&c, &ImageMeta::default());
+    assert_eq!(types(&s), vec![User, Pid, Mount, Uts, Ipc, Cgroup, Network]);
+    assert!(namespaces(&s).iter().all(|n| n.1.is_none()));
+    c.network = NetworkMode::Host;
+    assert_eq!(
+        types(&gen(&c, &ImageMeta::default())),
+        vec![User, Pid, Mount, Uts, Ipc, Cgroup]
+    );
+    c.network = NetworkMode::Join {
+        path: "/run/netns/x".into(),
+    };
+    let s = gen(&c, &ImageMeta::default());
+    assert_eq!(
+        namespaces(&s).last().unwrap(),
+        &(Network, Some(PathBuf::from("/run/netns/x")))
+    );
+}
+
+#[test]
+fn unprivileged_id_mappings() {
+    let mut c = config(Profile::Unprivileged);
+    let maps = |s: &Spec| {
+        let l = linux(s);
+        let one = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            let m = m.as_ref().unwrap();
+            assert_eq!(m.len(), 1);
+            (m[0].container_id(), m[0].host_id(), m[0].size())
+        };
+        (one(l.uid_mappings()), one(l.gid_mappings()))
+    };
+    assert_eq!(
+        maps(&gen(&c, &ImageMeta::default())),
+        ((0, 100000, 65536), (0, 100000, 65536))
+    );
+    c.id_map = Some(IdMap {
+        host_uid: 200000,
+        host_gid: 300000,
+        size: 1000,
+    });
+    assert_eq!(
+        maps(&gen(&c, &ImageMeta::default())),
+        ((0, 200000, 1000), (0, 300000, 1000))
+    );
+}
+
+#[test]
+fn unprivileged_capabilities_and_adjustments() {
+    let mut c = config(Profile::Unprivileged);
+    let s = gen(&c, &ImageMeta::default());
+    let caps = caps(&s);
+    let want: HashSet<Capability> = capability::UNPRIVILEGED.into_iter().collect();
+    assert_eq!(caps.bounding().as_ref().unwrap(), &want);
+    assert_eq!(caps.effective().as_ref().unwrap(), &want);
+    assert_eq!(caps.permitted().as_ref().unwrap(), &want);
+    assert!(caps.inheritable().as_ref().unwrap().is_empty());
+    assert!(caps.ambient().as_ref().unwrap().is_empty());
+    assert_eq!(process(&s).no_new_privileges(), Some(true));
+
+    c.capabilities.add = vec!["NET_ADMIN".into()];
+    c.capabilities.drop = vec!["CAP_MKNOD".into(), "net_raw".into()];
+    let caps = super::tests::caps(&gen(&c, &ImageMeta::default()));
+    let mut want = want;
+    want.insert(Capability::NetAdmin);
+    want.remove(&Capability::Mknod);
+    want.remove(&Capability::NetRaw);
+    assert_eq!(caps.bounding().as_ref().unwrap(), &want);
+    assert_eq!(caps.effective().as_ref().unwrap(), &want);
+    assert_eq!(caps.permitted().as_ref().unwrap(), &want);
+    assert!(caps.ambient().as_ref().unwrap().is_empty());
+}
+
+#[test]
+fn unprivileged_devices_deny_all_then_allow_standard_nodes() {
+    let s = gen(&config(Profile::Unprivileged), &ImageMeta::default());
+    let devices = linux(&s)
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .clone()
+        .unwrap();
+    let rules: Vec<_> = devices.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        rules,
+        vec![
+            "a *:* rwm",
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 5:0 rwm",
+            "c 5:2 rwm",
+            "c 136:* rwm"
+        ]
+    );
+    assert!(!devices[0].allow());
+    assert!(devices[1..].iter().all(|d| d.allow()));
+    assert!(devices[1..]
+        .iter()
+        .all(|d| d.typ() == Some(LinuxDeviceType::C)));
+}
+
+fn limits(s: &Spec) -> (Option<(i64, u64)>, Option<i64>, Option<i64>) {
+    let r = linux(s).resources().as_ref().unwrap();
+    (
+        r.cpu()
+            .as_ref()
+            .map(|c| (c.quota().unwrap(), c.period().unwrap())),
+        r.memory().as_ref().map(|m| m.limit().unwrap()),
+        r.pids().as_ref().map(|p| p.limit()),
+    )
+}
+
+#[test]
+fn unprivileged_default_limits_and_overrides() {
+    let mut c = config(Profile::Unprivileged);
+    assert_eq!(
+        limits(&gen(&c, &ImageMeta::default())),
+        (Some((100000, 100000)), Some(512 << 20), Some(1024))
+    );
+    c.limits.cpus = Some(2.5);
+    assert_eq!(
+        limits(&gen(&c, &ImageMeta::default())),
+        (Some((250000, 100000)), Some(512 << 20), Some(1024))
+    );
+    c.limits.memory_bytes = Some(64 << 20);
+    c.limits.pids = Some(10);
+    assert_eq!(
+        limits(&gen(&c, &ImageMeta::default())),
+        (Some((250000, 100000)), Some(64 << 20), Some(10))
+    );
+}
+
+#[test]
+fn unprivileged_masked_readonly_paths_and_rlimits() {
+    let s = gen(&config(Profile::Unprivileged), &ImageMeta::default());
+    let l = linux(&s);
+    assert_eq!(
+        l.masked_paths().clone().unwrap(),
+        profile::MASKED_PATHS.map(String::from).to_vec()
+    );
+    assert_eq!(
+        l.readonly_paths().clone().unwrap(),
+        profile::READONLY_PATHS.map(String::from).to_vec()
+    );
+    let rl = process(&s).rlimits().clone().unwrap();
+    assert_eq!(rl.len(), 1);
+    assert_eq!(
+        (rl[0].typ(), rl[0].soft(), rl[0].hard()),
+        (oci_spec::runtime::PosixRlimitType::RlimitNofile, 1024, 1024)
+    );
+    assert_eq!(process(&s).oom_score_adj(), None);
+}
+
+#[test]
+fn unprivileged_base_mounts() {
+    let s = gen(&config(Profile::Unprivileged), &ImageMeta::default());
+    let typ = |d: &str| mount(&s, d).unwrap().typ().clone().unwrap();
+    assert_eq!(typ("/proc"), "proc");
+    assert_eq!(typ("/dev"), "tmpfs");
+    assert_eq!(
+        opts(mount(&s, "/dev").unwrap()),
+        vec!["nosuid", "strictatime", "mode=755", "size=65536k"]
+    );
+    assert_eq!(typ("/dev/pts"), "devpts");
+    let pts = opts(mount(&s, "/dev/pts").unwrap());
+    assert!(pts.contains(&"newinstance") && pts.contains(&"ptmxmode=0666"));
+    assert!(pts.contains(&"mode=0620") && pts.contains(&"gid=5"));
+    assert_eq!(typ("/dev/shm"), "tmpfs");
+    assert_eq!(typ("/dev/mqueue"), "mqueue");
+    assert_eq!(typ("/sys"), "sysfs");
+    assert_eq!(
+        opts(mount(&s, "/sys").unwrap()),
+        vec!["nosuid", "noexec", "nodev", "ro"]
+    );
+    assert_eq!(typ("/sys/fs/cgroup"), "cgroup");
+    assert!(opts(mount(&s, "/sys/fs/cgroup").unwrap()).contains(&"ro"));
+}
+
+#[test]
+fn unprivileged_devpts_gid_only_when_mapped() {
+    let mut c = config(Profile::Unprivileged);
+    c.id_map = Some(IdMap {
+        host_uid: 200000,
+        host_gid: 200000,
+        size: 5,
+    });
+    let s = gen(&c, &ImageMeta::default());
+    assert!(!opts(mount(&s, "/dev/pts").unwrap()).contains(&"gid=5"));
+    c.id_map.as_mut().unwrap().size = 6;
+    let s = gen(&c, &ImageMeta::default());
+    assert!(opts(mount(&s, "/dev/pts").unwrap()).contains(&"gid=5"));
+}
+
+#[test]
+fn unprivileged_sys_is_a_readonly_bind_without_own_netns() {
+    for network in [
+        NetworkMode::Host,
+        NetworkMode::Join {
+            path: "/run/netns/x".into(),
+        },
+    ] {
+        let mut c = config(Profile::Unprivileged);
+        c.network = network;
+        let s = gen(&c, &ImageMeta::default());
+        let sys = mount(&s, "/sys").unwrap();
+        assert_eq!(sys.typ().as_deref(), Some("bind"));
+        assert_eq!(sys.source().as_deref(), Some(Path::new("/sys")));
+        assert_eq!(opts(sys), vec!["rbind", "nosuid", "noexec", "nodev", "ro"]);
+    }
+}
+
+// ---- privileged profile ----
+
+#[test]
+fn privileged_namespaces_per_network_mode() {
+    use LinuxNamespaceType::*;
+    let mut c = config(Profile::Privileged);
+    let types = |s: &Spec| namespaces(s).into_iter().map(|n| n.0).collect::<Vec<_>>();
+    assert_eq!(
+        types(&gen(&c, &ImageMeta::default())),
+        vec![Pid, Mount, Uts, Ipc, Network]
+    );
+    c.network = NetworkMode::Host;
+    assert_eq!(
+        types(&gen(&c, &ImageMeta::default())),
+        vec![Pid, Mount, Uts, Ipc]
+    );
+    c.network = NetworkMode::Join {
+        path: "/run/netns/x".into(),
+    };
+    assert_eq!(
+        namespaces(&gen(&c, &ImageMeta::default())).last().unwrap(),
+        &(Network, Some(PathBuf::from("/run/netns/x")))
+    );
+}
+
+#[test]
+fn privileged_has_no_user_namespace_mappings() {
+    let s = gen(&config(Profile::Privileged), &ImageMeta::default());
+    assert!(linux(&s).uid_mappings().is_none());
+    assert!(linux(&s).gid_mappings().is_none());
+}
+
+#[test]
+fn privileged_capabilities_are_complete() {
+    let mut c = config(Profile::Privileged);
+    let s = gen(&c, &ImageMeta::default());
+    let all: HashSet<Capability> = capability::ALL.into_iter().collect();
+    let caps = caps(&s);
+    assert_eq!(caps.bounding().as_ref().unwrap(), &all);
+    assert_eq!(caps.effective().as_ref().unwrap(), &all);
+    assert_eq!(caps.permitted().as_ref().unwrap(), &all);
+    assert!(caps.ambient().as_ref().unwrap().is_empty());
+    assert_eq!(process(&s).no_new_privileges(), Some(false));
+    assert!(process(&s).rlimits().is_none());
+    c.capabilities.drop = vec!["SYS_MODULE".into()];
+    let caps = super::tests::caps(&gen(&c, &ImageMeta::default()));
+    assert!(!caps
+        .bounding()
+        .as_ref()
+        .unwrap()
+        .contains(&Capability::SysModule));
+    assert_eq!(caps.bounding().as_ref().unwrap().len(), all.len() - 1);
+}
+
+#[test]
+fn privileged_devices_limits_and_paths() {
+    let mut c = config(Profile::Privileged);
+    let s = gen(&c, &ImageMeta::default());
+    let r = linux(&s).resources().as_ref().unwrap();
+    let rules: Vec<_> = r
+        .devices()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|d| (d.allow(), d.to_string()))
+        .collect();
+    assert_eq!(rules, vec![(true, "a *:* rwm".to_string())]);
+    assert_eq!(limits(&s), (None, None, None));
+    assert!(linux(&s).masked_paths().is_none());
+    assert!(linux(&s).readonly_paths().is_none());
+    c.limits.memory_bytes = Some(1 << 30);
+    assert_eq!(
+        limits(&gen(&c, &ImageMeta::default())),
+        (None, Some(1 << 30), None)
+    );
+    c.limits.cpus = Some(4.0);
+    c.limits.pids = Some(100);
+    assert_eq!(
+        limits(&gen(&c, &ImageMeta::default())),
+        (Some((400000, 100000)), Some(1 << 30), Some(100))
+    );
+}
+
+#[test]
+fn privileged_mounts() {
+    for network in [NetworkMode::Private, NetworkMode::Host] {
+        let mut c = config(Profile::Privileged);
+        c.network = network;
+        let s = gen(&c, &ImageMeta::default());
+        let dev = mount(&s, "/dev").unwrap();
+        assert_eq!(dev.typ().as_deref(), Some("bind"));
+        assert_eq!(dev.source().as_deref(), Some(Path::new("/dev")));
+        assert_eq!(opts(dev), vec!["rbind", "rprivate"]);
+        let sys = mount(&s, "/sys").unwrap();
+        assert_eq!(sys.typ().as_deref(), Some("sysfs"));
+        assert!(!opts(sys).contains(&"ro"));
+        assert!(mount(&s, "/sys/fs/cgroup").is_none());
+        assert!(opts(mount(&s, "/dev/pts").unwrap()).contains(&"gid=5"));
+    }
+}
+
+// ---- base spec and JSON ----
+
+#[test]
+fn base_spec_has_profile_parts_only() {
+    for profile in [Profile::Unprivileged, Profile::Privileged] {
+        let b = base_spec(profile, &NetworkMode::Private).unwrap();
+        assert!(b.root().is_none());
+        assert!(b.hostname().is_none());
+        assert!(process(&b).args().is_none());
+        assert!(linux(&b).cgroups_path().is_none());
+        let g = gen(&config(profile), &ImageMeta::default());
+        assert_eq!(linux(&b).namespaces(), linux(&g).namespaces());
+        assert_eq!(linux(&b).resources(), linux(&g).resources());
+        assert_eq!(b.mounts(), g.mounts());
+        assert_eq!(process(&b).capabilities(), process(&g).capabilities());
+    }
+}
+
+#[test]
+fn json_is_stable_sorted_and_parses_back() {
+    let mut c = config(Profile::Privileged);
+    c.capabilities.drop = vec!["SYS_MODULE".into()];
+    let a = to_json(&gen(&c, &ImageMeta::default()));
+    for _ in 0..5 {
+        assert_eq!(a, to_json(&gen(&c, &ImageMeta::default())));
+    }
+    let v: Value = serde_json::from_str(&a).unwrap();
+    let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    let bounding: Vec<_> = v["process"]["capabilities"]["bounding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = bounding.clone();
+    sorted.sort();
+    assert_eq!(bounding, sorted);
+    let back: Spec = serde_json::from_str(&a).unwrap();
+    assert_eq!(back, gen(&c, &ImageMeta::default()));
+}
