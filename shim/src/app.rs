@@ -70,17 +70,81 @@ fn default_id(bundle: &Path) -> String {
         .unwrap_or_else(|| "container".into())
 }
 
+/// `create` returns once the container is created (or failed), like `runc
+/// create`; the shim itself goes on in a forked child. The caller learns the
+/// outcome from the exit code and, in detail, from the control fd.
+fn background() -> Result<Option<std::os::fd::OwnedFd>, i32> {
+    let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("zctr-shim: pipe: {}", e.desc());
+            return Err(1);
+        }
+    };
+    match sys::fork() {
+        Err(e) => {
+            eprintln!("zctr-shim: fork: {}", e.desc());
+            Err(1)
+        }
+        Ok(0) => {
+            drop(r);
+            Ok(Some(w))
+        }
+        Ok(_) => {
+            drop(w);
+            let mut msg = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut fs::File::from(r), &mut msg);
+            match msg.strip_prefix(b"ok") {
+                Some(_) => Err(0),
+                None => {
+                    let text = String::from_utf8_lossy(&msg);
+                    if text.is_empty() {
+                        eprintln!("zctr-shim: the shim died during setup");
+                    } else {
+                        eprintln!("zctr-shim: setup failed: {text}");
+                    }
+                    Err(1)
+                }
+            }
+        }
+    }
+}
+
 fn create_or_run(a: CreateArgs, foreground: bool) -> i32 {
+    let mut ready = if foreground {
+        None
+    } else {
+        match background() {
+            Ok(w) => w,
+            Err(code) => return code,
+        }
+    };
+    // The ready pipe closes (EOF for the waiting parent) when this process ends.
+    create_or_run_here(a, foreground, &mut ready)
+}
+
+fn create_or_run_here(
+    a: CreateArgs,
+    foreground: bool,
+    ready: &mut Option<std::os::fd::OwnedFd>,
+) -> i32 {
     let mut control = match a.control_fd.map(sys::adopt_stream).transpose() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("zctr-shim: --control-fd {}: {}", a.control_fd.unwrap_or(-1), e.desc());
+            eprintln!(
+                "zctr-shim: --control-fd {}: {}",
+                a.control_fd.unwrap_or(-1),
+                e.desc()
+            );
             return 2;
         }
     };
-    match prepare_and_monitor(&a, foreground, &mut control) {
+    match prepare_and_monitor(&a, foreground, &mut control, ready) {
         Ok(code) => code,
         Err(e) => {
+            if let Some(w) = ready {
+                let _ = sys::write_all(w.as_raw_fd(), e.to_string().as_bytes());
+            }
             report_failure(control.as_mut(), &e);
             1
         }
@@ -91,14 +155,20 @@ fn prepare_and_monitor(
     a: &CreateArgs,
     foreground: bool,
     control: &mut Option<UnixStream>,
+    ready: &mut Option<std::os::fd::OwnedFd>,
 ) -> Result<i32, SetupError> {
     let id = a.id.clone().unwrap_or_else(|| default_id(&a.bundle));
     if let Err(e) = common::id::ContainerId::try_from(id.clone()) {
         return Err(SetupError::new("id", libc::EINVAL, e.to_string()));
     }
     if let Some(dir) = &a.state_dir {
-        fs::create_dir_all(dir)
-            .map_err(|e| SetupError::new("state dir", e.raw_os_error().unwrap_or(0), format!("{}: {e}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(|e| {
+            SetupError::new(
+                "state dir",
+                e.raw_os_error().unwrap_or(0),
+                format!("{}: {e}", dir.display()),
+            )
+        })?;
     }
     if !foreground {
         // Its own session and process group: whatever kills the caller's group
@@ -109,25 +179,44 @@ fn prepare_and_monitor(
     sys::set_child_subreaper().map_err(|e| SetupError::new("subreaper", e as i32, e.desc()))?;
     let config_path = a.bundle.join("config.json");
     let text = fs::read_to_string(&config_path).map_err(|e| {
-        SetupError::new("config", e.raw_os_error().unwrap_or(0), format!("{}: {e}", config_path.display()))
+        SetupError::new(
+            "config",
+            e.raw_os_error().unwrap_or(0),
+            format!("{}: {e}", config_path.display()),
+        )
     })?;
-    let spec: oci_spec::runtime::Spec = serde_json::from_str(&text)
-        .map_err(|e| SetupError::new("config", libc::EINVAL, format!("{}: {e}", config_path.display())))?;
-    let host = HostFacts::probe().map_err(|e| SetupError::new("host", e.raw_os_error().unwrap_or(0), e.to_string()))?;
-    let plan = plan::build(&spec, &a.bundle, &host)
-        .map_err(|e| SetupError::new("config", libc::EINVAL, format!("{}: {e}", config_path.display())))?;
-    let signals = monitor::signal_fd().map_err(|e| SetupError::new("signals", e as i32, e.desc()))?;
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(&text).map_err(|e| {
+        SetupError::new(
+            "config",
+            libc::EINVAL,
+            format!("{}: {e}", config_path.display()),
+        )
+    })?;
+    let host = HostFacts::probe()
+        .map_err(|e| SetupError::new("host", e.raw_os_error().unwrap_or(0), e.to_string()))?;
+    let plan = plan::build(&spec, &a.bundle, &host).map_err(|e| {
+        SetupError::new(
+            "config",
+            libc::EINVAL,
+            format!("{}: {e}", config_path.display()),
+        )
+    })?;
+    let signals =
+        monitor::signal_fd().map_err(|e| SetupError::new("signals", e as i32, e.desc()))?;
 
     let mut log = None;
     let stdio = if foreground {
         Stdio { fds: [0, 1, 2] }
     } else {
         let dir = a.state_dir.as_deref().expect("create has a state dir");
-        let devnull = fs::File::open("/dev/null").map_err(|e| SetupError::new("stdio", 0, e.to_string()))?;
+        let devnull =
+            fs::File::open("/dev/null").map_err(|e| SetupError::new("stdio", 0, e.to_string()))?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let file = LogFile::open(dir.join(LOG_FILE), dir.join(LOG_FILE_OLD), a.log_max)
-            .map_err(|e| SetupError::new("log file", e.raw_os_error().unwrap_or(0), e.to_string()))?;
+        let file =
+            LogFile::open(dir.join(LOG_FILE), dir.join(LOG_FILE_OLD), a.log_max).map_err(|e| {
+                SetupError::new("log file", e.raw_os_error().unwrap_or(0), e.to_string())
+            })?;
         let fds = [devnull.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
         log = Some(((out_r, err_r, file), (devnull, out_w, err_w)));
         Stdio { fds }
@@ -141,12 +230,19 @@ fn prepare_and_monitor(
     let listener = match &a.state_dir {
         Some(dir) => Some(listen(&dir.join(SOCKET_FILE)).map_err(|e| {
             let _ = sys::kill(created.pid, libc::SIGKILL);
-            SetupError::new("control socket", e.raw_os_error().unwrap_or(0), e.to_string())
+            SetupError::new(
+                "control socket",
+                e.raw_os_error().unwrap_or(0),
+                e.to_string(),
+            )
         })?),
         None => None,
     };
     if a.debug {
-        eprintln!("zctr-shim: container {id} created, init pid {}", created.pid);
+        eprintln!(
+            "zctr-shim: container {id} created, init pid {}",
+            created.pid
+        );
     }
     let out = Outputs {
         state_dir: a.state_dir.clone(),
@@ -156,6 +252,10 @@ fn prepare_and_monitor(
     };
     let mut m = Monitor::new(id, created, signals, out)
         .map_err(|e| SetupError::new("monitor", e.raw_os_error().unwrap_or(0), e.to_string()))?;
+    if let Some(w) = ready.take() {
+        // Written and closed: the waiting parent sees "ok" then EOF and exits 0.
+        let _ = sys::write_all(w.as_raw_fd(), b"ok");
+    }
     if foreground {
         if let Err((errno, msg)) = m.start() {
             return Err(SetupError::new("start", errno, msg));
@@ -169,20 +269,31 @@ fn prepare_and_monitor(
 }
 
 fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), SetupError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SetupError::new("stdio", e as i32, e.desc()))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| SetupError::new("stdio", e as i32, e.desc()))
 }
 
 /// Points the shim's own stdin/stdout at /dev/null and stderr at
 /// `<state-dir>/shim.log`, so the caller's pipes are not held open.
 fn detach_stdio(dir: &Path) -> Result<(), SetupError> {
-    let fail = |e: std::io::Error| SetupError::new("shim stdio", e.raw_os_error().unwrap_or(0), e.to_string());
-    let null = fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(fail)?;
+    let fail = |e: std::io::Error| {
+        SetupError::new("shim stdio", e.raw_os_error().unwrap_or(0), e.to_string())
+    };
+    let null = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(fail)?;
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("shim.log"))
         .map_err(fail)?;
-    for (src, dst) in [(null.as_raw_fd(), 0), (null.as_raw_fd(), 1), (log.as_raw_fd(), 2)] {
+    for (src, dst) in [
+        (null.as_raw_fd(), 0),
+        (null.as_raw_fd(), 1),
+        (log.as_raw_fd(), 2),
+    ] {
         sys::dup2(src, dst).map_err(|e| SetupError::new("shim stdio", e as i32, e.desc()))?;
     }
     Ok(())

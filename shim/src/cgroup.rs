@@ -41,7 +41,10 @@ pub fn hierarchies_from_mountinfo(text: &str) -> Vec<Hierarchy> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 pub fn hierarchies() -> io::Result<Vec<Hierarchy>> {

@@ -217,7 +217,9 @@ mod tests {
     fn long_details_are_cut_not_overflowed() {
         let (shim, child) = pair().unwrap();
         child.failed(&"s".repeat(100), Errno::EINVAL, &[b'd'; 1000]);
-        let Event::Failed(f) = shim.recv().unwrap() else { panic!() };
+        let Event::Failed(f) = shim.recv().unwrap() else {
+            panic!()
+        };
         assert_eq!(f.step.len(), STEP_LEN - 1);
         assert_eq!(f.detail.len(), DETAIL_LEN - 1);
     }

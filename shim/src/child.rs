@@ -112,7 +112,12 @@ pub fn resolve_create(root: RawFd, rel: &[u8], create: Create) -> Result<RawFd, 
 
 /// A dangling symlink on the way is followed by rewriting the path through its
 /// target (kept inside the root) and starting over; `depth` bounds link loops.
-fn resolve_create_depth(root: RawFd, rel: &[u8], create: Create, depth: u32) -> Result<RawFd, Errno> {
+fn resolve_create_depth(
+    root: RawFd,
+    rel: &[u8],
+    create: Create,
+    depth: u32,
+) -> Result<RawFd, Errno> {
     if depth > 16 {
         return Err(Errno::ELOOP);
     }
@@ -179,7 +184,12 @@ fn resolve_create_depth(root: RawFd, rel: &[u8], create: Create, depth: u32) -> 
 /// The path that a symlink at `dir/<link>` leads to, followed by `rest`, written
 /// into `out` relative to the root: an absolute target starts from the root, a
 /// relative one from `dir` (a prefix ending in '/', or empty).
-fn splice_link(dir: &[u8], target: &[u8], rest: &[u8], out: &mut [u8; PATH_MAX]) -> Result<usize, Errno> {
+fn splice_link(
+    dir: &[u8],
+    target: &[u8],
+    rest: &[u8],
+    out: &mut [u8; PATH_MAX],
+) -> Result<usize, Errno> {
     let parts: [&[u8]; 3] = if target.first() == Some(&b'/') {
         [b"", &target[1..], rest]
     } else {
@@ -332,11 +342,18 @@ fn mount_rootfs<'a>(ctx: &ChildCtx<'a>) -> Result<RawFd, Fail<'a>> {
         }
         None => {
             debug(ctx, "bind rootfs");
-            sys::mount(Some(rootfs), rootfs, None, libc::MS_BIND | libc::MS_REC, None)
-                .at("bind rootfs", detail)?;
+            sys::mount(
+                Some(rootfs),
+                rootfs,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .at("bind rootfs", detail)?;
         }
     }
-    sys::openat(libc::AT_FDCWD, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).at("open rootfs", detail)
+    sys::openat(libc::AT_FDCWD, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .at("open rootfs", detail)
 }
 
 fn mount_one<'a>(root: RawFd, m: &'a MountStep) -> Step<'a> {
@@ -345,7 +362,8 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep) -> Step<'a> {
         MountKind::Bind { dir: false, .. } => Create::File,
         _ => Create::Dir,
     };
-    let fd = resolve_create(root, m.dest.to_bytes(), create).at("resolve mount destination", detail)?;
+    let fd =
+        resolve_create(root, m.dest.to_bytes(), create).at("resolve mount destination", detail)?;
     let mut buf = [0u8; 32];
     let target = fd_path(fd, &mut buf);
     let r = match m.kind {
@@ -393,12 +411,19 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
             // No mknod in a user namespace: bind the host's node.
             let fd = resolve_create(root, rel, Create::File).at("create device node", rel)?;
             let mut buf = [0u8; 32];
-            let r = sys::mount(Some(&d.host), fd_path(fd, &mut buf), None, libc::MS_BIND, None);
+            let r = sys::mount(
+                Some(&d.host),
+                fd_path(fd, &mut buf),
+                None,
+                libc::MS_BIND,
+                None,
+            );
             sys::close(fd);
             r.at("bind device node", rel)?;
         } else {
             let slash = rel.iter().rposition(|&b| b == b'/').unwrap_or(0);
-            let parent = resolve_create(root, &rel[..slash], Create::Dir).at("create device node", rel)?;
+            let parent =
+                resolve_create(root, &rel[..slash], Create::Dir).at("create device node", rel)?;
             let mut buf = [0u8; PATH_MAX];
             let r = in_buf(&rel[slash + 1..], &mut buf).and_then(|name| {
                 match sys::mknodat(parent, name, d.kind | d.mode, d.major, d.minor) {
@@ -422,7 +447,11 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
         (c"/proc/self/fd/2", c"stderr"),
         (c"pts/ptmx", c"ptmx"),
     ];
-    let n = if plan.has_devpts { links.len() } else { links.len() - 1 };
+    let n = if plan.has_devpts {
+        links.len()
+    } else {
+        links.len() - 1
+    };
     for (target, name) in &mut links[..n] {
         match sys::symlinkat(target, dev, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
@@ -498,7 +527,13 @@ fn readonly_path<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
     };
     let mut buf = [0u8; 32];
     let target = fd_path(fd, &mut buf);
-    let r = sys::mount(Some(target), target, None, libc::MS_BIND | libc::MS_REC, None);
+    let r = sys::mount(
+        Some(target),
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    );
     sys::close(fd);
     r.at("bind read-only path", detail)?;
     remount_readonly(root, rel).at("remount read-only path", detail)
@@ -524,8 +559,12 @@ fn set_user_and_caps(plan: &Plan) -> Step<'_> {
     sys::set_keepcaps(true).at("keep capabilities", b"")?;
     sys::setresuid(plan.uid).at("setuid", b"")?;
     sys::set_keepcaps(false).at("keep capabilities", b"")?;
-    sys::capset(plan.caps.effective, plan.caps.permitted, plan.caps.inheritable)
-        .at("set capabilities", b"")?;
+    sys::capset(
+        plan.caps.effective,
+        plan.caps.permitted,
+        plan.caps.inheritable,
+    )
+    .at("set capabilities", b"")?;
     sys::ambient_clear_all().at("clear ambient capabilities", b"")?;
     for cap in 0..64 {
         if plan.caps.ambient & (1 << cap) != 0 {
@@ -559,7 +598,10 @@ mod tests {
     fn fd_paths_are_formatted_without_allocating() {
         let mut buf = [0u8; 32];
         assert_eq!(fd_path(0, &mut buf).to_str().unwrap(), "/proc/self/fd/0");
-        assert_eq!(fd_path(1234, &mut buf).to_str().unwrap(), "/proc/self/fd/1234");
+        assert_eq!(
+            fd_path(1234, &mut buf).to_str().unwrap(),
+            "/proc/self/fd/1234"
+        );
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
@@ -590,8 +632,14 @@ mod tests {
         }
         // Nothing was created outside; everything landed inside the root.
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("x/y").is_dir());
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("file").is_file());
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("x/y")
+            .is_dir());
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("file")
+            .is_file());
         std::fs::remove_dir_all(&base).unwrap();
     }
 

@@ -86,7 +86,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     let mut bundle = None;
     let mut positional = Vec::new();
     let value = |it: &mut dyn Iterator<Item = String>, flag: &str| {
-        it.next().ok_or_else(|| usage(format!("{flag} needs a value")))
+        it.next()
+            .ok_or_else(|| usage(format!("{flag} needs a value")))
     };
     match cmd.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
@@ -101,20 +102,17 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
             "--state-dir" => c.state_dir = Some(PathBuf::from(value(&mut it, "--state-dir")?)),
             "--control-fd" => {
                 let v = value(&mut it, "--control-fd")?;
-                c.control_fd = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|&n: &i32| n > 2)
-                        .ok_or_else(|| usage(format!("--control-fd: {v:?} is not an fd number above 2")))?,
-                );
+                c.control_fd = Some(v.parse().ok().filter(|&n: &i32| n > 2).ok_or_else(|| {
+                    usage(format!("--control-fd: {v:?} is not an fd number above 2"))
+                })?);
             }
             "--log-max" => {
                 let v = value(&mut it, "--log-max")?;
-                c.log_max = v
-                    .parse()
-                    .ok()
-                    .filter(|&n: &u64| n >= 4096)
-                    .ok_or_else(|| usage(format!("--log-max: {v:?} is not a size of at least 4096 bytes")))?;
+                c.log_max = v.parse().ok().filter(|&n: &u64| n >= 4096).ok_or_else(|| {
+                    usage(format!(
+                        "--log-max: {v:?} is not a size of at least 4096 bytes"
+                    ))
+                })?;
             }
             "--debug" => c.debug = true,
             "-h" | "--help" => return Ok(Command::Help),
@@ -175,7 +173,9 @@ mod tests {
 
     #[test]
     fn parses_every_mode() {
-        let Command::Create(c) = p("create --bundle /b --id x --state-dir /s --control-fd 3 --debug").unwrap() else {
+        let Command::Create(c) =
+            p("create --bundle /b --id x --state-dir /s --control-fd 3 --debug").unwrap()
+        else {
             panic!()
         };
         assert_eq!(c.bundle, PathBuf::from("/b"));
@@ -184,11 +184,17 @@ mod tests {
         assert!(matches!(p("run --bundle /b").unwrap(), Command::Run(_)));
         assert_eq!(
             p("kill --state-dir /s KILL").unwrap(),
-            Command::Kill { state_dir: "/s".into(), signal: 9 }
+            Command::Kill {
+                state_dir: "/s".into(),
+                signal: 9
+            }
         );
         assert_eq!(
             p("kill --state-dir /s").unwrap(),
-            Command::Kill { state_dir: "/s".into(), signal: 15 }
+            Command::Kill {
+                state_dir: "/s".into(),
+                signal: 15
+            }
         );
         assert_eq!(p("--help").unwrap(), Command::Help);
     }
@@ -201,7 +207,10 @@ mod tests {
             ("run", "--bundle"),
             ("kill --state-dir /s NOPE", "unknown signal"),
             ("run --bundle /b --frob", "--frob"),
-            ("create --bundle /b --id x --state-dir /s --control-fd 1", "control-fd"),
+            (
+                "create --bundle /b --id x --state-dir /s --control-fd 1",
+                "control-fd",
+            ),
             ("bogus", "unknown command"),
         ] {
             let e = p(args).unwrap_err();

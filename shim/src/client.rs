@@ -8,8 +8,10 @@ use std::time::Duration;
 
 fn connect(dir: &Path) -> Result<UnixStream, String> {
     let path = dir.join(SOCKET_FILE);
-    let s = UnixStream::connect(&path).map_err(|e| format!("{}: {e} (is the shim running?)", path.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let s = UnixStream::connect(&path)
+        .map_err(|e| format!("{}: {e} (is the shim running?)", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     let mut s2 = s;
     match read_frame::<ShimMsg, _>(&mut s2) {
         Ok(Some(ShimMsg::Hello { .. })) => Ok(s2),
@@ -18,7 +20,11 @@ fn connect(dir: &Path) -> Result<UnixStream, String> {
     }
 }
 
-fn converse(dir: &Path, msg: ManagerMsg, done: impl Fn(&ShimMsg) -> Option<Result<(), String>>) -> i32 {
+fn converse(
+    dir: &Path,
+    msg: ManagerMsg,
+    done: impl Fn(&ShimMsg) -> Option<Result<(), String>>,
+) -> i32 {
     let result = connect(dir).and_then(|mut s| {
         write_frame(&mut s, &msg).map_err(|e| e.to_string())?;
         loop {
@@ -46,7 +52,9 @@ fn converse(dir: &Path, msg: ManagerMsg, done: impl Fn(&ShimMsg) -> Option<Resul
 pub fn start(dir: &Path) -> i32 {
     converse(dir, ManagerMsg::Start, |m| match m {
         ShimMsg::Started => Some(Ok(())),
-        ShimMsg::Exited { status, .. } => Some(Err(format!("the container exited before it started: {status:?}"))),
+        ShimMsg::Exited { status, .. } => Some(Err(format!(
+            "the container exited before it started: {status:?}"
+        ))),
         _ => None,
     })
 }

@@ -117,15 +117,25 @@ fn spawn(
 ) -> Result<(i32, ShimEnd), SetupError> {
     // Namespaces joined by the shim itself, before the new user namespace exists.
     for j in &plan.join_before {
-        let fd = open_fd(&j.path, libc::O_CLOEXEC)
-            .map_err(|e| SetupError::new("join namespace", e.raw_os_error().unwrap_or(0), format!("{}: {e}", j.path.display())))?;
+        let fd = open_fd(&j.path, libc::O_CLOEXEC).map_err(|e| {
+            SetupError::new(
+                "join namespace",
+                e.raw_os_error().unwrap_or(0),
+                format!("{}: {e}", j.path.display()),
+            )
+        })?;
         sys::setns(fd.as_raw_fd(), j.nstype)
             .map_err(|e| SetupError::errno("join namespace", &j.path.display().to_string(), e))?;
     }
     let mut join_fds = Vec::new();
     for j in &plan.join_in_child {
-        let fd = open_fd(&j.path, libc::O_CLOEXEC)
-            .map_err(|e| SetupError::new("join namespace", e.raw_os_error().unwrap_or(0), format!("{}: {e}", j.path.display())))?;
+        let fd = open_fd(&j.path, libc::O_CLOEXEC).map_err(|e| {
+            SetupError::new(
+                "join namespace",
+                e.raw_os_error().unwrap_or(0),
+                format!("{}: {e}", j.path.display()),
+            )
+        })?;
         join_fds.push(fd);
     }
     let join: Vec<(RawFd, libc::c_int)> = join_fds
@@ -134,14 +144,22 @@ fn spawn(
         .map(|(fd, j)| (fd.as_raw_fd(), j.nstype))
         .collect();
     let tree = if plan.idmap_rootfs {
-        let fd = sys::open_tree_clone(&plan.rootfs, true)
-            .map_err(|e| SetupError::errno("clone rootfs mount", &plan.rootfs_path.display().to_string(), e))?;
+        let fd = sys::open_tree_clone(&plan.rootfs, true).map_err(|e| {
+            SetupError::errno(
+                "clone rootfs mount",
+                &plan.rootfs_path.display().to_string(),
+                e,
+            )
+        })?;
         Some(sys::own_fd(fd))
     } else {
         None
     };
     let cgroup_fd = match cgroup.unified_dir() {
-        Some(dir) => Some(open_fd(dir, libc::O_DIRECTORY | libc::O_CLOEXEC).map_err(|e| SetupError::io("open cgroup", &e))?),
+        Some(dir) => Some(
+            open_fd(dir, libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .map_err(|e| SetupError::io("open cgroup", &e))?,
+        ),
         None => None,
     };
     let (shim_end, child_end) =
@@ -156,8 +174,9 @@ fn spawn(
         stdio: stdio.fds,
         debug,
     };
-    let (pid, born_in_cgroup) = sys::clone_process(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
-        .map_err(|e| SetupError::errno("clone", "creating the container process", e))?;
+    let (pid, born_in_cgroup) =
+        sys::clone_process(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
+            .map_err(|e| SetupError::errno("clone", "creating the container process", e))?;
     if pid == 0 {
         child::run(&ctx);
     }
@@ -211,8 +230,11 @@ fn finish_parent_side(
             .map_err(|e| SetupError::io("oom_score_adj", &e))?;
     }
     if let Some(tree) = tree {
-        let userns = open_fd(std::path::Path::new(&format!("{proc}/ns/user")), libc::O_CLOEXEC)
-            .map_err(|e| SetupError::io("open user namespace", &e))?;
+        let userns = open_fd(
+            std::path::Path::new(&format!("{proc}/ns/user")),
+            libc::O_CLOEXEC,
+        )
+        .map_err(|e| SetupError::io("open user namespace", &e))?;
         match sys::mount_setattr_idmap(tree.as_raw_fd(), userns.as_raw_fd()) {
             Ok(()) => {}
             // The filesystem cannot be idmapped: the detached clone is then a
@@ -226,7 +248,13 @@ fn finish_parent_side(
                     );
                 }
             }
-            Err(e) => return Err(SetupError::errno("idmap rootfs", &plan.rootfs_path.display().to_string(), e)),
+            Err(e) => {
+                return Err(SetupError::errno(
+                    "idmap rootfs",
+                    &plan.rootfs_path.display().to_string(),
+                    e,
+                ))
+            }
         }
     }
     Ok(())

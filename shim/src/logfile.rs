@@ -30,7 +30,10 @@ impl LogFile {
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.size > 0 && self.size + bytes.len() as u64 > self.max {
             fs::rename(&self.path, &self.old)?;
-            self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
             self.size = 0;
         }
         self.file.write_all(bytes)?;

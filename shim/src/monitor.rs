@@ -129,7 +129,10 @@ impl Monitor {
     /// Lets the container exec (create → running).
     pub fn start(&mut self) -> Result<(), (i32, String)> {
         if self.state != ShimState::Created || self.starting {
-            return Err((libc::EINVAL, format!("container {} is not in the created state", self.id)));
+            return Err((
+                libc::EINVAL,
+                format!("container {} is not in the created state", self.id),
+            ));
         }
         self.created
             .channel
@@ -160,7 +163,10 @@ impl Monitor {
             }
         };
         if let Some((errno, message)) = reply {
-            let _ = send_to(&mut self.clients[idx].stream, &ShimMsg::CommandFailed { errno, message });
+            let _ = send_to(
+                &mut self.clients[idx].stream,
+                &ShimMsg::CommandFailed { errno, message },
+            );
         }
     }
 
@@ -275,8 +281,14 @@ impl Monitor {
 
     /// Copies what the container wrote; false at EOF.
     fn on_log(&mut self, which: usize) -> bool {
-        let Some((out, err, log)) = &mut self.out.log else { return false };
-        let fd = if which == 0 { out.as_raw_fd() } else { err.as_raw_fd() };
+        let Some((out, err, log)) = &mut self.out.log else {
+            return false;
+        };
+        let fd = if which == 0 {
+            out.as_raw_fd()
+        } else {
+            err.as_raw_fd()
+        };
         let mut buf = [0u8; 16 * 1024];
         match crate::sys::read(fd, &mut buf) {
             Ok(0) => false,
@@ -299,8 +311,9 @@ impl Monitor {
         let mut drain_deadline: Option<std::time::Instant> = None;
         loop {
             if let Some(rec) = self.exit {
-                let deadline = *drain_deadline
-                    .get_or_insert_with(|| std::time::Instant::now() + std::time::Duration::from_secs(2));
+                let deadline = *drain_deadline.get_or_insert_with(|| {
+                    std::time::Instant::now() + std::time::Duration::from_secs(2)
+                });
                 if !log_open.iter().any(|&o| o) || std::time::Instant::now() >= deadline {
                     self.finish();
                     return rec.status();
@@ -311,19 +324,39 @@ impl Monitor {
             let mut fds = Vec::with_capacity(5 + client_fds.len());
             let ev = PollFlags::POLLIN;
             fds.push(PollFd::new(self.signals.as_fd(), ev));
-            fds.push(PollFd::new(self.created.channel_fd(), if channel_open { ev } else { PollFlags::empty() }));
+            fds.push(PollFd::new(
+                self.created.channel_fd(),
+                if channel_open { ev } else { PollFlags::empty() },
+            ));
             let listener = self.out.listener.as_ref().map(|l| l.as_fd());
-            fds.push(PollFd::new(listener.unwrap_or(self.signals.as_fd()), if listener.is_some() { ev } else { PollFlags::empty() }));
+            fds.push(PollFd::new(
+                listener.unwrap_or(self.signals.as_fd()),
+                if listener.is_some() {
+                    ev
+                } else {
+                    PollFlags::empty()
+                },
+            ));
             let (o, e) = match &self.out.log {
                 Some((o, e, _)) => (o.as_fd(), e.as_fd()),
                 None => (self.signals.as_fd(), self.signals.as_fd()),
             };
-            fds.push(PollFd::new(o, if log_open[0] { ev } else { PollFlags::empty() }));
-            fds.push(PollFd::new(e, if log_open[1] { ev } else { PollFlags::empty() }));
+            fds.push(PollFd::new(
+                o,
+                if log_open[0] { ev } else { PollFlags::empty() },
+            ));
+            fds.push(PollFd::new(
+                e,
+                if log_open[1] { ev } else { PollFlags::empty() },
+            ));
             for c in &client_fds {
                 fds.push(PollFd::new(*c, ev));
             }
-            let timeout = if self.exit.is_some() { PollTimeout::from(100u8) } else { PollTimeout::NONE };
+            let timeout = if self.exit.is_some() {
+                PollTimeout::from(100u8)
+            } else {
+                PollTimeout::NONE
+            };
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => {

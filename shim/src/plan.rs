@@ -177,8 +177,16 @@ const NS_TABLE: &[(LinuxNamespaceType, u64, &str)] = &[
     (LinuxNamespaceType::Mount, libc::CLONE_NEWNS as u64, "mount"),
     (LinuxNamespaceType::Uts, libc::CLONE_NEWUTS as u64, "uts"),
     (LinuxNamespaceType::Ipc, libc::CLONE_NEWIPC as u64, "ipc"),
-    (LinuxNamespaceType::Network, libc::CLONE_NEWNET as u64, "network"),
-    (LinuxNamespaceType::Cgroup, libc::CLONE_NEWCGROUP as u64, "cgroup"),
+    (
+        LinuxNamespaceType::Network,
+        libc::CLONE_NEWNET as u64,
+        "network",
+    ),
+    (
+        LinuxNamespaceType::Cgroup,
+        libc::CLONE_NEWCGROUP as u64,
+        "cgroup",
+    ),
     (LinuxNamespaceType::Time, 0x80, "time"),
 ];
 
@@ -251,7 +259,10 @@ fn rlimit_resource(name: &str) -> Option<libc::c_int> {
     } as libc::c_int)
 }
 
-fn id_map(field: &str, maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Result<String, PlanError> {
+fn id_map(
+    field: &str,
+    maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>,
+) -> Result<String, PlanError> {
     let maps = maps.ok_or_else(|| err(field, "a user namespace needs id mappings"))?;
     if maps.is_empty() {
         return Err(err(field, "a user namespace needs at least one mapping"));
@@ -261,7 +272,12 @@ fn id_map(field: &str, maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) ->
         if m.size() == 0 {
             return Err(err(field, "a mapping of size 0"));
         }
-        out.push_str(&format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()));
+        out.push_str(&format!(
+            "{} {} {}\n",
+            m.container_id(),
+            m.host_id(),
+            m.size()
+        ));
     }
     Ok(out)
 }
@@ -296,7 +312,10 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
                     path: path.clone(),
                     nstype: *flag as libc::c_int,
                 };
-                if matches!(ns.typ(), LinuxNamespaceType::User | LinuxNamespaceType::Mount) {
+                if matches!(
+                    ns.typ(),
+                    LinuxNamespaceType::User | LinuxNamespaceType::Mount
+                ) {
                     join_in_child.push(j);
                 } else {
                     join_before.push(j);
@@ -315,7 +334,9 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
     } else {
         (String::new(), String::new())
     };
-    if clone_flags & libc::CLONE_NEWNS as u64 == 0 && !join_in_child.iter().any(|j| j.nstype == libc::CLONE_NEWNS) {
+    if clone_flags & libc::CLONE_NEWNS as u64 == 0
+        && !join_in_child.iter().any(|j| j.nstype == libc::CLONE_NEWNS)
+    {
         return Err(err(
             "linux.namespaces",
             "a mount namespace is required (zctr never changes the host's mounts)",
@@ -327,7 +348,10 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
     let meta = std::fs::metadata(&rootfs_path)
         .map_err(|e| err("root.path", format!("{}: {e}", rootfs_path.display())))?;
     if !meta.is_dir() {
-        return Err(err("root.path", format!("{} is not a directory", rootfs_path.display())));
+        return Err(err(
+            "root.path",
+            format!("{} is not a directory", rootfs_path.display()),
+        ));
     }
     let rootfs_path = rootfs_path
         .canonicalize()
@@ -338,19 +362,21 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         Some(p) => mountopts::propagation(p)
             .ok_or_else(|| err("linux.rootfsPropagation", format!("unknown value {p:?}")))?,
     };
-    let idmap_rootfs = userns && {
-        use std::os::unix::fs::MetadataExt;
-        let uid = meta.uid();
-        !linux
-            .uid_mappings()
-            .iter()
-            .flatten()
-            .any(|m| uid >= m.host_id() && uid < m.host_id() + m.size())
-    } && spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get("org.zctr.rootfs-idmap"))
-        .map_or(true, |v| v != "false");
+    let idmap_rootfs = userns
+        && {
+            use std::os::unix::fs::MetadataExt;
+            let uid = meta.uid();
+            !linux
+                .uid_mappings()
+                .iter()
+                .flatten()
+                .any(|m| uid >= m.host_id() && uid < m.host_id() + m.size())
+        }
+        && spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get("org.zctr.rootfs-idmap"))
+            .is_none_or(|v| v != "false");
 
     // Mounts.
     let cgroups_path = linux
@@ -385,8 +411,12 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
                 .as_ref()
                 .ok_or_else(|| err(format!("mounts[{i}].source"), "a bind mount needs a source"))?;
             let src = in_bundle(bundle, src);
-            let md = std::fs::metadata(&src)
-                .map_err(|e| err(format!("mounts[{i}].source"), format!("{}: {e}", src.display())))?;
+            let md = std::fs::metadata(&src).map_err(|e| {
+                err(
+                    format!("mounts[{i}].source"),
+                    format!("{}: {e}", src.display()),
+                )
+            })?;
             MountKind::Bind {
                 dir: md.is_dir(),
                 recursive: opts.recursive || !opts.bind,
@@ -395,7 +425,9 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
             MountKind::Fs
         };
         let source = match (m.source(), &kind) {
-            (Some(s), MountKind::Bind { .. }) => Some(in_bundle(bundle, s).to_string_lossy().into_owned()),
+            (Some(s), MountKind::Bind { .. }) => {
+                Some(in_bundle(bundle, s).to_string_lossy().into_owned())
+            }
             (Some(s), MountKind::Fs) => Some(s.to_string_lossy().into_owned()),
             (None, _) => Some(typ.to_string()),
         };
@@ -405,8 +437,14 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         }
         mounts.push(MountStep {
             dest: cstr(&field, &dest)?,
-            source: source.map(|s| cstr(&format!("mounts[{i}].source"), &s)).transpose()?,
-            fstype: if is_bind { None } else { Some(cstr(&format!("mounts[{i}].type"), typ)?) },
+            source: source
+                .map(|s| cstr(&format!("mounts[{i}].source"), &s))
+                .transpose()?,
+            fstype: if is_bind {
+                None
+            } else {
+                Some(cstr(&format!("mounts[{i}].type"), typ)?)
+            },
             flags,
             propagation: opts.propagation,
             data: (!opts.data.is_empty())
@@ -463,13 +501,19 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         .masked_paths()
         .iter()
         .flatten()
-        .map(|p| container_path("linux.maskedPaths", p).and_then(|r| cstr("linux.maskedPaths", &format!("/{r}"))))
+        .map(|p| {
+            container_path("linux.maskedPaths", p)
+                .and_then(|r| cstr("linux.maskedPaths", &format!("/{r}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let readonly_paths = linux
         .readonly_paths()
         .iter()
         .flatten()
-        .map(|p| container_path("linux.readonlyPaths", p).and_then(|r| cstr("linux.readonlyPaths", &format!("/{r}"))))
+        .map(|p| {
+            container_path("linux.readonlyPaths", p)
+                .and_then(|r| cstr("linux.readonlyPaths", &format!("/{r}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut sysctls = Vec::new();
     for (k, v) in linux.sysctl().iter().flatten() {
@@ -512,7 +556,12 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         path_var
             .split(':')
             .filter(|d| !d.is_empty())
-            .map(|d| cstr("process.args", &format!("{}/{}", d.trim_end_matches('/'), args[0])))
+            .map(|d| {
+                cstr(
+                    "process.args",
+                    &format!("{}/{}", d.trim_end_matches('/'), args[0]),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?
     };
     let cwd = process.cwd().to_string_lossy().into_owned();
@@ -523,7 +572,10 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         let res = rlimit_resource(&name)
             .ok_or_else(|| err("process.rlimits", format!("unknown rlimit {name}")))?;
         if r.soft() > r.hard() {
-            return Err(err("process.rlimits", format!("{name}: soft limit above hard limit")));
+            return Err(err(
+                "process.rlimits",
+                format!("{name}: soft limit above hard limit"),
+            ));
         }
         rlimits.push((res, r.soft(), r.hard()));
     }
@@ -546,7 +598,11 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         userns,
         uid_map,
         gid_map,
-        hostname: spec.hostname().as_ref().map(|h| cstr("hostname", h)).transpose()?,
+        hostname: spec
+            .hostname()
+            .as_ref()
+            .map(|h| cstr("hostname", h))
+            .transpose()?,
         rootfs,
         rootfs_path,
         root_propagation,
@@ -680,13 +736,19 @@ mod tests {
                "rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":512}],"noNewPrivileges":true"#,
         ));
         let p = build(&s, Path::new("/"), &host()).unwrap();
-        assert_eq!(p.clone_flags, (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64);
+        assert_eq!(
+            p.clone_flags,
+            (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64
+        );
         assert_eq!(p.join_before.len(), 1);
         assert_eq!(p.join_before[0].nstype, libc::CLONE_NEWNET);
         assert!(!p.loopback_up);
         assert_eq!(
             p.exec_candidates,
-            vec![CString::new("/bin/sh").unwrap(), CString::new("/usr/bin/sh").unwrap()]
+            vec![
+                CString::new("/bin/sh").unwrap(),
+                CString::new("/usr/bin/sh").unwrap()
+            ]
         );
         assert_eq!(p.caps.bounding, (1 << 0) | (1 << 5));
         assert_eq!(p.caps.effective, 1 << 5);
@@ -694,24 +756,48 @@ mod tests {
         assert!(p.no_new_privs);
         assert!(p.populate_dev);
         assert_eq!(p.devices.len(), 6);
-        assert_eq!(p.sysctls[0].0.to_str().unwrap(), "/proc/sys/net/ipv4/ip_forward");
+        assert_eq!(
+            p.sysctls[0].0.to_str().unwrap(),
+            "/proc/sys/net/ipv4/ip_forward"
+        );
         assert_eq!(p.masked[0].to_str().unwrap(), "/proc/kcore");
-        let data = p.mounts.iter().find(|m| m.dest.to_bytes() == b"data").unwrap();
-        assert_eq!(data.kind, MountKind::Bind { dir: true, recursive: true });
+        let data = p
+            .mounts
+            .iter()
+            .find(|m| m.dest.to_bytes() == b"data")
+            .unwrap();
+        assert_eq!(
+            data.kind,
+            MountKind::Bind {
+                dir: true,
+                recursive: true
+            }
+        );
         assert!(data.needs_remount());
         // Hybrid host: tmpfs plus one bind per hierarchy.
         let cg: Vec<_> = p
             .mounts
             .iter()
             .filter(|m| m.dest.to_bytes().starts_with(b"sys/fs/cgroup"))
-            .map(|m| (m.dest.to_str().unwrap().to_string(), m.source.as_ref().unwrap().to_str().unwrap().to_string()))
+            .map(|m| {
+                (
+                    m.dest.to_str().unwrap().to_string(),
+                    m.source.as_ref().unwrap().to_str().unwrap().to_string(),
+                )
+            })
             .collect();
         assert_eq!(
             cg,
             vec![
                 ("sys/fs/cgroup".to_string(), "tmpfs".to_string()),
-                ("sys/fs/cgroup/memory".to_string(), "/sys/fs/cgroup/memory/a/b".to_string()),
-                ("sys/fs/cgroup/unified".to_string(), "/sys/fs/cgroup/unified/a/b".to_string()),
+                (
+                    "sys/fs/cgroup/memory".to_string(),
+                    "/sys/fs/cgroup/memory/a/b".to_string()
+                ),
+                (
+                    "sys/fs/cgroup/unified".to_string(),
+                    "/sys/fs/cgroup/unified/a/b".to_string()
+                ),
             ]
         );
     }
@@ -720,13 +806,27 @@ mod tests {
     fn bad_specs_name_the_field() {
         let cases = [
             (base("", r#""args":[]"#), "process.args"),
-            (base("", r#""args":["x"],"env":["NOEQUALS"]"#), "process.env"),
-            (base("", r#""args":["x"],"capabilities":{"bounding":["CAP_NOPE"]}"#), ""),
             (
-                base("", r#""args":["x"]"#).replace(r#""destination":"/proc""#, r#""destination":"/../proc""#),
+                base("", r#""args":["x"],"env":["NOEQUALS"]"#),
+                "process.env",
+            ),
+            (
+                base(
+                    "",
+                    r#""args":["x"],"capabilities":{"bounding":["CAP_NOPE"]}"#,
+                ),
+                "",
+            ),
+            (
+                base("", r#""args":["x"]"#)
+                    .replace(r#""destination":"/proc""#, r#""destination":"/../proc""#),
                 "mounts[0].destination",
             ),
-            (base("", r#""args":["x"]"#).replace(r#"{"path":"/"}"#, r#"{"path":"/nonexistent-zctr"}"#), "root.path"),
+            (
+                base("", r#""args":["x"]"#)
+                    .replace(r#"{"path":"/"}"#, r#"{"path":"/nonexistent-zctr"}"#),
+                "root.path",
+            ),
             (
                 base("", r#""args":["x"]"#).replace(r#"[{"type":"mount"},"#, "["),
                 "linux.namespaces",
@@ -755,7 +855,8 @@ mod tests {
         // "/" is owned by host root, outside the mapping: idmap it.
         assert!(p.idmap_rootfs);
         assert_eq!(p.exec_candidates, vec![CString::new("/x").unwrap()]);
-        let no_maps = base("", r#""args":["/x"]"#).replace(r#""namespaces":["#, r#""namespaces":[{"type":"user"},"#);
+        let no_maps = base("", r#""args":["/x"]"#)
+            .replace(r#""namespaces":["#, r#""namespaces":[{"type":"user"},"#);
         let e = build(&spec(&no_maps), Path::new("/"), &host()).unwrap_err();
         assert_eq!(e.field, "linux.uidMappings");
     }

@@ -17,8 +17,12 @@ pub fn now_ms() -> u64 {
 /// Start time of `pid` (field 22 of /proc/PID/stat, clock ticks since boot).
 pub fn start_time(pid: i32) -> io::Result<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_start_time(&stat)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("/proc/{pid}/stat: unparsable")))
+    parse_start_time(&stat).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat: unparsable"),
+        )
+    })
 }
 
 /// Field 22, counted after the command name (which may hold spaces and parentheses).

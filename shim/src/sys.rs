@@ -70,7 +70,13 @@ pub fn clone_process(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<(pid_t, 
 }
 
 /// openat2(2): `resolve` holds RESOLVE_* flags.
-pub fn openat2(dirfd: RawFd, path: &CStr, flags: c_int, mode: u32, resolve: u64) -> SysResult<RawFd> {
+pub fn openat2(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: c_int,
+    mode: u32,
+    resolve: u64,
+) -> SysResult<RawFd> {
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.mode = mode as u64;
@@ -162,7 +168,8 @@ pub fn locked_mount_flags(fd: RawFd) -> SysResult<c_ulong> {
         (libc::ST_NOEXEC, libc::MS_NOEXEC),
         (libc::ST_NOATIME, libc::MS_NOATIME),
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
+        // ST_RELATIME: musl lacks the constant.
+        (4096, libc::MS_RELATIME),
         (libc::ST_RDONLY, libc::MS_RDONLY),
     ] {
         if st.f_flag & st_flag != 0 {
@@ -248,8 +255,7 @@ pub fn setsid() -> SysResult<()> {
 pub fn sethostname(name: &CStr) -> SysResult<()> {
     let bytes = name.to_bytes();
     // SAFETY: pointer/length pair of a live slice.
-    check(unsafe { libc::sethostname(bytes.as_ptr() as *const _, bytes.len()) } as c_long)
-        .map(drop)
+    check(unsafe { libc::sethostname(bytes.as_ptr() as *const _, bytes.len()) } as c_long).map(drop)
 }
 
 /// Raw setresuid/setresgid/setgroups: the libc wrappers may synchronise threads
@@ -349,8 +355,14 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()>
         },
     ];
     // SAFETY: header and two data words as the v3 ABI requires.
-    check(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) })
-        .map(drop)
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    })
+    .map(drop)
 }
 
 /// Highest capability number the running kernel knows.
@@ -482,7 +494,13 @@ pub fn reset_signals() -> SysResult<()> {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         check(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) as c_long)?;
-        for sig in [libc::SIGPIPE, libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        for sig in [
+            libc::SIGPIPE,
+            libc::SIGCHLD,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+        ] {
             libc::signal(sig, libc::SIG_DFL);
         }
     }
@@ -512,10 +530,17 @@ pub fn own_fd(fd: RawFd) -> std::os::fd::OwnedFd {
 /// readlinkat(2) into `buf`; returns the target's length.
 pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
     // SAFETY: buf is a live mutable slice of the given length.
-    let n = unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
+    let n =
+        unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
     let n = check(n as c_long)? as usize;
     if n >= buf.len() {
         return Err(Errno::ENAMETOOLONG);
     }
     Ok(n)
+}
+
+/// fork(2). Only called while the shim is single-threaded, before any setup.
+pub fn fork() -> SysResult<pid_t> {
+    // SAFETY: the shim has one thread here; the child continues with plain code.
+    check(unsafe { libc::fork() } as c_long).map(|p| p as pid_t)
 }

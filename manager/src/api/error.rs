@@ -1,0 +1,124 @@
+//! The one place where errors become HTTP statuses and machine-readable codes.
+
+use crate::bundle::BundleError;
+use crate::cgroups::CgroupError;
+use crate::error::Error;
+use crate::spawn::SpawnError;
+use crate::store::StoreError;
+use hyper::StatusCode;
+
+/// The status and code of `e`.
+pub fn classify(e: &Error) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match e {
+        Error::NotFound(_) => (S::NOT_FOUND, "not_found"),
+        Error::AlreadyExists(_) => (S::CONFLICT, "already_exists"),
+        Error::InvalidState { .. } => (S::CONFLICT, "invalid_state"),
+        Error::BadRequest(_) => (S::BAD_REQUEST, "bad_request"),
+        Error::BadSignal(_) => (S::BAD_REQUEST, "invalid_signal"),
+        Error::Bundle(b) => match b {
+            BundleError::Config(c) => match c.field() {
+                Some(f) if f.starts_with("limits") => (S::BAD_REQUEST, "invalid_limits"),
+                _ => (S::BAD_REQUEST, "invalid_config"),
+            },
+            BundleError::RootfsMissing(_) => (S::BAD_REQUEST, "rootfs_missing"),
+            BundleError::RootfsNotDir(_) => (S::BAD_REQUEST, "rootfs_not_dir"),
+            BundleError::SourceMissing { .. } => (S::BAD_REQUEST, "source_missing"),
+            BundleError::Meta(_) => (S::BAD_REQUEST, "bad_meta"),
+            BundleError::Spec(_) => (S::BAD_REQUEST, "invalid_config"),
+            BundleError::Store(s) => store(s),
+        },
+        Error::Cgroup(CgroupError::InvalidPath { .. }) => (S::BAD_REQUEST, "invalid_cgroup"),
+        Error::Cgroup(_) => (S::INTERNAL_SERVER_ERROR, "cgroup_error"),
+        Error::Store(s) => store(s),
+        Error::Spawn(SpawnError::SetupFailed { .. }) => (S::INTERNAL_SERVER_ERROR, "setup_failed"),
+        Error::Spawn(_) => (S::INTERNAL_SERVER_ERROR, "shim_failed"),
+        Error::Shim(_) | Error::ShimUnavailable(_) => (S::SERVICE_UNAVAILABLE, "shim_unavailable"),
+        Error::ShimCommand { .. } => (S::INTERNAL_SERVER_ERROR, "shim_refused"),
+        Error::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout"),
+    }
+}
+
+fn store(s: &StoreError) -> (StatusCode, &'static str) {
+    match s {
+        StoreError::NoSpace { .. } => (StatusCode::INSUFFICIENT_STORAGE, "no_space"),
+        StoreError::Exists { .. } => (StatusCode::CONFLICT, "already_exists"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "state_error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{check, Op};
+    use crate::model::Status;
+    use std::path::PathBuf;
+
+    #[test]
+    fn codes_are_stable() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (Error::NotFound("x".into()), 404, "not_found"),
+            (Error::AlreadyExists("x".into()), 409, "already_exists"),
+            (
+                Error::InvalidState {
+                    id: "x".into(),
+                    source: check(Op::Start, Status::Running).unwrap_err(),
+                },
+                409,
+                "invalid_state",
+            ),
+            (Error::BadRequest("x".into()), 400, "bad_request"),
+            (
+                BundleError::RootfsMissing(PathBuf::from("/x")).into(),
+                400,
+                "rootfs_missing",
+            ),
+            (
+                BundleError::RootfsNotDir(PathBuf::from("/x")).into(),
+                400,
+                "rootfs_not_dir",
+            ),
+            (
+                Error::Store(StoreError::NoSpace {
+                    path: PathBuf::from("/x"),
+                }),
+                507,
+                "no_space",
+            ),
+            (
+                Error::Bundle(BundleError::Store(StoreError::NoSpace {
+                    path: PathBuf::from("/x"),
+                })),
+                507,
+                "no_space",
+            ),
+            (
+                SpawnError::SetupFailed {
+                    step: "mount".into(),
+                    errno: 2,
+                    message: "x".into(),
+                }
+                .into(),
+                500,
+                "setup_failed",
+            ),
+            (Error::ShimUnavailable("x".into()), 503, "shim_unavailable"),
+        ];
+        for (e, status, code) in cases {
+            let (s, c) = classify(&e);
+            assert_eq!((s.as_u16(), c), (status, code), "{e}");
+        }
+    }
+
+    #[test]
+    fn config_errors_name_limits_apart() {
+        let mut cfg = common::config::ContainerConfig::new("/rootfs");
+        cfg.limits.memory_bytes = Some(1);
+        let e = Error::Bundle(BundleError::Config(cfg.validate().unwrap_err()));
+        assert_eq!(classify(&e).1, "invalid_limits");
+        let mut cfg = common::config::ContainerConfig::new("/rootfs");
+        cfg.hostname = Some("-bad-".into());
+        let e = Error::Bundle(BundleError::Config(cfg.validate().unwrap_err()));
+        assert_eq!(classify(&e).1, "invalid_config");
+    }
+}

@@ -1,0 +1,221 @@
+//! HTTP/1.1 + JSON over the daemon's Unix socket. Routes are listed in
+//! `docs/api.md`; errors are `{"code", "message"}` (see [`error`]).
+
+pub mod error;
+pub mod logs;
+
+use crate::error::Error;
+use crate::lifecycle::parse_signal;
+use crate::model::{CreateRequest, ErrorBody, WaitResponse};
+use crate::registry::Registry;
+use bytes::Bytes;
+use common::id::ContainerId;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::UnixListener;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+/// Serves connections until `shutdown` completes.
+pub async fn serve(listener: UnixListener, reg: Arc<Registry>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let reg = reg.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let reg = reg.clone();
+                        async move { Ok::<_, Infallible>(handle(reg, req).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+}
+
+async fn handle(reg: Arc<Registry>, req: Request<Incoming>) -> Response<Body> {
+    match route(reg, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+pub fn error_response(e: &Error) -> Response<Body> {
+    let (status, code) = error::classify(e);
+    json(
+        status,
+        &ErrorBody {
+            code: code.to_string(),
+            message: e.to_string(),
+        },
+    )
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .expect("valid response")
+}
+
+fn no_content() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Full::new(Bytes::new()).boxed())
+        .expect("valid response")
+}
+
+fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.to_string(), "true".to_string()),
+        })
+        .collect()
+}
+
+fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    matches!(q.get(key).map(String::as_str), Some("1" | "true" | "yes"))
+}
+
+/// Parses a create request: not JSON → `bad_request`; a bad id → `invalid_id`
+/// style message; any other shape error names the field.
+pub fn parse_create(body: &[u8]) -> Result<CreateRequest, Error> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest(format!("request body is not JSON: {e}")))?;
+    if let Some(id) = value.get("id").and_then(|v| v.as_str()) {
+        ContainerId::new(id).map_err(|e| Error::BadRequest(format!("id: {e}")))?;
+    }
+    serde_json::from_value(value).map_err(|e| Error::BadRequest(format!("create request: {e}")))
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
+    Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| Error::BadRequest(format!("request body: {e}")))
+}
+
+async fn route(reg: Arc<Registry>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let q = query(&req);
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    let method = req.method().clone();
+    match (method, parts.as_slice()) {
+        (Method::GET, ["v1", "ping"]) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"ok": true, "cgroups": reg.cgroups().layout()}),
+        )),
+        (Method::GET, ["v1", "containers"]) => Ok(json(StatusCode::OK, &reg.list())),
+        (Method::POST, ["v1", "containers"]) => {
+            let body = read_body(req).await?;
+            let create = parse_create(&body)?;
+            let c = if flag(&q, "start") {
+                reg.run(create).await?
+            } else {
+                reg.create(create).await?
+            };
+            Ok(json(
+                StatusCode::CREATED,
+                &reg.inspect(c.id.as_str()).await?,
+            ))
+        }
+        (Method::GET, ["v1", "containers", id]) => {
+            Ok(json(StatusCode::OK, &reg.inspect(id).await?))
+        }
+        (Method::DELETE, ["v1", "containers", id]) => {
+            reg.delete(id, flag(&q, "force")).await?;
+            Ok(no_content())
+        }
+        (Method::POST, ["v1", "containers", id, "start"]) => {
+            reg.start(id).await?;
+            Ok(no_content())
+        }
+        (Method::POST, ["v1", "containers", id, "pause"]) => {
+            reg.pause(id).await?;
+            Ok(no_content())
+        }
+        (Method::POST, ["v1", "containers", id, "resume"]) => {
+            reg.resume(id).await?;
+            Ok(no_content())
+        }
+        (Method::POST, ["v1", "containers", id, "kill"]) => {
+            let name = q.get("signal").map(String::as_str).unwrap_or("TERM");
+            let signal = parse_signal(name).ok_or_else(|| Error::BadSignal(name.to_string()))?;
+            reg.kill(id, signal).await?;
+            Ok(no_content())
+        }
+        (Method::POST, ["v1", "containers", id, "wait"]) => {
+            let r = reg.wait(id).await?;
+            Ok(json(
+                StatusCode::OK,
+                &WaitResponse {
+                    id: r.id.as_str().to_string(),
+                    exit: r.exit,
+                    stop_reason: r.stop_reason,
+                },
+            ))
+        }
+        (Method::GET, ["v1", "containers", id, "ps"]) => {
+            Ok(json(StatusCode::OK, &reg.ps(id).await?))
+        }
+        (Method::GET, ["v1", "containers", id, "logs"]) => {
+            let c = reg.get(id)?;
+            Ok(logs::response(c, flag(&q, "follow")).await)
+        }
+        _ => Ok(json(
+            StatusCode::NOT_FOUND,
+            &ErrorBody {
+                code: "no_route".into(),
+                message: format!("no route for {} {}", req.method(), req.uri().path()),
+            },
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_bodies_are_checked() {
+        assert!(
+            matches!(parse_create(b"not json"), Err(Error::BadRequest(m)) if m.contains("not JSON"))
+        );
+        let e = parse_create(br#"{"id":"../x","config":{"rootfs":"/r"}}"#).unwrap_err();
+        assert!(e.to_string().contains("id:"), "{e}");
+        let e = parse_create(br#"{"id":"a","config":{"rootfs":"/r","profile":"superuser"}}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("superuser"), "{e}");
+        let e = parse_create(br#"{"id":"a","config":{"rootfs":"/r"},"x":1}"#).unwrap_err();
+        assert!(e.to_string().contains('x'), "{e}");
+        let ok = parse_create(br#"{"id":"a","config":{"rootfs":"/r"}}"#).unwrap();
+        assert_eq!(ok.id.as_str(), "a");
+    }
+}

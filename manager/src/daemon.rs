@@ -1,0 +1,94 @@
+//! `zctr daemon`: lock the state root, detect cgroups, prepare the shims'
+//! cgroup, reconcile what is on disk, then serve the API until SIGTERM/SIGINT.
+//! Stopping the daemon never stops containers.
+
+use crate::api;
+use crate::cgroups::{self, CgroupPath};
+use crate::error::Error;
+use crate::registry::{Registry, Settings};
+use crate::store::Store;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup_parent: String,
+    pub shim: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Manager(#[from] Error),
+    #[error("socket {path}: {source}")]
+    Socket { path: PathBuf, source: io::Error },
+    #[error("shim binary {0} does not exist")]
+    NoShim(PathBuf),
+    #[error("signal handler: {0}")]
+    Signal(io::Error),
+}
+
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    if !opts.shim.is_file() {
+        return Err(DaemonError::NoShim(opts.shim));
+    }
+    let store = Store::open(&opts.root).map_err(Error::from)?;
+    let cgroups: Arc<dyn cgroups::Cgroups> = Arc::from(cgroups::detect().map_err(Error::from)?);
+    let parent = CgroupPath::new(&opts.cgroup_parent).map_err(Error::from)?;
+    let reg = Registry::new(
+        store,
+        cgroups.clone(),
+        Settings {
+            shim: opts.shim.clone(),
+            cgroup_parent: parent,
+        },
+    );
+    let shim_cg = reg.shim_cgroup()?;
+    tokio::task::spawn_blocking(move || cgroups.create(&shim_cg, None))
+        .await
+        .expect("blocking task")
+        .map_err(Error::from)?;
+    reg.recover().await?;
+
+    let sock_err = |source| DaemonError::Socket {
+        path: opts.socket.clone(),
+        source,
+    };
+    if let Some(dir) = opts.socket.parent() {
+        fs::create_dir_all(dir).map_err(sock_err)?;
+    }
+    // We hold the root's lock, so a socket file left here is a dead daemon's.
+    match fs::remove_file(&opts.socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(sock_err(e)),
+    }
+    let listener = UnixListener::bind(&opts.socket).map_err(sock_err)?;
+    fs::set_permissions(&opts.socket, fs::Permissions::from_mode(0o600)).map_err(sock_err)?;
+    eprintln!(
+        "zctr: serving on {} (root {}, cgroups {:?})",
+        opts.socket.display(),
+        opts.root.display(),
+        reg.cgroups().layout()
+    );
+
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    api::serve(listener, reg, shutdown).await;
+    let _ = fs::remove_file(&opts.socket);
+    eprintln!("zctr: stopped; containers keep running");
+    Ok(())
+}

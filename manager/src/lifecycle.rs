@@ -1,0 +1,132 @@
+//! Which operation is allowed in which state: one pure function, so the rules
+//! live (and are tested) in one place.
+
+use crate::model::Status;
+
+/// A lifecycle operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Start,
+    Pause,
+    Resume,
+    Kill,
+    Delete { force: bool },
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Pause => "pause",
+            Op::Resume => "resume",
+            Op::Kill => "kill",
+            Op::Delete { force: false } => "delete",
+            Op::Delete { force: true } => "delete --force",
+        }
+    }
+}
+
+/// `op` is not allowed while the container is `status`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {} a {} container{}", op.name(), status.as_str(), hint(*op, *status))]
+pub struct InvalidTransition {
+    pub op: Op,
+    pub status: Status,
+}
+
+fn hint(op: Op, status: Status) -> &'static str {
+    match (op, status) {
+        (Op::Delete { force: false }, Status::Running | Status::Paused) => {
+            " (stop it first or use force)"
+        }
+        (_, Status::Creating) => " (it is still being created)",
+        _ => "",
+    }
+}
+
+/// Checks `op` against `status`.
+pub fn check(op: Op, status: Status) -> Result<(), InvalidTransition> {
+    use Status::*;
+    let ok = match op {
+        Op::Start => status == Created,
+        Op::Pause => status == Running,
+        Op::Resume => status == Paused,
+        Op::Kill => matches!(status, Created | Running | Paused),
+        Op::Delete { force: false } => matches!(status, Created | Stopped),
+        Op::Delete { force: true } => status != Creating,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidTransition { op, status })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Status::*;
+
+    const ALL: [Status; 5] = [Creating, Created, Running, Paused, Stopped];
+
+    fn allowed(op: Op) -> Vec<Status> {
+        ALL.into_iter().filter(|s| check(op, *s).is_ok()).collect()
+    }
+
+    #[test]
+    fn the_transition_table() {
+        assert_eq!(allowed(Op::Start), vec![Created]);
+        assert_eq!(allowed(Op::Pause), vec![Running]);
+        assert_eq!(allowed(Op::Resume), vec![Paused]);
+        assert_eq!(allowed(Op::Kill), vec![Created, Running, Paused]);
+        assert_eq!(allowed(Op::Delete { force: false }), vec![Created, Stopped]);
+        assert_eq!(
+            allowed(Op::Delete { force: true }),
+            vec![Created, Running, Paused, Stopped]
+        );
+    }
+
+    #[test]
+    fn messages_say_what_and_why() {
+        let e = check(Op::Delete { force: false }, Running).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot delete a running container (stop it first or use force)"
+        );
+        let e = check(Op::Start, Running).unwrap_err();
+        assert_eq!(e.to_string(), "cannot start a running container");
+        let e = check(Op::Pause, Stopped).unwrap_err();
+        assert_eq!(e.to_string(), "cannot pause a stopped container");
+    }
+}
+
+/// A signal by number (`9`) or name (`KILL`, `SIGKILL`, case-insensitive).
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).ok().map(|s| s as i32);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::parse_signal;
+
+    #[test]
+    fn signals_by_number_and_name() {
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("KILL"), Some(9));
+        assert_eq!(parse_signal("sigterm"), Some(15));
+        assert_eq!(parse_signal("USR1"), Some(10));
+        assert_eq!(parse_signal("NOPE"), None);
+        assert_eq!(parse_signal("999"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! What the manager reads from `/proc`: start times (so a reused pid is never
+//! taken for a live shim) and the per-process facts `ps` shows.
+
+use common::state::ProcId;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::Path;
+
+/// Field 22 of `/proc/PID/stat` (start time in clock ticks since boot).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat).map(|s| s.start_time)
+}
+
+/// The process identity of `pid` now, if it exists.
+pub fn proc_id(pid: i32) -> Option<ProcId> {
+    start_time(pid).map(|start_time| ProcId { pid, start_time })
+}
+
+/// Whether `p` is still the same live process (same pid and start time, not a zombie).
+pub fn is_alive(p: &ProcId) -> bool {
+    match fs::read_to_string(format!("/proc/{}/stat", p.pid))
+        .ok()
+        .as_deref()
+        .and_then(parse_stat)
+    {
+        Some(s) => s.start_time == p.start_time && s.state != 'Z' && s.state != 'X',
+        None => false,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub state: char,
+    pub start_time: u64,
+}
+
+/// Parses `/proc/PID/stat`; the command name may hold spaces and parentheses,
+/// so fields are counted from the last `)`.
+pub fn parse_stat(stat: &str) -> Option<Stat> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); field 22 is fields[19].
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// One process of a container, as `ps` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Pid on the host.
+    pub pid: i32,
+    /// Pid inside the container's pid namespace (last NSpid entry).
+    pub ns_pid: Option<i32>,
+    /// Real uid on the host.
+    pub uid: Option<u32>,
+    /// Real uid inside the container (through the process's uid_map).
+    pub ns_uid: Option<u32>,
+    /// User name of `ns_uid` from the container's /etc/passwd, if found.
+    pub user: Option<String>,
+    /// State letter (R, S, D, T, Z, ...).
+    pub state: String,
+    pub cmdline: Vec<String>,
+}
+
+/// Reads what `ps` shows about `pid`; `rootfs` is used to name the user.
+pub fn process_info(pid: i32, rootfs: Option<&Path>) -> Option<ProcessInfo> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ns_pid =
+        status_field(&status, "NSpid").and_then(|v| v.split_whitespace().last()?.parse().ok());
+    let uid: Option<u32> =
+        status_field(&status, "Uid").and_then(|v| v.split_whitespace().next()?.parse().ok());
+    let state = status_field(&status, "State")
+        .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default();
+    let ns_uid = uid.and_then(|u| {
+        let map = fs::read_to_string(format!("/proc/{pid}/uid_map")).ok()?;
+        map_to_inside(&map, u)
+    });
+    let user = match (ns_uid, rootfs) {
+        (Some(u), Some(root)) => fs::read_to_string(root.join("etc/passwd"))
+            .ok()
+            .and_then(|p| passwd_name(&p, u)),
+        _ => None,
+    };
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ProcessInfo {
+        pid,
+        ns_pid,
+        uid,
+        ns_uid,
+        user,
+        state,
+        cmdline,
+    })
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k == key).then_some(v.trim())
+    })
+}
+
+/// Maps a host uid to the uid inside, given a uid_map as read from the host
+/// (`inside outside count` lines).
+pub fn map_to_inside(uid_map: &str, host: u32) -> Option<u32> {
+    uid_map.lines().find_map(|l| {
+        let v: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let (inside, outside, count) = (*v.first()?, *v.get(1)?, *v.get(2)?);
+        let h = u64::from(host);
+        (h >= outside && h < outside + count).then(|| (inside + h - outside) as u32)
+    })
+}
+
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f[0].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_survives_odd_names() {
+        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                state: 'S',
+                start_time: 98765
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_wrong_start_time_is_not() {
+        let me = proc_id(std::process::id() as i32).unwrap();
+        assert!(is_alive(&me));
+        assert!(!is_alive(&ProcId {
+            pid: me.pid,
+            start_time: me.start_time + 1
+        }));
+        let info = process_info(me.pid, None).unwrap();
+        assert_eq!(info.pid, me.pid);
+        assert!(!info.cmdline.is_empty());
+    }
+
+    #[test]
+    fn uid_maps_and_passwd() {
+        let map = "         0     100000      65536\n";
+        assert_eq!(map_to_inside(map, 100000), Some(0));
+        assert_eq!(map_to_inside(map, 101000), Some(1000));
+        assert_eq!(map_to_inside(map, 5), None);
+        let pw = "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1000::/:/bin/sh\n";
+        assert_eq!(passwd_name(pw, 1000).as_deref(), Some("web"));
+        assert_eq!(passwd_name(pw, 7), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! The state root on disk: one directory per container, atomic JSON writes, and
+//! the lock file that keeps a second daemon off the same root.
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{de::DeserializeOwned, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Name of the daemon's lock file inside the state root.
+pub const LOCK_FILE: &str = "daemon.lock";
+/// Name of the manager's record inside a container's directory.
+pub const RECORD_FILE: &str = "container.json";
+/// Name of the bundle directory inside a container's directory.
+pub const BUNDLE_DIR: &str = "bundle";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state root {path} is locked by another zctr daemon")]
+    Locked { path: PathBuf },
+    #[error("{path} already exists")]
+    Exists { path: PathBuf },
+    #[error("no space left on the state disk writing {path}")]
+    NoSpace { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} does not parse: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        if source.raw_os_error() == Some(libc::ENOSPC)
+            || source.raw_os_error() == Some(libc::EDQUOT)
+        {
+            StoreError::NoSpace { path: path.into() }
+        } else {
+            StoreError::Io {
+                path: path.into(),
+                source,
+            }
+        }
+    }
+}
+
+/// The state root, held under an exclusive lock for the life of the daemon.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl Store {
+    /// Creates the root (mode 0700) if needed and takes its lock, refusing a
+    /// root another daemon holds.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| StoreError::io(root, e))?;
+        let lock_path = root.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io(&lock_path, e))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+            if errno == nix::errno::Errno::EWOULDBLOCK {
+                StoreError::Locked {
+                    path: root.to_path_buf(),
+                }
+            } else {
+                StoreError::io(&lock_path, io::Error::from(errno))
+            }
+        })?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory of container `id` (which need not exist).
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Creates the directory of a new container; an existing one is `Exists`.
+    pub fn create_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.dir(id);
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(StoreError::Exists { path: dir })
+            }
+            Err(e) => Err(StoreError::io(&dir, e)),
+        }
+    }
+
+    /// Removes a container's directory and everything in it; a missing one is fine.
+    pub fn remove_dir(&self, id: &str) -> Result<(), StoreError> {
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&dir, e)),
+        }
+    }
+
+    /// Names of every directory in the root (candidates for recovery), sorted.
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        let entries = fs::read_dir(&self.root).map_err(|e| StoreError::io(&self.root, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io(&self.root, e))?;
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Writes `value` as the record of container `id`, atomically.
+    pub fn save<T: Serialize>(&self, id: &str, value: &T) -> Result<(), StoreError> {
+        let path = self.dir(id).join(RECORD_FILE);
+        let json = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, &json)
+    }
+
+    /// Reads the record of container `id`.
+    pub fn load<T: DeserializeOwned>(&self, id: &str) -> Result<T, StoreError> {
+        read_json(&self.dir(id).join(RECORD_FILE))
+    }
+}
+
+/// Reads and parses a JSON file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+    let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+        path: path.into(),
+        source,
+    })
+}
+
+/// Replaces `path` with `bytes` so that a reader sees either the old or the new
+/// content, never a mix, even across a crash: temp file, fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StoreError::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let t = TempDir::new("store-atomic");
+        let p = t.path().join("x.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(t.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn second_store_on_one_root_is_refused() {
+        let t = TempDir::new("store-lock");
+        let first = Store::open(t.path()).unwrap();
+        let err = Store::open(t.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        drop(first);
+        Store::open(t.path()).unwrap();
+    }
+
+    #[test]
+    fn dirs_and_records() {
+        let t = TempDir::new("store-dirs");
+        let s = Store::open(t.path()).unwrap();
+        s.create_dir("a").unwrap();
+        assert!(matches!(
+            s.create_dir("a").unwrap_err(),
+            StoreError::Exists { .. }
+        ));
+        s.save("a", &serde_json::json!({"k": 1})).unwrap();
+        let v: serde_json::Value = s.load("a").unwrap();
+        assert_eq!(v["k"], 1);
+        fs::write(t.path().join("not-a-dir"), b"").unwrap();
+        assert_eq!(s.list().unwrap(), vec!["a".to_string()]);
+        s.remove_dir("a").unwrap();
+        s.remove_dir("a").unwrap();
+        assert!(s.list().unwrap().is_empty());
+        let err = s.load::<serde_json::Value>("a").unwrap_err();
+        assert!(matches!(err, StoreError::Io { .. }));
+    }
+
+    #[test]
+    fn corrupt_record_is_a_json_error() {
+        let t = TempDir::new("store-corrupt");
+        let s = Store::open(t.path()).unwrap();
+        s.create_dir("b").unwrap();
+        fs::write(s.dir("b").join(RECORD_FILE), b"{nope").unwrap();
+        assert!(matches!(
+            s.load::<serde_json::Value>("b").unwrap_err(),
+            StoreError::Json { .. }
+        ));
+    }
+}

@@ -1,0 +1,457 @@
+//! End-to-end tests of the manager: a real `zctr daemon` (own state root,
+//! socket and cgroup parent below a `TestCgroup`), real shims and containers
+//! running the probe. Run as root after `scripts/build-static.sh` (the `zctr`
+//! binary may also come from `target/debug`).
+
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use zctr_tests::{bins, is_root, run_cmd, wait_until, Rootfs, TempDir, TestCgroup};
+
+const T: Duration = Duration::from_secs(60);
+
+fn zctr_bin() -> PathBuf {
+    bins::find("zctr").unwrap_or_else(|_| bins::workspace_root().join("target/debug/zctr"))
+}
+
+/// A daemon plus everything it needs; all of it is removed on drop (the test
+/// cgroup's drop kills every shim and container process below it).
+struct Env {
+    daemon: Option<Child>,
+    socket: PathBuf,
+    root: PathBuf,
+    parent: String,
+    rootfs: Rootfs,
+    // Dropped in this order: cgroup (kills processes), then the directory.
+    cg: TestCgroup,
+    tmp: TempDir,
+}
+
+impl Env {
+    fn new() -> Option<Env> {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return None;
+        }
+        let tmp = TempDir::new("zctr-mgr").unwrap();
+        let cg = TestCgroup::new().unwrap();
+        let rootfs = Rootfs::new(tmp.join("rootfs")).unwrap();
+        let mut env = Env {
+            daemon: None,
+            socket: tmp.join("zctr.sock"),
+            root: tmp.join("state"),
+            parent: cg.relative_path().to_string(),
+            rootfs,
+            cg,
+            tmp,
+        };
+        env.start_daemon();
+        Some(env)
+    }
+
+    fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.tmp.join("daemon.log"))
+            .unwrap();
+        let child = Command::new(zctr_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("daemon")
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--cgroup-parent")
+            .arg(&self.parent)
+            .arg("--shim")
+            .arg(bins::shim())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let sock = self.socket.clone();
+        assert!(
+            wait_until(Duration::from_secs(20), || self
+                .try_zctr(&["list"])
+                .status
+                .success()),
+            "daemon did not come up on {}: {}",
+            sock.display(),
+            self.daemon_log()
+        );
+    }
+
+    fn kill_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.tmp.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn try_zctr(&self, args: &[&str]) -> Output {
+        run_cmd(
+            Command::new(zctr_bin())
+                .arg("--socket")
+                .arg(&self.socket)
+                .args(args),
+            T,
+        )
+        .unwrap()
+    }
+
+    /// Runs a client command that must succeed; returns stdout.
+    fn zctr(&self, args: &[&str]) -> String {
+        let out = self.try_zctr(args);
+        assert!(
+            out.status.success(),
+            "zctr {args:?} failed: {}\n{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a client command that must fail with `code`.
+    fn zctr_fails(&self, args: &[&str], code: &str) -> String {
+        let out = self.try_zctr(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "zctr {args:?} succeeded");
+        assert!(err.contains(&format!("({code})")), "zctr {args:?}: {err}");
+        err
+    }
+
+    fn inspect(&self, id: &str) -> Value {
+        serde_json::from_str(&self.zctr(&["inspect", id])).unwrap()
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.inspect(id)["status"].as_str().unwrap().to_string()
+    }
+
+    fn rootfs_arg(&self) -> String {
+        self.rootfs.path().display().to_string()
+    }
+
+    fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        self.cg.dirs().iter().map(|d| d.path.join(id)).collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill_daemon();
+    }
+}
+
+fn run_args<'a>(id: &'a str, rootfs: &'a str, cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["run", id, "--rootfs", rootfs, "--"];
+    v.extend_from_slice(cmd);
+    v
+}
+
+#[test]
+fn manager_lifecycle_and_invalid_transitions() {
+    let Some(env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+
+    // create → created; its process waits before exec.
+    env.zctr(&[
+        "create",
+        "c1",
+        "--rootfs",
+        &rootfs,
+        "--",
+        probe,
+        "sleep",
+        "inf",
+        "--on-term",
+        "0",
+    ]);
+    assert_eq!(env.status("c1"), "created");
+    let insp = env.inspect("c1");
+    assert_eq!(insp["shim_command"][1], "create");
+    assert!(insp["shim"]["start_time"].as_u64().unwrap() > 0);
+    env.zctr_fails(&["create", "c1", "--rootfs", &rootfs], "already_exists");
+    env.zctr_fails(&["pause", "c1"], "invalid_state");
+    env.zctr_fails(&["resume", "c1"], "invalid_state");
+
+    env.zctr(&["start", "c1"]);
+    assert_eq!(env.status("c1"), "running");
+    env.zctr_fails(&["start", "c1"], "invalid_state");
+    env.zctr_fails(&["resume", "c1"], "invalid_state");
+    env.zctr_fails(&["delete", "c1"], "invalid_state");
+
+    // ps shows the probe with pid 1 inside.
+    let ps: Value = serde_json::from_str(&env.zctr(&["ps", "c1", "--json"])).unwrap();
+    let procs = ps.as_array().unwrap();
+    assert_eq!(procs.len(), 1, "{ps}");
+    assert_eq!(procs[0]["ns_pid"], 1);
+    assert_eq!(procs[0]["cmdline"][0], probe);
+    assert!(env.cgroup_dirs("c1").iter().all(|d| d.is_dir()));
+
+    env.zctr(&["pause", "c1"]);
+    assert_eq!(env.status("c1"), "paused");
+    env.zctr_fails(&["pause", "c1"], "invalid_state");
+    env.zctr(&["resume", "c1"]);
+    assert_eq!(env.status("c1"), "running");
+
+    env.zctr(&["kill", "c1", "TERM"]);
+    let out = env.zctr(&["wait", "c1"]);
+    assert_eq!(out.trim(), "0");
+    assert_eq!(env.status("c1"), "stopped");
+    env.zctr_fails(&["kill", "c1"], "invalid_state");
+    env.zctr_fails(&["pause", "c1"], "invalid_state");
+    env.zctr_fails(&["start", "c1"], "invalid_state");
+
+    // An exit code and the logs.
+    env.zctr(&run_args("c2", &rootfs, &[probe, "print", "hello-from-c2"]));
+    let out = env.try_zctr(&["wait", "c2"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    let logs = env.zctr(&["logs", "c2"]);
+    assert!(logs.contains("hello-from-c2"), "{logs}");
+    env.zctr(&run_args("c3", &rootfs, &[probe, "exit", "7"]));
+    let out = env.try_zctr(&["wait", "c3"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(env.inspect("c3")["exit"]["code"], 7);
+
+    // kill -9 is reported as a signal.
+    env.zctr(&run_args("c4", &rootfs, &[probe, "sleep", "inf"]));
+    env.zctr(&["kill", "c4", "KILL"]);
+    let out = env.try_zctr(&["wait", "c4"]);
+    assert_eq!(out.status.code(), Some(137));
+    assert_eq!(env.inspect("c4")["exit"]["signal"], 9);
+
+    // delete removes cgroup and state; force kills a running one.
+    env.zctr(&run_args("c5", &rootfs, &[probe, "sleep", "inf"]));
+    env.zctr(&["delete", "--force", "c5"]);
+    for id in ["c1", "c2", "c3", "c4"] {
+        env.zctr(&["delete", id]);
+    }
+    for id in ["c1", "c2", "c3", "c4", "c5"] {
+        assert!(!env.root.join(id).exists(), "{id} state dir left");
+        for d in env.cgroup_dirs(id) {
+            assert!(!d.exists(), "{} left", d.display());
+        }
+    }
+    env.zctr_fails(&["inspect", "c1"], "not_found");
+    let list: Value = serde_json::from_str(&env.zctr(&["list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn manager_bad_input_leaves_nothing_behind() {
+    let Some(env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let missing = env.tmp.join("missing").display().to_string();
+    let file = env.tmp.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let file = file.display().to_string();
+    let bad_meta = env.tmp.join("meta.json");
+    std::fs::write(&bad_meta, b"{\"version\": 1, \"nope\": 2}").unwrap();
+    let bad_meta = bad_meta.display().to_string();
+    let vol = format!("{missing}:/data");
+
+    env.zctr_fails(&["inspect", "ghost"], "not_found");
+    env.zctr_fails(&["start", "ghost"], "not_found");
+    env.zctr_fails(
+        &["run", "x1", "--rootfs", &missing, "--", "/bin/zctr-probe"],
+        "rootfs_missing",
+    );
+    env.zctr_fails(
+        &["run", "x2", "--rootfs", &file, "--", "/bin/zctr-probe"],
+        "rootfs_not_dir",
+    );
+    env.zctr_fails(
+        &["run", "x3", "--rootfs", &rootfs, "--profile", "superuser"],
+        "bad_request",
+    );
+    env.zctr_fails(
+        &[
+            "run", "x4", "--rootfs", &rootfs, "--memory", "1", "--", "/x",
+        ],
+        "invalid_limits",
+    );
+    env.zctr_fails(
+        &["run", "x5", "--rootfs", &rootfs, "--pids=-5", "--", "/x"],
+        "invalid_limits",
+    );
+    env.zctr_fails(
+        &["run", "x6", "--rootfs", &rootfs, "-v", &vol, "--", "/x"],
+        "source_missing",
+    );
+    env.zctr_fails(
+        &["run", "x7", "--rootfs", &rootfs, "--meta", &bad_meta],
+        "bad_meta",
+    );
+    env.zctr_fails(&["run", "../x", "--rootfs", &rootfs], "bad_request");
+    env.zctr_fails(&["kill", "ghost", "NOPE"], "invalid_signal");
+    // Setup failure inside the shim: a command that does not exist.
+    let out = env.try_zctr(&["run", "x8", "--rootfs", &rootfs, "--", "/no/such/binary"]);
+    if out.status.success() {
+        // Reported as exit 127 instead of a setup failure: also fine.
+        env.zctr(&["wait", "x8"]);
+        env.zctr(&["delete", "x8"]);
+    }
+
+    // A body that is not JSON, straight to the socket.
+    let out = run_cmd(
+        Command::new("curl")
+            .args(["-s", "--unix-socket"])
+            .arg(&env.socket)
+            .args(["-X", "POST", "-d", "{not json", "http://zctr/v1/containers"]),
+        T,
+    );
+    if let Ok(out) = out {
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(body.contains("\"bad_request\""), "{body}");
+    }
+
+    let list: Value = serde_json::from_str(&env.zctr(&["list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    for id in ["x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8"] {
+        assert!(!env.root.join(id).exists(), "{id}: state dir left");
+        for d in env.cgroup_dirs(id) {
+            assert!(!d.exists(), "{id}: {} left", d.display());
+        }
+    }
+    // Only the shims' cgroup below the parent.
+    for d in env.cg.dirs() {
+        let names: Vec<String> = std::fs::read_dir(&d.path)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| n == "zctr-shims"), "{names:?}");
+    }
+}
+
+#[test]
+fn manager_second_daemon_on_one_root_is_refused() {
+    let Some(env) = Env::new() else { return };
+    let out = run_cmd(
+        Command::new(zctr_bin())
+            .arg("--socket")
+            .arg(env.tmp.join("other.sock"))
+            .arg("daemon")
+            .arg("--root")
+            .arg(&env.root)
+            .arg("--cgroup-parent")
+            .arg(&env.parent)
+            .arg("--shim")
+            .arg(bins::shim()),
+        T,
+    )
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked"), "{err}");
+    let mode = std::fs::metadata(&env.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn manager_restart_keeps_containers_and_reports_exits() {
+    let Some(mut env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+    env.zctr(&run_args(
+        "keep",
+        &rootfs,
+        &[probe, "sleep", "inf", "--on-term", "0"],
+    ));
+    env.zctr(&run_args("ends", &rootfs, &[probe, "sleep", "2"]));
+    env.zctr(&run_args("victim", &rootfs, &[probe, "sleep", "inf"]));
+    let keep_pid = env.inspect("keep")["init"]["pid"].as_i64().unwrap();
+    let victim_shim = env.inspect("victim")["shim"]["pid"].as_i64().unwrap();
+
+    env.kill_daemon();
+    // While the daemon is away: one container exits, one shim is SIGKILLed.
+    std::thread::sleep(Duration::from_secs(3));
+    unsafe_free_kill(victim_shim as i32);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        Path::new(&format!("/proc/{keep_pid}")).exists(),
+        "container died with the daemon"
+    );
+
+    env.start_daemon();
+    assert_eq!(env.status("keep"), "running");
+    let ends = env.inspect("ends");
+    assert_eq!(ends["status"], "stopped");
+    assert_eq!(ends["exit"]["code"], 0);
+    let victim = env.inspect("victim");
+    assert_eq!(victim["status"], "stopped");
+    assert_eq!(victim["stop_reason"], "shim died");
+    for d in env.cgroup_dirs("victim") {
+        assert!(!d.exists(), "{} left", d.display());
+    }
+    // The reattached shim still takes commands and reports.
+    env.zctr(&["kill", "keep", "TERM"]);
+    let out = env.zctr(&["wait", "keep"]);
+    assert_eq!(out.trim(), "0");
+
+    // Reconciliation is idempotent.
+    env.kill_daemon();
+    env.start_daemon();
+    assert_eq!(env.inspect("victim")["stop_reason"], "shim died");
+    assert_eq!(env.inspect("ends")["exit"]["code"], 0);
+    for id in ["keep", "ends", "victim"] {
+        env.zctr(&["delete", id]);
+    }
+}
+
+/// SIGKILL through the `kill` command (the test crate denies unsafe code).
+fn unsafe_free_kill(pid: i32) {
+    let st = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn manager_fifty_concurrent_runs() {
+    let Some(env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container().to_string();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let (env, rootfs, probe) = (&env, &rootfs, &probe);
+                s.spawn(move || {
+                    let id = format!("p{i}");
+                    env.zctr(&run_args(
+                        &id,
+                        rootfs,
+                        &[probe, "sleep", "inf", "--on-term", "0"],
+                    ));
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    let list: Value = serde_json::from_str(&env.zctr(&["list", "--json"])).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 50);
+    let mut pids: Vec<i64> = list.iter().map(|c| c["pid"].as_i64().unwrap()).collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), 50);
+    assert!(list.iter().all(|c| c["status"] == "running"));
+    for i in 0..50 {
+        env.zctr(&["delete", "--force", &format!("p{i}")]);
+    }
+}
