@@ -327,7 +327,10 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
                         .collect();
                     println!(
                         "{:>8} {:>6} {:<10} {:<5} {}",
-                        x["pid"],
+                        x["pid"]
+                            .as_i64()
+                            .map(|p| p.to_string())
+                            .unwrap_or("-".into()),
                         x["ns_pid"]
                             .as_i64()
                             .map(|p| p.to_string())

@@ -1,0 +1,226 @@
+//! The daemon harness shared by the manager end-to-end tests in
+//! `manager_limits.rs` and `manager_restart.rs` (same style as
+//! `manager_lifecycle.rs`): a real `zctr daemon` with its own state root,
+//! socket and cgroup parent below a `TestCgroup`, started in a process group
+//! of its own so a test can `kill -9` the whole group. Everything is removed
+//! on drop, also while unwinding from a failed assertion: the daemon's group
+//! is SIGKILLed, the test cgroup's drop kills every shim and container process
+//! below it, and the scratch directory is unmounted and removed.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use zctr_tests::{bins, is_root, run_cmd, wait_until, Rootfs, TempDir, TestCgroup};
+
+/// Time limit of one client command.
+pub const T: Duration = Duration::from_secs(60);
+
+pub fn zctr_bin() -> PathBuf {
+    bins::find("zctr").unwrap_or_else(|_| bins::workspace_root().join("target/debug/zctr"))
+}
+
+pub struct Env {
+    daemon: Option<Child>,
+    pub socket: PathBuf,
+    pub root: PathBuf,
+    pub parent: String,
+    pub rootfs: Rootfs,
+    // Dropped in this order: cgroup (kills processes), then the directory.
+    pub cg: TestCgroup,
+    pub tmp: TempDir,
+}
+
+impl Env {
+    /// `None` (after a message) when not root: the tests skip.
+    pub fn new() -> Option<Env> {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return None;
+        }
+        let tmp = TempDir::new("zctr-mgr").unwrap();
+        let cg = TestCgroup::new().unwrap();
+        let rootfs = Rootfs::new(tmp.join("rootfs")).unwrap();
+        let mut env = Env {
+            daemon: None,
+            socket: tmp.join("zctr.sock"),
+            root: tmp.join("state"),
+            parent: cg.relative_path().to_string(),
+            rootfs,
+            cg,
+            tmp,
+        };
+        env.start_daemon();
+        Some(env)
+    }
+
+    /// Starts the daemon as the leader of a new process group and waits until
+    /// it answers.
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.tmp.join("daemon.log"))
+            .unwrap();
+        let child = Command::new(zctr_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("daemon")
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--cgroup-parent")
+            .arg(&self.parent)
+            .arg("--shim")
+            .arg(bins::shim())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let up = wait_until(Duration::from_secs(20), || {
+            self.try_zctr(&["list"]).status.success()
+        });
+        assert!(
+            up,
+            "daemon did not come up on {}: {}",
+            self.socket.display(),
+            self.daemon_log()
+        );
+    }
+
+    /// The daemon's pid (= its process group id).
+    pub fn daemon_pid(&self) -> i32 {
+        self.daemon.as_ref().expect("daemon running").id() as i32
+    }
+
+    /// `kill -9 -- -PGID`: SIGKILL to every process of the daemon's group, then reap it.
+    pub fn kill_daemon_group(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let pgid = d.id();
+            let _ = Command::new("kill")
+                .args(["-9", "--", &format!("-{pgid}")])
+                .stderr(Stdio::null())
+                .status();
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.tmp.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn try_zctr(&self, args: &[&str]) -> Output {
+        run_cmd(
+            Command::new(zctr_bin())
+                .arg("--socket")
+                .arg(&self.socket)
+                .args(args),
+            T,
+        )
+        .unwrap()
+    }
+
+    /// Runs a client command that must succeed; returns stdout.
+    pub fn zctr(&self, args: &[&str]) -> String {
+        let out = self.try_zctr(args);
+        assert!(
+            out.status.success(),
+            "zctr {args:?} failed: {}\n{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn inspect(&self, id: &str) -> Value {
+        serde_json::from_str(&self.zctr(&["inspect", id])).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.inspect(id)["status"].as_str().unwrap().to_string()
+    }
+
+    pub fn logs(&self, id: &str) -> String {
+        self.zctr(&["logs", id])
+    }
+
+    pub fn rootfs_arg(&self) -> String {
+        self.rootfs.path().display().to_string()
+    }
+
+    /// The container's cgroup directory in every hierarchy.
+    pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        self.cg.dirs().iter().map(|d| d.path.join(id)).collect()
+    }
+
+    /// The container's cgroup directory holding `controller`'s files (v1
+    /// hierarchy of that controller, else cgroup2).
+    pub fn cgroup_dir_for(&self, id: &str, controller: &str) -> PathBuf {
+        self.cg
+            .dir_for(controller)
+            .unwrap_or_else(|| panic!("no hierarchy for {controller}"))
+            .join(id)
+    }
+
+    /// A host directory every container user may write to, for a volume.
+    pub fn volume_dir(&self, name: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.tmp.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        dir
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill_daemon_group();
+    }
+}
+
+/// `run ID --rootfs ROOTFS [EXTRA...] -- CMD...`
+pub fn run_args<'a>(
+    id: &'a str,
+    rootfs: &'a str,
+    extra: &[&'a str],
+    cmd: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = vec!["run", id, "--rootfs", rootfs];
+    v.extend_from_slice(extra);
+    v.push("--");
+    v.extend_from_slice(cmd);
+    v
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace()
+                .next()
+                .map(|st| st != "Z" && st != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// (process group, session) of `pid` from /proc/PID/stat.
+pub fn pgrp_and_session(pid: i64) -> (i64, i64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    (f[2].parse().unwrap(), f[3].parse().unwrap())
+}
+
+/// The number a `zctr-probe counter` wrote last (None before the first write).
+pub fn read_counter(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
