@@ -59,6 +59,27 @@ pub fn host_is_unified(h: &[Hierarchy]) -> bool {
         .any(|h| h.unified && h.mount_point == Path::new("/sys/fs/cgroup"))
 }
 
+/// A new cgroup v1 cpuset starts with empty `cpuset.cpus` and `cpuset.mems`
+/// and refuses tasks (ENOSPC) until they are set: copy them from the parent.
+/// Without the cpuset controller (or on cgroup2) there is nothing to do.
+fn inherit_cpuset(dir: &Path) -> io::Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        let Ok(cur) = fs::read_to_string(&own) else {
+            continue;
+        };
+        if cur.trim().is_empty() {
+            let from = fs::read_to_string(parent.join(file))?;
+            fs::write(&own, from.trim())
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", own.display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// The container's cgroup directory in every hierarchy.
 #[derive(Debug, Default)]
 pub struct ContainerCgroup {
@@ -107,7 +128,8 @@ impl ContainerCgroup {
         }
         for d in missing.into_iter().rev() {
             fs::create_dir(&d)?;
-            self.created.push(d);
+            self.created.push(d.clone());
+            inherit_cpuset(&d)?;
         }
         Ok(())
     }

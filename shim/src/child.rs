@@ -248,6 +248,12 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         sys::setresgid(0).at("setresgid in user namespace", b"")?;
         sys::setresuid(0).at("setresuid in user namespace", b"")?;
     }
+    if plan.unshare_cgroupns {
+        // Now that the shim has put this process into its cgroups, so that they
+        // become the namespace's root.
+        debug(ctx, "cgroup namespace");
+        sys::unshare(libc::CLONE_NEWCGROUP).at("unshare cgroup namespace", b"")?;
+    }
     sys::setsid().at("setsid", b"")?;
     if let Some(h) = &plan.hostname {
         debug(ctx, "hostname");
@@ -311,7 +317,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     ctx.channel.wait_start().at("wait for start", b"")?;
     debug(ctx, "user and capabilities");
     set_user_and_caps(plan)?;
-    sys::chdir(&plan.cwd).at("chdir to process.cwd", plan.cwd.to_bytes())?;
+    chdir_in_root(&plan.cwd).at("chdir to process.cwd", plan.cwd.to_bytes())?;
     let mut cwd = [0u8; PATH_MAX];
     match sys::getcwd(&mut cwd) {
         Ok(n) if n > 0 && cwd[0] == b'/' => {}
@@ -327,6 +333,32 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         sys::set_no_new_privs().at("no_new_privs", b"")?;
     }
     Ok(())
+}
+
+/// chdir to `cwd` resolved inside the container's root, refusing magic links
+/// (`/proc/self/fd/N`, `/proc/PID/cwd`, ...) that could lead out of it.
+fn chdir_in_root(cwd: &CStr) -> Result<(), Errno> {
+    let root = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let rel = &cwd.to_bytes()[1..];
+    let fd = if rel.is_empty() {
+        Ok(root)
+    } else {
+        let mut buf = [0u8; PATH_MAX];
+        let r = in_buf(rel, &mut buf).and_then(|rel| {
+            sys::openat2(
+                root,
+                rel,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+                RESOLVE,
+            )
+        });
+        sys::close(root);
+        r
+    }?;
+    let r = sys::fchdir(fd);
+    sys::close(fd);
+    r
 }
 
 /// Binds (or attaches the idmapped clone of) the rootfs onto itself, so it is a

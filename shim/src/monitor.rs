@@ -120,6 +120,8 @@ impl Monitor {
                 eprintln!("zctr-shim: writing {}: {e}", dir.display());
             }
         }
+        // A transition runs code the idle loop never needs again.
+        crate::sys::release_setup_pages();
     }
 
     fn broadcast(&mut self, msg: &ShimMsg) {

@@ -97,6 +97,10 @@ pub struct JoinNs {
 pub struct Plan {
     /// CLONE_NEW* flags of namespaces to create.
     pub clone_flags: u64,
+    /// Create the cgroup namespace with unshare in the child, after the shim
+    /// has moved it into its cgroups (not at clone: on cgroup v1 the child is
+    /// moved only after clone, and the namespace's root would be the shim's cgroup).
+    pub unshare_cgroupns: bool,
     /// Joined by the shim itself before clone (net, ipc, uts, pid, cgroup, time),
     /// so that the new user namespace does not stand between the child and them.
     pub join_before: Vec<JoinNs>,
@@ -326,6 +330,8 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
     // The user namespace must be joined before the mount namespace.
     join_in_child.sort_by_key(|j| j.nstype != libc::CLONE_NEWUSER);
     let userns = clone_flags & libc::CLONE_NEWUSER as u64 != 0;
+    let unshare_cgroupns = clone_flags & libc::CLONE_NEWCGROUP as u64 != 0;
+    clone_flags &= !(libc::CLONE_NEWCGROUP as u64);
     let (uid_map, gid_map) = if userns {
         (
             id_map("linux.uidMappings", linux.uid_mappings().as_ref())?,
@@ -593,6 +599,7 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
 
     Ok(Plan {
         clone_flags,
+        unshare_cgroupns,
         join_before,
         join_in_child,
         userns,

@@ -247,6 +247,11 @@ pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
     check(unsafe { libc::setns(fd, nstype) } as c_long).map(drop)
 }
 
+pub fn unshare(flags: c_int) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::unshare(flags) } as c_long).map(drop)
+}
+
 pub fn setsid() -> SysResult<()> {
     // SAFETY: plain syscall.
     check(unsafe { libc::setsid() } as c_long).map(drop)
@@ -543,4 +548,42 @@ pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize>
 pub fn fork() -> SysResult<pid_t> {
     // SAFETY: the shim has one thread here; the child continues with plain code.
     check(unsafe { libc::fork() } as c_long).map(|p| p as pid_t)
+}
+
+/// Drops this process's page-table entries for the clean, read-only,
+/// file-backed mappings of its own executable (code and constants). Setup
+/// touched far more of the binary than the monitor loop needs; the pages the
+/// loop uses fault back in from the page cache, the rest stop counting against
+/// the shim's RSS. Mappings with private (relocated or written) pages, such as
+/// RELRO, are left alone: dropping those would lose their contents.
+pub fn release_setup_pages() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                let perms = f.next().unwrap_or("");
+                let path = f.nth(3).unwrap_or("");
+                current = (path == exe.as_os_str() && !perms.contains('w')).then_some((start, end));
+                continue;
+            }
+        }
+        if first == "Anonymous:" {
+            let anon = f.next().unwrap_or("1");
+            if let (Some((start, end)), "0") = (current.take(), anon) {
+                // SAFETY: a clean read-only private file mapping of our own
+                // executable: MADV_DONTNEED drops PTEs, accesses refault the same bytes.
+                unsafe { libc::madvise(start as *mut c_void, end - start, libc::MADV_DONTNEED) };
+            }
+        }
+    }
 }
