@@ -298,8 +298,10 @@ fn manager_bad_input_leaves_nothing_behind() {
     // Setup failure inside the shim: a command that does not exist.
     let out = env.try_zctr(&["run", "x8", "--rootfs", &rootfs, "--", "/no/such/binary"]);
     if out.status.success() {
-        // Reported as exit 127 instead of a setup failure: also fine.
-        env.zctr(&["wait", "x8"]);
+        // Reported as exit 127 (command not found) instead of a setup
+        // failure: also fine. `wait` exits with the container's code.
+        let waited = env.try_zctr(&["wait", "x8"]);
+        assert_eq!(waited.status.code(), Some(127), "{waited:?}");
         env.zctr(&["delete", "x8"]);
     }
 
