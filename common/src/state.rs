@@ -32,6 +32,25 @@ pub struct ProcId {
     pub start_time: u64,
 }
 
+/// The fields of `/proc/PID/stat` that tell a live process from a reused pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 3: R, S, D, Z, X, ...
+    pub state: char,
+    /// Field 22: start time in clock ticks since boot.
+    pub start_time: u64,
+}
+
+/// Parses the text of `/proc/PID/stat`. The command name may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+pub fn parse_proc_stat(stat: &str) -> Option<ProcStat> {
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // The state is field 3, so field 22 is 18 further on.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
 /// How the container's init ended, as persisted by the shim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitRecord {
@@ -112,6 +131,20 @@ impl From<ShimStateName> for ShimState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_stat_survives_odd_command_names() {
+        let stat = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(
+            parse_proc_stat(stat),
+            Some(ProcStat {
+                state: 'S',
+                start_time: 987654
+            })
+        );
+        assert_eq!(parse_proc_stat("garbage"), None);
+        assert_eq!(parse_proc_stat("1 (x) S 1 2"), None);
+    }
 
     #[test]
     fn exit_record_keeps_code_or_signal() {

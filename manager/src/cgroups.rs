@@ -319,6 +319,26 @@ fn kill_pids(pids: &[i32]) {
     }
 }
 
+/// SIGKILL to every listed process, frozen first so nothing forks between
+/// listing and killing (for hierarchies without `cgroup.kill`).
+fn kill_listed<C: Cgroups + ?Sized>(cg: &C, path: &CgroupPath) -> Result<(), CgroupError> {
+    let frozen = cg.freeze(path).is_ok();
+    kill_pids(&cg.pids(path)?);
+    if frozen {
+        cg.thaw(path)?;
+    }
+    Ok(())
+}
+
+/// Waits until the cgroup has no process left, killing stragglers meanwhile.
+fn wait_empty<C: Cgroups + ?Sized>(cg: &C, path: &CgroupPath) -> Result<(), CgroupError> {
+    wait_until(path, "empty", || {
+        let pids = cg.pids(path).unwrap_or_default();
+        kill_pids(&pids);
+        pids.is_empty()
+    })
+}
+
 #[derive(Debug, Clone)]
 struct V1Mount {
     point: PathBuf,
@@ -446,17 +466,8 @@ impl Cgroups for V1 {
         if !self.exists(path) {
             return Ok(());
         }
-        // Freeze first so nothing forks between listing and killing.
-        let frozen = self.freeze(path).is_ok();
-        kill_pids(&self.pids(path)?);
-        if frozen {
-            self.thaw(path)?;
-        }
-        wait_until(path, "empty", || {
-            let pids = self.pids(path).unwrap_or_default();
-            kill_pids(&pids);
-            pids.is_empty()
-        })
+        kill_listed(self, path)?;
+        wait_empty(self, path)
     }
 
     fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
@@ -593,17 +604,9 @@ impl Cgroups for V2 {
         if kill_file.exists() {
             write_file(&kill_file, "1")?;
         } else {
-            let frozen = self.freeze(path).is_ok();
-            kill_pids(&self.pids(path)?);
-            if frozen {
-                self.thaw(path)?;
-            }
+            kill_listed(self, path)?;
         }
-        wait_until(path, "empty", || {
-            let pids = self.pids(path).unwrap_or_default();
-            kill_pids(&pids);
-            pids.is_empty()
-        })
+        wait_empty(self, path)
     }
 
     fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {

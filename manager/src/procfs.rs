@@ -1,7 +1,7 @@
 //! What the manager reads from `/proc`: start times (so a reused pid is never
 //! taken for a live shim) and the per-process facts `ps` shows.
 
-use common::state::ProcId;
+use common::state::{parse_proc_stat, ProcId};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 /// Field 22 of `/proc/PID/stat` (start time in clock ticks since boot).
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat).map(|s| s.start_time)
+    parse_proc_stat(&stat).map(|s| s.start_time)
 }
 
 /// The process identity of `pid` now, if it exists.
@@ -22,29 +22,11 @@ pub fn is_alive(p: &ProcId) -> bool {
     match fs::read_to_string(format!("/proc/{}/stat", p.pid))
         .ok()
         .as_deref()
-        .and_then(parse_stat)
+        .and_then(parse_proc_stat)
     {
         Some(s) => s.start_time == p.start_time && s.state != 'Z' && s.state != 'X',
         None => false,
     }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Stat {
-    pub state: char,
-    pub start_time: u64,
-}
-
-/// Parses `/proc/PID/stat`; the command name may hold spaces and parentheses,
-/// so fields are counted from the last `)`.
-pub fn parse_stat(stat: &str) -> Option<Stat> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); field 22 is fields[19].
-    Some(Stat {
-        state: fields.first()?.chars().next()?,
-        start_time: fields.get(19)?.parse().ok()?,
-    })
 }
 
 /// One process of a container, as `ps` shows it.
@@ -135,19 +117,6 @@ fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_parsing_survives_odd_names() {
-        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
-        assert_eq!(
-            parse_stat(line),
-            Some(Stat {
-                state: 'S',
-                start_time: 98765
-            })
-        );
-        assert_eq!(parse_stat("garbage"), None);
-    }
 
     #[test]
     fn own_process_is_alive_and_a_wrong_start_time_is_not() {

@@ -109,6 +109,16 @@ pub fn create(
     }
 }
 
+fn open_ns(j: &crate::plan::JoinNs) -> Result<OwnedFd, SetupError> {
+    open_fd(&j.path, libc::O_CLOEXEC).map_err(|e| {
+        SetupError::new(
+            "join namespace",
+            e.raw_os_error().unwrap_or(0),
+            format!("{}: {e}", j.path.display()),
+        )
+    })
+}
+
 fn spawn(
     plan: &Plan,
     cgroup: &ContainerCgroup,
@@ -117,27 +127,15 @@ fn spawn(
 ) -> Result<(i32, ShimEnd), SetupError> {
     // Namespaces joined by the shim itself, before the new user namespace exists.
     for j in &plan.join_before {
-        let fd = open_fd(&j.path, libc::O_CLOEXEC).map_err(|e| {
-            SetupError::new(
-                "join namespace",
-                e.raw_os_error().unwrap_or(0),
-                format!("{}: {e}", j.path.display()),
-            )
-        })?;
+        let fd = open_ns(j)?;
         sys::setns(fd.as_raw_fd(), j.nstype)
             .map_err(|e| SetupError::errno("join namespace", &j.path.display().to_string(), e))?;
     }
-    let mut join_fds = Vec::new();
-    for j in &plan.join_in_child {
-        let fd = open_fd(&j.path, libc::O_CLOEXEC).map_err(|e| {
-            SetupError::new(
-                "join namespace",
-                e.raw_os_error().unwrap_or(0),
-                format!("{}: {e}", j.path.display()),
-            )
-        })?;
-        join_fds.push(fd);
-    }
+    let join_fds = plan
+        .join_in_child
+        .iter()
+        .map(open_ns)
+        .collect::<Result<Vec<_>, _>>()?;
     let join: Vec<(RawFd, libc::c_int)> = join_fds
         .iter()
         .zip(&plan.join_in_child)

@@ -389,14 +389,12 @@ impl Monitor {
                     log_open[which] = self.on_log(which);
                 }
             }
-            let mut keep = Vec::with_capacity(self.clients.len());
-            for idx in 0..self.clients.len() {
-                keep.push(!ready.get(5 + idx).copied().unwrap_or(false) || self.on_client(idx));
+            // Backwards, so removing a closed client keeps the other indices valid.
+            for idx in (0..self.clients.len()).rev() {
+                if ready.get(5 + idx).copied().unwrap_or(false) && !self.on_client(idx) {
+                    self.clients.remove(idx);
+                }
             }
-            let mut it = keep.into_iter();
-            let before = self.clients.len();
-            self.clients.retain(|_| it.next().unwrap_or(true));
-            let _ = before;
         }
     }
 

@@ -138,11 +138,7 @@ impl Rootfs {
     /// Create directory `rel` (and missing parents, 0755) with `mode`.
     pub fn mkdir(&self, rel: impl AsRef<Path>, mode: u32) -> Result<PathBuf, Error> {
         let p = self.safe_path(rel)?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&p)
-            .ctx(|| format!("mkdir {}", p.display()))?;
+        mkdir_all(&p)?;
         set_mode(&p, mode)?;
         Ok(p)
     }
@@ -157,11 +153,7 @@ impl Rootfs {
     ) -> Result<PathBuf, Error> {
         let p = self.safe_path(rel)?;
         if let Some(parent) = p.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)
-                .ctx(|| format!("mkdir {}", parent.display()))?;
+            mkdir_all(parent)?;
         }
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -186,11 +178,7 @@ impl Rootfs {
     ) -> Result<PathBuf, Error> {
         let p = self.safe_path(link)?;
         if let Some(parent) = p.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)
-                .ctx(|| format!("mkdir {}", parent.display()))?;
+            mkdir_all(parent)?;
         }
         std::os::unix::fs::symlink(target.as_ref(), &p)
             .ctx(|| format!("symlink {} -> {}", p.display(), target.as_ref().display()))?;
@@ -236,4 +224,13 @@ impl Rootfs {
         }
         Ok(())
     }
+}
+
+/// `mkdir -p` with mode 0755 for the directories it creates.
+fn mkdir_all(p: &Path) -> Result<(), Error> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(p)
+        .ctx(|| format!("mkdir {}", p.display()))
 }

@@ -22,8 +22,13 @@ pub fn umount_detach(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// kill(2); a negative pid signals a process group.
+/// kill(2) of one process (pid > 0) or one process group (pid < -1). Never
+/// 0 or -1, which would reach the caller's own group or every process: those
+/// are refused with EINVAL.
 pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    if (-1..=0).contains(&pid) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     // SAFETY: plain syscall with integer arguments.
     if unsafe { libc::kill(pid, sig) } == -1 {
         return Err(io::Error::last_os_error());

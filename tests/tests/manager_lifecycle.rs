@@ -3,159 +3,19 @@
 //! running the probe. Run as root after `scripts/build-static.sh` (the `zctr`
 //! binary may also come from `target/debug`).
 
+mod support;
+
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-use zctr_tests::{bins, is_root, run_cmd, wait_until, Rootfs, TempDir, TestCgroup};
+use support::{zctr_bin, Env, T};
+use zctr_tests::{bins, run_cmd};
 
-const T: Duration = Duration::from_secs(60);
-
-fn zctr_bin() -> PathBuf {
-    bins::find("zctr").unwrap_or_else(|_| bins::workspace_root().join("target/debug/zctr"))
-}
-
-/// A daemon plus everything it needs; all of it is removed on drop (the test
-/// cgroup's drop kills every shim and container process below it).
-struct Env {
-    daemon: Option<Child>,
-    socket: PathBuf,
-    root: PathBuf,
-    parent: String,
-    rootfs: Rootfs,
-    // Dropped in this order: cgroup (kills processes), then the directory.
-    cg: TestCgroup,
-    tmp: TempDir,
-}
-
-impl Env {
-    fn new() -> Option<Env> {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return None;
-        }
-        let tmp = TempDir::new("zctr-mgr").unwrap();
-        let cg = TestCgroup::new().unwrap();
-        let rootfs = Rootfs::new(tmp.join("rootfs")).unwrap();
-        let mut env = Env {
-            daemon: None,
-            socket: tmp.join("zctr.sock"),
-            root: tmp.join("state"),
-            parent: cg.relative_path().to_string(),
-            rootfs,
-            cg,
-            tmp,
-        };
-        env.start_daemon();
-        Some(env)
-    }
-
-    fn start_daemon(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.tmp.join("daemon.log"))
-            .unwrap();
-        let child = Command::new(zctr_bin())
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("daemon")
-            .arg("--root")
-            .arg(&self.root)
-            .arg("--cgroup-parent")
-            .arg(&self.parent)
-            .arg("--shim")
-            .arg(bins::shim())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        let sock = self.socket.clone();
-        assert!(
-            wait_until(Duration::from_secs(20), || self
-                .try_zctr(&["list"])
-                .status
-                .success()),
-            "daemon did not come up on {}: {}",
-            sock.display(),
-            self.daemon_log()
-        );
-    }
-
-    fn kill_daemon(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-    }
-
-    fn daemon_log(&self) -> String {
-        std::fs::read_to_string(self.tmp.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn try_zctr(&self, args: &[&str]) -> Output {
-        run_cmd(
-            Command::new(zctr_bin())
-                .arg("--socket")
-                .arg(&self.socket)
-                .args(args),
-            T,
-        )
-        .unwrap()
-    }
-
-    /// Runs a client command that must succeed; returns stdout.
-    fn zctr(&self, args: &[&str]) -> String {
-        let out = self.try_zctr(args);
-        assert!(
-            out.status.success(),
-            "zctr {args:?} failed: {}\n{}\ndaemon log:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.daemon_log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs a client command that must fail with `code`.
-    fn zctr_fails(&self, args: &[&str], code: &str) -> String {
-        let out = self.try_zctr(args);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "zctr {args:?} succeeded");
-        assert!(err.contains(&format!("({code})")), "zctr {args:?}: {err}");
-        err
-    }
-
-    fn inspect(&self, id: &str) -> Value {
-        serde_json::from_str(&self.zctr(&["inspect", id])).unwrap()
-    }
-
-    fn status(&self, id: &str) -> String {
-        self.inspect(id)["status"].as_str().unwrap().to_string()
-    }
-
-    fn rootfs_arg(&self) -> String {
-        self.rootfs.path().display().to_string()
-    }
-
-    fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
-        self.cg.dirs().iter().map(|d| d.path.join(id)).collect()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.kill_daemon();
-    }
-}
-
+/// `run ID --rootfs ROOTFS -- CMD...`
 fn run_args<'a>(id: &'a str, rootfs: &'a str, cmd: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["run", id, "--rootfs", rootfs, "--"];
-    v.extend_from_slice(cmd);
-    v
+    support::run_args(id, rootfs, &[], cmd)
 }
 
 #[test]
@@ -380,7 +240,7 @@ fn manager_restart_keeps_containers_and_reports_exits() {
     env.kill_daemon();
     // While the daemon is away: one container exits, one shim is SIGKILLed.
     std::thread::sleep(Duration::from_secs(3));
-    unsafe_free_kill(victim_shim as i32);
+    zctr_tests::signal(victim_shim as i32, libc::SIGKILL).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         Path::new(&format!("/proc/{keep_pid}")).exists(),
@@ -411,15 +271,6 @@ fn manager_restart_keeps_containers_and_reports_exits() {
     for id in ["keep", "ends", "victim"] {
         env.zctr(&["delete", id]);
     }
-}
-
-/// SIGKILL through the `kill` command (the test crate denies unsafe code).
-fn unsafe_free_kill(pid: i32) {
-    let st = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 #[test]

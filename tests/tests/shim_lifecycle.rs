@@ -104,7 +104,7 @@ fn run_mode_sigkill_exits_137() {
         let _ = shim.wait();
         panic!("the probe never ran");
     }
-    zctr_tests_kill(init, libc::SIGKILL);
+    zctr_tests::signal(init, libc::SIGKILL).unwrap();
     let mut status = None;
     wait_until(T, || {
         status = shim.try_wait().unwrap();
@@ -116,20 +116,6 @@ fn run_mode_sigkill_exits_137() {
     });
     assert_eq!(status.code(), Some(137));
     assert!(wait_until(T, || c.no_processes()));
-}
-
-/// kill(2) of one process (pid > 0) or one process group (pid < -1); never
-/// 0 or -1, which would reach the test's own group or every process.
-fn zctr_tests_kill(pid: i32, sig: i32) {
-    assert!(!(-1..=0).contains(&pid), "refusing to kill {pid}");
-    // SAFETY: plain syscall with integer arguments.
-    let r = unsafe { libc::kill(pid, sig) };
-    assert_eq!(
-        r,
-        0,
-        "kill({pid}, {sig}): {}",
-        std::io::Error::last_os_error()
-    );
 }
 
 #[test]
@@ -200,7 +186,7 @@ fn term_is_forwarded_and_exit_code_recorded() {
     let init = c.init_pid();
     assert!(wait_until(T, || cmdline(init).contains("zctr-probe sleep")));
     // A signal to the shim itself is forwarded to the container's init.
-    zctr_tests_kill(c.shim_pid(), libc::SIGTERM);
+    zctr_tests::signal(c.shim_pid(), libc::SIGTERM).unwrap();
     let st = c.wait_status("stopped", |s| s["state"] == "stopped");
     assert_eq!(exit_of(&st)["code"], 42, "{st}");
     assert!(wait_until(T, || c.no_processes()));
@@ -245,7 +231,7 @@ fn shim_survives_a_kill_of_the_callers_group() {
     let pgid = caller.id() as i32;
     c.wait_status("created", |s| s["state"] == "created");
     let shim = c.shim_pid();
-    zctr_tests_kill(-pgid, libc::SIGKILL);
+    zctr_tests::signal(-pgid, libc::SIGKILL).unwrap();
     caller.wait().unwrap();
     // The group is gone; the shim and its container are not.
     assert!(alive(shim), "the shim died with its caller's group");

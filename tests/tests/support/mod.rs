@@ -1,6 +1,5 @@
-//! The daemon harness shared by the manager end-to-end tests in
-//! `manager_limits.rs` and `manager_restart.rs` (same style as
-//! `manager_lifecycle.rs`): a real `zctr daemon` with its own state root,
+//! The daemon harness shared by the manager end-to-end tests
+//! (`manager_lifecycle.rs`, `manager_limits.rs`, `manager_restart.rs`): a real `zctr daemon` with its own state root,
 //! socket and cgroup parent below a `TestCgroup`, started in a process group
 //! of its own so a test can `kill -9` the whole group. Everything is removed
 //! on drop, also while unwinding from a failed assertion: the daemon's group
@@ -101,11 +100,15 @@ impl Env {
     /// `kill -9 -- -PGID`: SIGKILL to every process of the daemon's group, then reap it.
     pub fn kill_daemon_group(&mut self) {
         if let Some(mut d) = self.daemon.take() {
-            let pgid = d.id();
-            let _ = Command::new("kill")
-                .args(["-9", "--", &format!("-{pgid}")])
-                .stderr(Stdio::null())
-                .status();
+            let _ = zctr_tests::signal(-(d.id() as i32), libc::SIGKILL);
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    /// SIGKILL to the daemon process alone, then reap it.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
             let _ = d.kill();
             let _ = d.wait();
         }
@@ -137,6 +140,15 @@ impl Env {
             self.daemon_log()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a client command that must fail with the API error `code`; returns stderr.
+    pub fn zctr_fails(&self, args: &[&str], code: &str) -> String {
+        let out = self.try_zctr(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "zctr {args:?} succeeded");
+        assert!(err.contains(&format!("({code})")), "zctr {args:?}: {err}");
+        err
     }
 
     pub fn inspect(&self, id: &str) -> Value {
@@ -203,13 +215,8 @@ pub fn run_args<'a>(
 pub fn alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace()
-                .next()
-                .map(|st| st != "Z" && st != "X")
-        })
-        .unwrap_or(false)
+        .and_then(|s| common::state::parse_proc_stat(&s))
+        .is_some_and(|st| st.state != 'Z' && st.state != 'X')
 }
 
 /// (process group, session) of `pid` from /proc/PID/stat.
