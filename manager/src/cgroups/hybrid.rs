@@ -1,0 +1,88 @@
+//! The hybrid layout: v1 controllers do the work (limits, freezer, OOM, device
+//! rules), the controller-less cgroup2 mount still gets the same cgroup so the
+//! container is in one place everywhere (and `cgroup.kill` can end it at once).
+//! The cgroup2 directory also gets the device rules as a BPF program: the
+//! kernel enforces both, and the same rules give the same answer.
+
+use super::v1::V1;
+use super::v2::{device_program, V2};
+use super::{CgroupError, CgroupPath, Cgroups, Layout};
+use oci_spec::runtime::LinuxResources;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub struct Hybrid {
+    v1: V1,
+    v2: V2,
+}
+
+impl Hybrid {
+    pub(super) fn new(v1: V1, v2: V2) -> Self {
+        Self { v1, v2 }
+    }
+}
+
+impl Cgroups for Hybrid {
+    fn layout(&self) -> Layout {
+        Layout::Hybrid
+    }
+
+    fn create(
+        &self,
+        path: &CgroupPath,
+        resources: Option<&LinuxResources>,
+    ) -> Result<(), CgroupError> {
+        // Compiled first: a bad rule is refused before anything is applied.
+        let program = device_program(path, resources)?;
+        self.v1.create(path, resources)?;
+        self.v2.create_with(path, None, program.as_deref())
+    }
+
+    fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
+        let mut v = self.v1.procs_files(path);
+        v.extend(self.v2.procs_files(path));
+        v
+    }
+
+    fn freeze(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        if self.v1.mount_of("freezer").is_some() {
+            self.v1.freeze(path)
+        } else {
+            self.v2.freeze(path)
+        }
+    }
+
+    fn thaw(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        if self.v1.mount_of("freezer").is_some() {
+            self.v1.thaw(path)
+        } else {
+            self.v2.thaw(path)
+        }
+    }
+
+    fn pids(&self, path: &CgroupPath) -> Result<Vec<i32>, CgroupError> {
+        let mut v = self.v1.pids(path)?;
+        v.extend(self.v2.pids(path)?);
+        v.sort_unstable();
+        v.dedup();
+        Ok(v)
+    }
+
+    fn oom_kills(&self, path: &CgroupPath) -> u64 {
+        self.v1.oom_kills(path)
+    }
+
+    fn kill_all(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        self.v2.kill_all(path)?;
+        self.v1.kill_all(path)
+    }
+
+    fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        self.v1.remove(path)?;
+        self.v2.remove(path)
+    }
+
+    fn exists(&self, path: &CgroupPath) -> bool {
+        self.v1.exists(path) || self.v2.exists(path)
+    }
+}

@@ -1,0 +1,358 @@
+//! The containers' control groups, behind one trait so that the differences
+//! between cgroup v1, v2 and the hybrid layout (v1 controllers plus a cgroup2
+//! mount without controllers) stay in this module.
+//!
+//! Limits are applied with `cgroups-rs` (its `Resources` + `apply`); creation,
+//! freezing with a wait for the frozen state, recursive process listing, OOM
+//! counters, killing and removal use the cgroup files directly because
+//! `cgroups-rs` either lacks them or only knows `/sys/fs/cgroup` as the cgroup2
+//! root. Device rules on cgroup2 (which has no devices controller) are compiled
+//! into an eBPF program (`devices`) and attached with `bpf(2)` (`bpf`).
+//!
+//! - `v1`, `v2`, `hybrid`: the three implementations of [`Cgroups`].
+//! - `resources`: the spec's limits in `cgroups-rs` terms.
+//! - `devices`: device rules to BPF instructions (pure).
+//! - `bpf`: the `bpf(2)` wrappers (the only `unsafe` here).
+
+mod bpf;
+mod devices;
+mod hybrid;
+mod resources;
+mod v1;
+mod v2;
+
+#[cfg(test)]
+mod kernel_tests;
+
+use oci_spec::runtime::LinuxResources;
+use serde::Serialize;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("invalid cgroup path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+    #[error("no cgroup hierarchy is mounted")]
+    NoHierarchy,
+    #[error("cgroup {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("cgroup limits for {path} could not be applied: {message}")]
+    Apply { path: String, message: String },
+    #[error("cgroup {path} did not reach the {state} state in time")]
+    Timeout { path: String, state: &'static str },
+    #[error("no freezer for cgroup {path}")]
+    NoFreezer { path: String },
+    #[error("cgroup {path}: {source}")]
+    DeviceRule {
+        path: String,
+        source: devices::DeviceRuleError,
+    },
+    #[error("cgroup {path}: loading the device program (BPF_PROG_LOAD) failed: {errno}; verifier log: {log}")]
+    DeviceProgramLoad {
+        path: PathBuf,
+        errno: nix::errno::Errno,
+        log: String,
+    },
+    #[error("cgroup {path}: attaching the device program (BPF_PROG_ATTACH) failed: {errno}")]
+    DeviceProgramAttach {
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
+}
+
+fn io_err(path: &Path, source: io::Error) -> CgroupError {
+    CgroupError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+/// A cgroup path relative to the root of every hierarchy, e.g. `zctr/web`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupPath(String);
+
+impl CgroupPath {
+    /// Accepts `a/b/c` (a leading or trailing `/` is dropped); rejects empty
+    /// paths and `.`/`..` or empty components.
+    pub fn new(path: &str) -> Result<Self, CgroupError> {
+        let trimmed = path.trim_matches('/');
+        let bad = |reason| CgroupError::InvalidPath {
+            path: path.to_string(),
+            reason,
+        };
+        if trimmed.is_empty() {
+            return Err(bad("empty"));
+        }
+        for c in trimmed.split('/') {
+            if c.is_empty() || c == "." || c == ".." {
+                return Err(bad("empty, '.' or '..' component"));
+            }
+            if c.contains('\0') || c.contains('\n') {
+                return Err(bad("NUL or newline"));
+            }
+        }
+        Ok(Self(trimmed.to_string()))
+    }
+
+    /// `self/name`, where `name` is a single component.
+    pub fn child(&self, name: &str) -> Result<Self, CgroupError> {
+        if name.contains('/') {
+            return Err(CgroupError::InvalidPath {
+                path: name.to_string(),
+                reason: "a child name is a single component",
+            });
+        }
+        Self::new(&format!("{}/{}", self.0, name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Where this cgroup lives below a hierarchy mounted at `mount`.
+    pub fn under(&self, mount: &Path) -> PathBuf {
+        mount.join(&self.0)
+    }
+}
+
+impl fmt::Display for CgroupPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which cgroup layout the host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    V1,
+    V2,
+    Hybrid,
+}
+
+/// What the manager needs from control groups.
+pub trait Cgroups: Send + Sync + fmt::Debug {
+    fn layout(&self) -> Layout;
+    /// Creates the cgroup in every hierarchy and applies `resources`.
+    fn create(
+        &self,
+        path: &CgroupPath,
+        resources: Option<&LinuxResources>,
+    ) -> Result<(), CgroupError>;
+    /// The `cgroup.procs` file of this cgroup in every hierarchy (to place a process).
+    fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf>;
+    /// Freezes every process in the cgroup and waits until they are frozen.
+    fn freeze(&self, path: &CgroupPath) -> Result<(), CgroupError>;
+    fn thaw(&self, path: &CgroupPath) -> Result<(), CgroupError>;
+    /// Every process in the cgroup and its descendants.
+    fn pids(&self, path: &CgroupPath) -> Result<Vec<i32>, CgroupError>;
+    /// How many processes the kernel OOM-killed in it (0 when unknown).
+    fn oom_kills(&self, path: &CgroupPath) -> u64;
+    /// SIGKILLs every process in it and waits until it is empty.
+    fn kill_all(&self, path: &CgroupPath) -> Result<(), CgroupError>;
+    /// Removes the cgroup (and empty descendants) from every hierarchy; missing is fine.
+    fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError>;
+    fn exists(&self, path: &CgroupPath) -> bool;
+}
+
+/// Looks at the mounted hierarchies and picks the matching implementation.
+pub fn detect() -> Result<Box<dyn Cgroups>, CgroupError> {
+    let text = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| io_err(Path::new("/proc/self/mountinfo"), e))?;
+    let (v1, v2) = parse_mountinfo(&text);
+    Ok(match (v1.is_empty(), v2) {
+        (true, Some(root)) => Box::new(v2::V2::new(root)),
+        (false, None) => Box::new(v1::V1::new(v1)),
+        (false, Some(root)) => Box::new(hybrid::Hybrid::new(v1::V1::new(v1), v2::V2::new(root))),
+        (true, None) => return Err(CgroupError::NoHierarchy),
+    })
+}
+
+/// A cgroup v1 hierarchy: where it is mounted and its controllers.
+#[derive(Debug, Clone)]
+struct V1Mount {
+    point: PathBuf,
+    controllers: Vec<String>,
+}
+
+/// The cgroup v1 mounts (with their controllers) and the cgroup2 mount of a
+/// mountinfo text. (`cgroups-rs` only reports v1 mounts, so this is ours.)
+fn parse_mountinfo(text: &str) -> (Vec<V1Mount>, Option<PathBuf>) {
+    let mut v1 = Vec::new();
+    let mut v2 = None;
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let (Some(point), mut r) = (left.split(' ').nth(4), right.split(' ')) else {
+            continue;
+        };
+        let (fstype, _source, opts) = (r.next(), r.next(), r.next().unwrap_or(""));
+        match fstype {
+            Some("cgroup") => v1.push(V1Mount {
+                point: PathBuf::from(point),
+                controllers: opts
+                    .split(',')
+                    .filter(|o| *o != "rw" && *o != "ro")
+                    .map(str::to_string)
+                    .collect(),
+            }),
+            Some("cgroup2") if v2.is_none() => v2 = Some(PathBuf::from(point)),
+            _ => {}
+        }
+    }
+    (v1, v2)
+}
+
+/// Reads `key N` from a flat-keyed cgroup file such as `memory.events`.
+pub fn keyed_value(content: &str, key: &str) -> Option<u64> {
+    content.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next() == Some(key)).then(|| it.next()?.parse().ok())?
+    })
+}
+
+fn read_pids_recursive(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
+    let procs = dir.join("cgroup.procs");
+    match fs::read_to_string(&procs) {
+        Ok(s) => out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(&procs, e)),
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                read_pids_recursive(&e.path(), out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes `dir` and its sub-cgroups, deepest first, retrying while the kernel
+/// still reports it busy (processes that just died are released lazily).
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(io_err(dir, e)),
+        }
+    }
+}
+
+fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(|e| io_err(path, e))
+}
+
+fn wait_until(
+    path: &CgroupPath,
+    state: &'static str,
+    mut done: impl FnMut() -> bool,
+) -> Result<(), CgroupError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        if Instant::now() > deadline {
+            return Err(CgroupError::Timeout {
+                path: path.to_string(),
+                state,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+fn kill_pids(pids: &[i32]) {
+    for &pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// SIGKILL to every listed process, frozen first so nothing forks between
+/// listing and killing (for hierarchies without `cgroup.kill`).
+fn kill_listed<C: Cgroups + ?Sized>(cg: &C, path: &CgroupPath) -> Result<(), CgroupError> {
+    let frozen = cg.freeze(path).is_ok();
+    kill_pids(&cg.pids(path)?);
+    if frozen {
+        cg.thaw(path)?;
+    }
+    Ok(())
+}
+
+/// Waits until the cgroup has no process left, killing stragglers meanwhile.
+fn wait_empty<C: Cgroups + ?Sized>(cg: &C, path: &CgroupPath) -> Result<(), CgroupError> {
+    wait_until(path, "empty", || {
+        let pids = cg.pids(path).unwrap_or_default();
+        kill_pids(&pids);
+        pids.is_empty()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_paths_are_validated_and_joined() {
+        let p = CgroupPath::new("/zctr/").unwrap();
+        assert_eq!(p.as_str(), "zctr");
+        let c = p.child("web").unwrap();
+        assert_eq!(c.as_str(), "zctr/web");
+        assert_eq!(
+            c.under(Path::new("/sys/fs/cgroup/memory")),
+            PathBuf::from("/sys/fs/cgroup/memory/zctr/web")
+        );
+        for bad in ["", "/", "a//b", "a/../b", ".", "a/./b"] {
+            assert!(CgroupPath::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(p.child("a/b").is_err());
+        assert!(p.child("..").is_err());
+    }
+
+    #[test]
+    fn mountinfo_gives_v1_controllers_and_the_cgroup2_mount() {
+        let text = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+";
+        let (v1, v2) = parse_mountinfo(text);
+        assert_eq!(v1.len(), 3);
+        assert_eq!(v1[1].controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(v1[2].controllers, vec!["name=systemd"]);
+        assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        let (v1, v2) = parse_mountinfo("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+        assert!(v1.is_empty());
+        assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup")));
+    }
+
+    #[test]
+    fn keyed_values_parse() {
+        let events = "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(keyed_value(events, "oom_kill"), Some(1));
+        assert_eq!(keyed_value(events, "oom"), Some(2));
+        assert_eq!(keyed_value(events, "nope"), None);
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n";
+        assert_eq!(keyed_value(v1, "oom_kill"), Some(4));
+    }
+}

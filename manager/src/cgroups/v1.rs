@@ -1,0 +1,161 @@
+//! cgroup v1: one hierarchy per controller (or group of controllers). Device
+//! rules go to the devices controller through `cgroups-rs`.
+
+use super::devices;
+use super::resources::to_resources;
+use super::{
+    io_err, keyed_value, kill_listed, read_pids_recursive, remove_tree, wait_empty, wait_until,
+    write_file, CgroupError, CgroupPath, Cgroups, Layout, V1Mount,
+};
+use cgroups_rs::fs::{hierarchies, Cgroup as CgFs};
+use oci_spec::runtime::LinuxResources;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct V1 {
+    mounts: Vec<V1Mount>,
+}
+
+impl V1 {
+    pub(super) fn new(mounts: Vec<V1Mount>) -> Self {
+        Self { mounts }
+    }
+
+    pub(super) fn mount_of(&self, controller: &str) -> Option<&Path> {
+        self.mounts
+            .iter()
+            .find(|m| m.controllers.iter().any(|c| c == controller))
+            .map(|m| m.point.as_path())
+    }
+
+    fn fs(path: &CgroupPath) -> CgFs {
+        CgFs::load(Box::new(hierarchies::V1::new()), path.as_str())
+    }
+
+    fn procs_root(&self, path: &CgroupPath) -> PathBuf {
+        let mount = self
+            .mount_of("freezer")
+            .or_else(|| self.mount_of("pids"))
+            .or_else(|| self.mount_of("memory"))
+            .unwrap_or_else(|| self.mounts[0].point.as_path());
+        path.under(mount)
+    }
+}
+
+impl Cgroups for V1 {
+    fn layout(&self) -> Layout {
+        Layout::V1
+    }
+
+    fn create(
+        &self,
+        path: &CgroupPath,
+        resources: Option<&LinuxResources>,
+    ) -> Result<(), CgroupError> {
+        // The same checks as for the cgroup2 program, so no layout accepts
+        // what another refuses.
+        if let Some(rules) = resources.and_then(|r| r.devices().as_deref()) {
+            devices::parse(rules).map_err(|source| CgroupError::DeviceRule {
+                path: path.to_string(),
+                source,
+            })?;
+        }
+        let cg = Self::fs(path);
+        let apply_err = |e: cgroups_rs::fs::error::Error| CgroupError::Apply {
+            path: path.to_string(),
+            message: format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            ),
+        };
+        cg.create().map_err(apply_err)?;
+        // Hierarchies cgroups-rs does not know (named ones other than systemd).
+        for m in &self.mounts {
+            let dir = path.under(&m.point);
+            fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        }
+        if let Some(r) = resources {
+            let memsw = self
+                .mount_of("memory")
+                .map(|m| path.under(m).join("memory.memsw.limit_in_bytes").exists())
+                .unwrap_or(false);
+            cg.apply(&to_resources(r, false, memsw))
+                .map_err(apply_err)?;
+        }
+        Ok(())
+    }
+
+    fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
+        self.mounts
+            .iter()
+            .map(|m| path.under(&m.point).join("cgroup.procs"))
+            .collect()
+    }
+
+    fn freeze(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        let mount = self.mount_of("freezer").ok_or(CgroupError::NoFreezer {
+            path: path.to_string(),
+        })?;
+        let state = path.under(mount).join("freezer.state");
+        write_file(&state, "FROZEN")?;
+        let r = wait_until(path, "frozen", || {
+            fs::read_to_string(&state)
+                .map(|s| s.trim() == "FROZEN")
+                .unwrap_or(false)
+        });
+        if r.is_err() {
+            let _ = write_file(&state, "THAWED");
+        }
+        r
+    }
+
+    fn thaw(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        let mount = self.mount_of("freezer").ok_or(CgroupError::NoFreezer {
+            path: path.to_string(),
+        })?;
+        let state = path.under(mount).join("freezer.state");
+        write_file(&state, "THAWED")?;
+        wait_until(path, "thawed", || {
+            fs::read_to_string(&state)
+                .map(|s| s.trim() == "THAWED")
+                .unwrap_or(true)
+        })
+    }
+
+    fn pids(&self, path: &CgroupPath) -> Result<Vec<i32>, CgroupError> {
+        let mut out = Vec::new();
+        read_pids_recursive(&self.procs_root(path), &mut out)?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn oom_kills(&self, path: &CgroupPath) -> u64 {
+        self.mount_of("memory")
+            .and_then(|m| fs::read_to_string(path.under(m).join("memory.oom_control")).ok())
+            .and_then(|s| keyed_value(&s, "oom_kill"))
+            .unwrap_or(0)
+    }
+
+    fn kill_all(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        if !self.exists(path) {
+            return Ok(());
+        }
+        kill_listed(self, path)?;
+        wait_empty(self, path)
+    }
+
+    fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        for m in &self.mounts {
+            remove_tree(&path.under(&m.point))?;
+        }
+        Ok(())
+    }
+
+    fn exists(&self, path: &CgroupPath) -> bool {
+        self.mounts.iter().any(|m| path.under(&m.point).is_dir())
+    }
+}

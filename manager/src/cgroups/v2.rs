@@ -1,0 +1,204 @@
+//! cgroup v2: one unified hierarchy. Limits need the controllers, which only
+//! a pure-v2 host (`/sys/fs/cgroup` is cgroup2) has; device rules need none:
+//! they become a BPF program attached to the cgroup's directory.
+
+use super::devices::{self, Insn};
+use super::resources::to_resources;
+use super::{
+    bpf, io_err, keyed_value, kill_listed, read_pids_recursive, remove_tree, wait_empty,
+    wait_until, write_file, CgroupError, CgroupPath, Cgroups, Layout,
+};
+use cgroups_rs::fs::{hierarchies, Cgroup as CgFs};
+use oci_spec::runtime::LinuxResources;
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct V2 {
+    root: PathBuf,
+    controllers: bool,
+}
+
+/// The device program for `resources`, or `None` when it has no device
+/// rules (nothing is restricted then, as on v1 where nothing is written).
+pub(super) fn device_program(
+    path: &CgroupPath,
+    resources: Option<&LinuxResources>,
+) -> Result<Option<Vec<Insn>>, CgroupError> {
+    match resources.and_then(|r| r.devices().as_deref()) {
+        None | Some([]) => Ok(None),
+        Some(rules) => {
+            devices::compile(rules)
+                .map(Some)
+                .map_err(|source| CgroupError::DeviceRule {
+                    path: path.to_string(),
+                    source,
+                })
+        }
+    }
+}
+
+/// Loads `program` and attaches it to the cgroup2 directory `dir`.
+pub(super) fn attach_device_program(dir: &Path, program: &[Insn]) -> Result<(), CgroupError> {
+    let cgroup = fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(|e| io_err(dir, e))?;
+    let prog = bpf::load_device_program(program).map_err(|f| CgroupError::DeviceProgramLoad {
+        path: dir.into(),
+        errno: f.errno,
+        log: f.log,
+    })?;
+    bpf::attach_device_program(cgroup.as_fd(), prog.as_fd()).map_err(|errno| {
+        CgroupError::DeviceProgramAttach {
+            path: dir.into(),
+            errno,
+        }
+    })
+}
+
+impl V2 {
+    pub(super) fn new(root: PathBuf) -> Self {
+        let controllers = root == Path::new(hierarchies::UNIFIED_MOUNTPOINT)
+            && hierarchies::is_cgroup2_unified_mode();
+        Self { root, controllers }
+    }
+
+    fn dir(&self, path: &CgroupPath) -> PathBuf {
+        path.under(&self.root)
+    }
+
+    /// Enables the controllers the limits need in every ancestor's subtree_control.
+    fn enable_controllers(&self, path: &CgroupPath) {
+        let mut dir = self.root.clone();
+        let comps: Vec<&str> = path.as_str().split('/').collect();
+        for comp in &comps {
+            let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            let wanted: Vec<String> = available
+                .split_whitespace()
+                .filter(|c| matches!(*c, "cpu" | "memory" | "pids" | "cpuset" | "io"))
+                .map(|c| format!("+{c}"))
+                .collect();
+            if !wanted.is_empty() {
+                // Best effort: a parent holding processes refuses (EBUSY); the
+                // limit files then do not exist and applying reports it.
+                let _ = fs::write(dir.join("cgroup.subtree_control"), wanted.join(" "));
+            }
+            dir.push(comp);
+        }
+    }
+
+    /// Creates the directory, then applies the limits (with controllers) and
+    /// attaches `program`, both before any process can be placed there.
+    pub(super) fn create_with(
+        &self,
+        path: &CgroupPath,
+        resources: Option<&LinuxResources>,
+        program: Option<&[Insn]>,
+    ) -> Result<(), CgroupError> {
+        if self.controllers {
+            self.enable_controllers(path);
+        }
+        let dir = self.dir(path);
+        fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        if let (Some(r), true) = (resources, self.controllers) {
+            let cg = CgFs::load(Box::new(hierarchies::V2::new()), path.as_str());
+            cg.apply(&to_resources(r, true, false))
+                .map_err(|e| CgroupError::Apply {
+                    path: path.to_string(),
+                    message: format!(
+                        "{e}: {}",
+                        std::error::Error::source(&e)
+                            .map(|s| s.to_string())
+                            .unwrap_or_default()
+                    ),
+                })?;
+        }
+        if let Some(program) = program {
+            attach_device_program(&dir, program)?;
+        }
+        Ok(())
+    }
+
+    fn frozen(dir: &Path) -> bool {
+        fs::read_to_string(dir.join("cgroup.events"))
+            .ok()
+            .and_then(|s| keyed_value(&s, "frozen"))
+            == Some(1)
+    }
+}
+
+impl Cgroups for V2 {
+    fn layout(&self) -> Layout {
+        Layout::V2
+    }
+
+    fn create(
+        &self,
+        path: &CgroupPath,
+        resources: Option<&LinuxResources>,
+    ) -> Result<(), CgroupError> {
+        let program = device_program(path, resources)?;
+        self.create_with(path, resources, program.as_deref())
+    }
+
+    fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
+        vec![self.dir(path).join("cgroup.procs")]
+    }
+
+    fn freeze(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        let dir = self.dir(path);
+        write_file(&dir.join("cgroup.freeze"), "1")?;
+        let r = wait_until(path, "frozen", || Self::frozen(&dir));
+        if r.is_err() {
+            let _ = write_file(&dir.join("cgroup.freeze"), "0");
+        }
+        r
+    }
+
+    fn thaw(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        let dir = self.dir(path);
+        write_file(&dir.join("cgroup.freeze"), "0")?;
+        wait_until(path, "thawed", || !Self::frozen(&dir))
+    }
+
+    fn pids(&self, path: &CgroupPath) -> Result<Vec<i32>, CgroupError> {
+        let mut out = Vec::new();
+        read_pids_recursive(&self.dir(path), &mut out)?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn oom_kills(&self, path: &CgroupPath) -> u64 {
+        fs::read_to_string(self.dir(path).join("memory.events"))
+            .ok()
+            .and_then(|s| keyed_value(&s, "oom_kill"))
+            .unwrap_or(0)
+    }
+
+    fn kill_all(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        let dir = self.dir(path);
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        let kill_file = dir.join("cgroup.kill");
+        if kill_file.exists() {
+            write_file(&kill_file, "1")?;
+        } else {
+            kill_listed(self, path)?;
+        }
+        wait_empty(self, path)
+    }
+
+    fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        remove_tree(&self.dir(path))
+    }
+
+    fn exists(&self, path: &CgroupPath) -> bool {
+        self.dir(path).is_dir()
+    }
+}
