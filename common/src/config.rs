@@ -136,6 +136,14 @@ pub struct Volume {
     pub source: PathBuf,
     #[serde(default)]
     pub readonly: bool,
+    /// Make the volume an idmapped mount through the container's user
+    /// namespace, so that host-root-owned files appear owned by the
+    /// container's root (unprivileged profile only; creation fails where the
+    /// filesystem cannot be idmapped). Off by default: files the container
+    /// writes through an idmapped volume belong to host ids, host root
+    /// included, on the host.
+    #[serde(default)]
+    pub idmap: bool,
 }
 
 /// Privilege profile; see `docs/profiles.md`.
@@ -420,6 +428,15 @@ impl ContainerConfig {
             check_dest(format!("volumes[{i}].destination"), &v.destination)?;
             rules::check_host_path(&v.source)
                 .map_err(|r| ConfigError::invalid(format!("volumes[{i}].source"), r))?;
+            if v.idmap && self.profile != Profile::Unprivileged {
+                return Err(ConfigError::invalid(
+                    format!("volumes[{i}].idmap"),
+                    Violation::NotAllowed {
+                        reason:
+                            "an idmapped volume needs the unprivileged profile's user namespace",
+                    },
+                ));
+            }
         }
         for (i, m) in self.mounts.iter().enumerate() {
             check_dest(format!("mounts[{i}].destination"), &m.destination)?;
@@ -611,6 +628,7 @@ impl Volume {
             destination: destination.into(),
             source: source.as_ref().to_path_buf(),
             readonly,
+            idmap: false,
         }
     }
 }

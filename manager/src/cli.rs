@@ -28,7 +28,7 @@ pub struct CreateArgs {
     /// Environment variable KEY=VALUE (repeatable).
     #[arg(short, long = "env")]
     pub env: Vec<String>,
-    /// Volume SOURCE:DEST[:ro] (repeatable).
+    /// Volume SOURCE:DEST[:OPTS], OPTS a comma list of ro and idmap (repeatable).
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,
     /// Privilege profile: unprivileged or privileged.
@@ -189,15 +189,29 @@ fn config_from(a: &CreateArgs) -> Result<Value> {
     if !a.volume.is_empty() {
         let vols = obj.entry("volumes").or_insert_with(|| json!([]));
         for v in &a.volume {
+            let usage = "--volume takes SOURCE:DEST[:OPTS], OPTS a comma list of ro and idmap";
             let parts: Vec<&str> = v.split(':').collect();
-            let (src, dst, ro) = match parts.as_slice() {
-                [s, d] => (*s, *d, false),
-                [s, d, "ro"] => (*s, *d, true),
-                _ => bail!("--volume takes SOURCE:DEST[:ro]"),
+            let (src, dst, opts) = match parts.as_slice() {
+                [s, d] => (*s, *d, ""),
+                [s, d, o] => (*s, *d, *o),
+                _ => bail!("{usage}"),
             };
-            vols.as_array_mut().context("volumes must be a list")?.push(
-                json!({"source": absolute(Path::new(src))?, "destination": dst, "readonly": ro}),
-            );
+            let (mut ro, mut idmap) = (false, false);
+            for o in opts.split(',').filter(|o| !o.is_empty()) {
+                match o {
+                    "ro" => ro = true,
+                    "idmap" => idmap = true,
+                    _ => bail!("{usage}: unknown option {o:?}"),
+                }
+            }
+            vols.as_array_mut()
+                .context("volumes must be a list")?
+                .push(json!({
+                    "source": absolute(Path::new(src))?,
+                    "destination": dst,
+                    "readonly": ro,
+                    "idmap": idmap,
+                }));
         }
     }
     if let Some(p) = &a.profile {

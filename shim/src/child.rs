@@ -44,6 +44,9 @@ pub struct ChildCtx<'a> {
     pub join: &'a [(RawFd, libc::c_int)],
     /// A detached idmapped clone of the rootfs to attach instead of a plain bind.
     pub rootfs_tree: Option<RawFd>,
+    /// Per plan mount, a detached (idmapped) clone of its source to attach
+    /// instead of binding the source, or -1. Empty when there is none.
+    pub mount_trees: &'a [RawFd],
     /// The container's stdin, stdout, stderr.
     pub stdio: [RawFd; 3],
     pub debug: bool,
@@ -262,9 +265,10 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     debug(ctx, "root propagation");
     sys::mount(None, c"/", None, plan.root_propagation, None).at("set / propagation", b"")?;
     let root = mount_rootfs(ctx)?;
-    for m in &plan.mounts {
+    for (i, m) in plan.mounts.iter().enumerate() {
         debug(ctx, "mount");
-        mount_one(root, m)?;
+        let tree = ctx.mount_trees.get(i).copied().filter(|&fd| fd >= 0);
+        mount_one(root, m, tree)?;
     }
     if plan.populate_dev {
         debug(ctx, "devices");
@@ -296,6 +300,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         remount_readonly(root, b"").at("read-only root", b"/")?;
     }
     sys::close(root);
+    debug(ctx, "find executable");
+    find_executable(plan)?;
     if plan.loopback_up {
         debug(ctx, "loopback up");
         sys::loopback_up().at("bring loopback up", b"lo")?;
@@ -388,7 +394,9 @@ fn mount_rootfs<'a>(ctx: &ChildCtx<'a>) -> Result<RawFd, Fail<'a>> {
         .at("open rootfs", detail)
 }
 
-fn mount_one<'a>(root: RawFd, m: &'a MountStep) -> Step<'a> {
+/// Mounts `m` on its destination resolved inside `root`; a bind whose source
+/// was cloned (idmapped) before clone attaches `tree` instead.
+fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a> {
     let detail = m.display.to_bytes();
     let create = match m.kind {
         MountKind::Bind { dir: false, .. } => Create::File,
@@ -398,15 +406,20 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep) -> Step<'a> {
         resolve_create(root, m.dest.to_bytes(), create).at("resolve mount destination", detail)?;
     let mut buf = [0u8; 32];
     let target = fd_path(fd, &mut buf);
-    let r = match m.kind {
-        MountKind::Bind { .. } => sys::mount(
+    let r = match (&m.kind, tree) {
+        (MountKind::Bind { .. }, Some(tree)) => {
+            let r = sys::move_mount_onto(tree, fd);
+            sys::close(tree);
+            r
+        }
+        (MountKind::Bind { .. }, None) => sys::mount(
             m.source.as_deref(),
             target,
             None,
             libc::MS_BIND | (m.flags & libc::MS_REC),
             None,
         ),
-        MountKind::Fs => sys::mount(
+        (MountKind::Fs, _) => sys::mount(
             m.source.as_deref(),
             target,
             m.fstype.as_deref(),
@@ -607,6 +620,29 @@ fn set_user_and_caps(plan: &Plan) -> Step<'_> {
 }
 
 /// Tries each candidate path; returns the most telling errno when none runs.
+/// Fails `create` (as runc does) when no candidate for `process.args[0]` is
+/// an executable file in the container's filesystem as it will be at exec.
+/// Relative candidates depend on `process.cwd` and are left to exec.
+fn find_executable(plan: &Plan) -> Step<'_> {
+    let mut result = Errno::ENOENT;
+    for path in &plan.exec_candidates {
+        if path.to_bytes().first() != Some(&b'/') {
+            return Ok(());
+        }
+        match sys::stat_mode(path) {
+            Ok(mode) if mode & libc::S_IFMT == libc::S_IFREG && mode & 0o111 != 0 => return Ok(()),
+            Ok(_) => result = Errno::EACCES,
+            Err(_) => {}
+        }
+    }
+    let arg0 = plan.argv.first().map_or(&b""[..], |a| a.to_bytes());
+    Err(Fail {
+        step: "find executable",
+        errno: result,
+        detail: arg0,
+    })
+}
+
 fn exec(ctx: &ChildCtx) -> Errno {
     let mut result = Errno::ENOENT;
     for path in &ctx.plan.exec_candidates {

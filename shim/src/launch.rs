@@ -5,13 +5,14 @@
 use crate::cgroup::{ContainerCgroup, Hierarchy};
 use crate::channel::{self, ChildFailure, Event, ShimEnd};
 use crate::child::{self, ChildCtx};
+use crate::idmap::Trees;
 use crate::plan::Plan;
 use crate::sys;
 use nix::errno::Errno;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// A failed setup step, as reported to the manager.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +36,7 @@ impl SetupError {
         SetupError::new(step, e.raw_os_error().unwrap_or(0), e.to_string())
     }
 
-    fn errno(step: &str, what: &str, e: Errno) -> Self {
+    pub(crate) fn errno(step: &str, what: &str, e: Errno) -> Self {
         SetupError::new(step, e as i32, format!("{what}: {}", e.desc()))
     }
 }
@@ -141,18 +142,7 @@ fn spawn(
         .zip(&plan.join_in_child)
         .map(|(fd, j)| (fd.as_raw_fd(), j.nstype))
         .collect();
-    let tree = if plan.idmap_rootfs {
-        let fd = sys::open_tree_clone(&plan.rootfs, true).map_err(|e| {
-            SetupError::errno(
-                "clone rootfs mount",
-                &plan.rootfs_path.display().to_string(),
-                e,
-            )
-        })?;
-        Some(sys::own_fd(fd))
-    } else {
-        None
-    };
+    let trees = Trees::open(plan)?;
     let cgroup_fd = match cgroup.unified_dir() {
         Some(dir) => Some(
             open_fd(dir, libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -168,7 +158,8 @@ fn spawn(
         exec: &exec,
         channel: &child_end,
         join: &join,
-        rootfs_tree: tree.as_ref().map(|t| t.as_raw_fd()),
+        rootfs_tree: trees.rootfs(),
+        mount_trees: trees.mount_fds(),
         stdio: stdio.fds,
         debug,
     };
@@ -185,8 +176,8 @@ fn spawn(
         let _ = waitpid(Pid::from_raw(pid), None);
         e
     };
-    finish_parent_side(plan, cgroup, pid, born_in_cgroup, tree.as_ref(), debug).map_err(kill)?;
-    drop(tree);
+    finish_parent_side(plan, cgroup, pid, born_in_cgroup, &trees, debug).map_err(kill)?;
+    drop(trees);
     shim_end
         .send_go()
         .map_err(|e| SetupError::errno("handshake", "send go", e))
@@ -204,13 +195,13 @@ fn spawn(
 }
 
 /// The parent's share of setup while the child waits: id maps, cgroup,
-/// oom_score_adj, idmapped rootfs.
+/// oom_score_adj, idmapped rootfs and volumes.
 fn finish_parent_side(
     plan: &Plan,
     cgroup: &ContainerCgroup,
     pid: i32,
     born_in_cgroup: bool,
-    tree: Option<&OwnedFd>,
+    trees: &Trees,
     debug: bool,
 ) -> Result<(), SetupError> {
     let proc = format!("/proc/{pid}");
@@ -227,33 +218,13 @@ fn finish_parent_side(
         fs::write(format!("{proc}/oom_score_adj"), adj.to_string())
             .map_err(|e| SetupError::io("oom_score_adj", &e))?;
     }
-    if let Some(tree) = tree {
+    if !trees.is_empty() {
         let userns = open_fd(
             std::path::Path::new(&format!("{proc}/ns/user")),
             libc::O_CLOEXEC,
         )
         .map_err(|e| SetupError::io("open user namespace", &e))?;
-        match sys::mount_setattr_idmap(tree.as_raw_fd(), userns.as_raw_fd()) {
-            Ok(()) => {}
-            // The filesystem cannot be idmapped: the detached clone is then a
-            // plain recursive bind, and files keep their host owners.
-            Err(e @ (Errno::EINVAL | Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EPERM)) => {
-                if debug {
-                    eprintln!(
-                        "zctr-shim: rootfs {} cannot be idmapped ({}); files keep their host owners",
-                        plan.rootfs_path.display(),
-                        e.desc()
-                    );
-                }
-            }
-            Err(e) => {
-                return Err(SetupError::errno(
-                    "idmap rootfs",
-                    &plan.rootfs_path.display().to_string(),
-                    e,
-                ))
-            }
-        }
+        trees.apply(plan, userns.as_fd(), debug)?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod channel;
 mod child;
 mod cli;
 mod client;
+mod idmap;
 mod launch;
 mod logfile;
 mod monitor;

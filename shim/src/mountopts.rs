@@ -15,6 +15,8 @@ pub struct MountOptions {
     pub bind: bool,
     /// `rbind` was given.
     pub recursive: bool,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)) was given.
+    pub idmap: Option<bool>,
 }
 
 impl MountOptions {
@@ -84,8 +86,10 @@ pub fn parse(options: &[String]) -> MountOptions {
                 out.bind = true;
                 out.recursive = true;
             }
-            // Runtime hints with no kernel meaning here.
-            "tmpcopyup" | "idmap" | "ridmap" => {}
+            "idmap" => out.idmap = Some(out.idmap.unwrap_or(false)),
+            "ridmap" => out.idmap = Some(true),
+            // A runtime hint with no meaning here.
+            "tmpcopyup" => {}
             other => data.push(other),
         }
     }
@@ -131,6 +135,15 @@ mod tests {
         assert!(!o.readonly());
         assert!(o.bind && o.recursive);
         assert!(opts(&["rw", "ro"]).readonly());
+    }
+
+    #[test]
+    fn idmap_options_are_recognised() {
+        assert_eq!(opts(&["rbind"]).idmap, None);
+        assert_eq!(opts(&["rbind", "idmap"]).idmap, Some(false));
+        assert_eq!(opts(&["bind", "ridmap"]).idmap, Some(true));
+        assert_eq!(opts(&["ridmap", "idmap"]).idmap, Some(true));
+        assert_eq!(opts(&["idmap"]).data, "");
     }
 
     #[test]

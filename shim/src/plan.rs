@@ -5,7 +5,7 @@
 use crate::cgroup::{self, Hierarchy};
 use crate::mountopts;
 use libc::c_ulong;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -38,6 +38,36 @@ pub enum MountKind {
     Fs,
 }
 
+/// Whether a bind mount (or the rootfs) is made from an idmapped clone of its
+/// source (open_tree + mount_setattr MOUNT_ATTR_IDMAP through the container's
+/// user namespace), so that host-owned files appear owned by the container's ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idmap {
+    /// A plain bind.
+    Off,
+    /// The rootfs is owned by an id the user namespace does not map: idmap it
+    /// where the filesystem allows, else fall back to a plain bind. (Bind
+    /// mounts are never idmapped unasked: through an idmapped volume the
+    /// container could leave host-root-owned setuid files on the host.)
+    Auto { recursive: bool },
+    /// The config asked for it (`idmap`/`ridmap`, or the mount's own id
+    /// mappings): failing to idmap is an error.
+    Required { recursive: bool },
+}
+
+impl Idmap {
+    pub fn is_on(self) -> bool {
+        self != Idmap::Off
+    }
+
+    pub fn recursive(self) -> bool {
+        matches!(
+            self,
+            Idmap::Auto { recursive: true } | Idmap::Required { recursive: true }
+        )
+    }
+}
+
 /// One entry of `mounts`, ready for the child.
 #[derive(Debug)]
 pub struct MountStep {
@@ -49,6 +79,8 @@ pub struct MountStep {
     pub propagation: c_ulong,
     pub data: Option<CString>,
     pub kind: MountKind,
+    /// Binds only: made from an idmapped clone of the source.
+    pub idmap: Idmap,
     /// The destination as the config spelled it, for error messages.
     pub display: CString,
 }
@@ -111,7 +143,6 @@ pub struct Plan {
     pub gid_map: String,
     pub hostname: Option<CString>,
     pub rootfs: CString,
-    pub rootfs_path: PathBuf,
     pub root_propagation: c_ulong,
     pub readonly_root: bool,
     pub mounts: Vec<MountStep>,
@@ -164,6 +195,8 @@ impl Plan {
 pub struct HostFacts {
     pub hierarchies: Vec<Hierarchy>,
     pub last_cap: u32,
+    /// The shim's own bounding set (bit n = capability n).
+    pub bounding: u64,
 }
 
 impl HostFacts {
@@ -171,8 +204,25 @@ impl HostFacts {
         Ok(HostFacts {
             hierarchies: cgroup::hierarchies()?,
             last_cap: crate::sys::last_cap(),
+            bounding: own_bounding(),
         })
     }
+}
+
+fn own_bounding() -> u64 {
+    caps::read(None, caps::CapSet::Bounding)
+        .map(|set| set.iter().fold(0u64, |m, c| m | 1u64 << c.index()))
+        .unwrap_or(u64::MAX)
+}
+
+/// Names of the capabilities in `mask`, comma-separated.
+fn cap_names(mask: u64) -> String {
+    caps::all()
+        .into_iter()
+        .filter(|c| mask & (1u64 << c.index()) != 0)
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const NS_TABLE: &[(LinuxNamespaceType, u64, &str)] = &[
@@ -205,6 +255,50 @@ const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
 ];
 
 /// Resolves `path` relative to `bundle` when it is not absolute.
+/// Annotation that turns off the automatic idmapping of the rootfs.
+pub const ROOTFS_IDMAP_ANNOTATION: &str = "org.zctr.rootfs-idmap";
+
+/// Whether host id `id` lies in one of the mappings.
+fn maps_host_id(maps: &[LinuxIdMapping], id: u32) -> bool {
+    maps.iter()
+        .any(|m| id >= m.host_id() && id - m.host_id() < m.size())
+}
+
+/// The idmapping a bind mount explicitly asks for: the `idmap`/`ridmap`
+/// options, or its own `uidMappings`/`gidMappings`, which must then be the
+/// container's (the idmap goes through the container's user namespace).
+fn bind_idmap(
+    i: usize,
+    m: &oci_spec::runtime::Mount,
+    opts: &mountopts::MountOptions,
+    userns: bool,
+    uid_maps: &[LinuxIdMapping],
+    gid_maps: Option<&[LinuxIdMapping]>,
+) -> Result<Idmap, PlanError> {
+    let own_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+    if opts.idmap.is_none() && !own_maps {
+        return Ok(Idmap::Off);
+    }
+    if !userns {
+        return Err(err(
+            format!("mounts[{i}]"),
+            "an idmapped mount needs a new user namespace (linux.namespaces has no \"user\" without a path)",
+        ));
+    }
+    if own_maps
+        && (m.uid_mappings().as_deref() != Some(uid_maps)
+            || m.gid_mappings().as_deref() != gid_maps)
+    {
+        return Err(err(
+            format!("mounts[{i}].uidMappings"),
+            "only the container's own uid/gid mappings are supported for an idmapped mount",
+        ));
+    }
+    Ok(Idmap::Required {
+        recursive: opts.idmap == Some(true),
+    })
+}
+
 fn in_bundle(bundle: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
@@ -368,21 +462,17 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         Some(p) => mountopts::propagation(p)
             .ok_or_else(|| err("linux.rootfsPropagation", format!("unknown value {p:?}")))?,
     };
-    let idmap_rootfs = userns
-        && {
-            use std::os::unix::fs::MetadataExt;
-            let uid = meta.uid();
-            !linux
-                .uid_mappings()
-                .iter()
-                .flatten()
-                .any(|m| uid >= m.host_id() && uid < m.host_id() + m.size())
-        }
-        && spec
-            .annotations()
+    let annotation_off = |key: &str| {
+        spec.annotations()
             .as_ref()
-            .and_then(|a| a.get("org.zctr.rootfs-idmap"))
-            .is_none_or(|v| v != "false");
+            .and_then(|a| a.get(key))
+            .is_some_and(|v| v == "false")
+    };
+    let uid_maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
+    let idmap_rootfs = {
+        use std::os::unix::fs::MetadataExt;
+        userns && !maps_host_id(uid_maps, meta.uid()) && !annotation_off(ROOTFS_IDMAP_ANNOTATION)
+    };
 
     // Mounts.
     let cgroups_path = linux
@@ -411,6 +501,7 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
             has_devpts = true;
         }
         let is_bind = opts.bind || typ == "bind";
+        let mut idmap = Idmap::Off;
         let kind = if is_bind {
             let src = m
                 .source()
@@ -423,11 +514,26 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
                     format!("{}: {e}", src.display()),
                 )
             })?;
+            let recursive = opts.recursive || !opts.bind;
+            idmap = bind_idmap(
+                i,
+                m,
+                &opts,
+                userns,
+                uid_maps,
+                linux.gid_mappings().as_deref(),
+            )?;
             MountKind::Bind {
                 dir: md.is_dir(),
-                recursive: opts.recursive || !opts.bind,
+                recursive,
             }
         } else {
+            if opts.idmap.is_some() {
+                return Err(err(
+                    format!("mounts[{i}].options"),
+                    "idmap and ridmap apply to bind mounts only",
+                ));
+            }
             MountKind::Fs
         };
         let source = match (m.source(), &kind) {
@@ -457,6 +563,7 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
                 .then(|| cstr(&format!("mounts[{i}].options"), &opts.data))
                 .transpose()?,
             kind,
+            idmap,
             display,
         });
     }
@@ -595,6 +702,23 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
             ambient: cap_mask("process.capabilities.ambient", c.ambient().as_ref())?,
         },
     };
+    // Without a user namespace (new or joined) the container's bounding set is
+    // a subset of the shim's: what the shim lacks cannot be granted.
+    let own_userns = userns
+        || join_in_child
+            .iter()
+            .any(|j| j.nstype == libc::CLONE_NEWUSER);
+    let wanted = caps.bounding | caps.effective | caps.permitted | caps.inheritable | caps.ambient;
+    if !own_userns && wanted & !host.bounding != 0 {
+        return Err(err(
+            "process.capabilities",
+            format!(
+                "{} not in the runtime's own bounding set: it cannot grant them \
+                 (run zctr-shim with them, or leave them out)",
+                cap_names(wanted & !host.bounding)
+            ),
+        ));
+    }
     let user = process.user();
 
     Ok(Plan {
@@ -611,7 +735,6 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
             .map(|h| cstr("hostname", h))
             .transpose()?,
         rootfs,
-        rootfs_path,
         root_propagation,
         readonly_root: root.readonly().unwrap_or(false),
         mounts,
@@ -660,6 +783,7 @@ fn cgroup_mounts(
             propagation: 0,
             data: None,
             kind: MountKind::Fs,
+            idmap: Idmap::Off,
             display: display.into(),
         });
         return Ok(());
@@ -672,6 +796,7 @@ fn cgroup_mounts(
         propagation: 0,
         data: Some(c"mode=755".into()),
         kind: MountKind::Fs,
+        idmap: Idmap::Off,
         display: display.into(),
     });
     let rel = cgroups_path.trim_start_matches('/');
@@ -691,6 +816,7 @@ fn cgroup_mounts(
                 dir: true,
                 recursive: false,
             },
+            idmap: Idmap::Off,
             display: display.into(),
         });
     }
@@ -714,6 +840,7 @@ mod tests {
                 },
             ],
             last_cap: 40,
+            bounding: u64::MAX,
         }
     }
 
@@ -866,5 +993,112 @@ mod tests {
             .replace(r#""namespaces":["#, r#""namespaces":[{"type":"user"},"#);
         let e = build(&spec(&no_maps), Path::new("/"), &host()).unwrap_err();
         assert_eq!(e.field, "linux.uidMappings");
+    }
+
+    fn userns_spec(mounts_extra: &str, annotations: &str) -> Spec {
+        let json = base("", r#""args":["/x"]"#)
+            .replace(
+                r#""namespaces":["#,
+                r#""uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+                   "gidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+                   "namespaces":[{"type":"user"},"#,
+            )
+            .replace(r#""mounts":["#, &format!(r#""mounts":[{mounts_extra}"#))
+            .replace(
+                r#"{"ociVersion":"1.0.2","#,
+                &format!(r#"{{"ociVersion":"1.0.2",{annotations}"#),
+            );
+        spec(&json)
+    }
+
+    fn idmap_of(p: &Plan, dest: &str) -> Idmap {
+        p.mounts
+            .iter()
+            .find(|m| m.dest.to_bytes() == dest.as_bytes())
+            .unwrap()
+            .idmap
+    }
+
+    #[test]
+    fn only_the_rootfs_is_idmapped_unasked() {
+        // "/" and /tmp are owned by host root, which the mapping does not cover.
+        let p = build(&userns_spec("", ""), Path::new("/"), &host()).unwrap();
+        assert!(p.idmap_rootfs);
+        assert_eq!(idmap_of(&p, "data"), Idmap::Off);
+        assert_eq!(idmap_of(&p, "proc"), Idmap::Off);
+        // Without a user namespace nothing is idmapped.
+        let p = build(
+            &spec(&base("", r#""args":["/x"]"#)),
+            Path::new("/"),
+            &host(),
+        )
+        .unwrap();
+        assert!(!p.idmap_rootfs);
+        // The annotation turns the rootfs idmap off.
+        let off = userns_spec("", r#""annotations":{"org.zctr.rootfs-idmap":"false"},"#);
+        let p = build(&off, Path::new("/"), &host()).unwrap();
+        assert!(!p.idmap_rootfs);
+    }
+
+    #[test]
+    fn requested_idmaps_are_required_and_checked() {
+        let m = |opts: &str| {
+            format!(r#"{{"destination":"/v","type":"bind","source":"/tmp","options":[{opts}]}},"#)
+        };
+        let p = build(
+            &userns_spec(&m(r#""rbind","idmap""#), ""),
+            Path::new("/"),
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(idmap_of(&p, "v"), Idmap::Required { recursive: false });
+        let p = build(
+            &userns_spec(&m(r#""bind","ridmap""#), ""),
+            Path::new("/"),
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(idmap_of(&p, "v"), Idmap::Required { recursive: true });
+        // The mount's own mappings, equal to the container's.
+        let own = r#"{"destination":"/v","type":"bind","source":"/tmp","options":["rbind"],
+            "uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+            "gidMappings":[{"containerID":0,"hostID":100000,"size":65536}]},"#;
+        let p = build(&userns_spec(own, ""), Path::new("/"), &host()).unwrap();
+        assert_eq!(idmap_of(&p, "v"), Idmap::Required { recursive: false });
+        // Other mappings cannot go through the container's user namespace.
+        let other = own.replacen("100000", "200000", 1);
+        let e = build(&userns_spec(&other, ""), Path::new("/"), &host()).unwrap_err();
+        assert_eq!(e.field, "mounts[0].uidMappings");
+        // idmap without a user namespace, or on a non-bind mount, is refused.
+        let json = base("", r#""args":["/x"]"#).replace(
+            r#""mounts":["#,
+            &format!(r#""mounts":[{}"#, m(r#""rbind","idmap""#)),
+        );
+        let e = build(&spec(&json), Path::new("/"), &host()).unwrap_err();
+        assert_eq!(e.field, "mounts[0]");
+        let tmpfs = r#"{"destination":"/t","type":"tmpfs","source":"tmpfs","options":["idmap"]},"#;
+        let e = build(&userns_spec(tmpfs, ""), Path::new("/"), &host()).unwrap_err();
+        assert_eq!(e.field, "mounts[0].options");
+    }
+
+    #[test]
+    fn capabilities_the_shim_lacks_are_refused_by_name_without_a_user_namespace() {
+        let json = base(
+            "",
+            r#""args":["/x"],"capabilities":{"bounding":["CAP_CHOWN","CAP_KILL"]}"#,
+        );
+        let mut h = host();
+        h.bounding = !(1u64 << 5); // no CAP_KILL
+        let e = build(&spec(&json), Path::new("/"), &h).unwrap_err();
+        assert_eq!(e.field, "process.capabilities");
+        assert!(e.reason.starts_with("CAP_KILL not in"), "{e}");
+        // A new user namespace has a full bounding set of its own.
+        let json = json.replace(
+            r#""namespaces":["#,
+            r#""uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+               "gidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+               "namespaces":[{"type":"user"},"#,
+        );
+        build(&spec(&json), Path::new("/"), &h).unwrap();
     }
 }

@@ -182,6 +182,7 @@ pub fn locked_mount_flags(fd: RawFd) -> SysResult<c_ulong> {
 const OPEN_TREE_CLONE: u32 = 1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 
 #[repr(C)]
 struct MountAttr {
@@ -202,8 +203,9 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> SysResult<RawFd> {
     check(ret).map(|fd| fd as RawFd)
 }
 
-/// Makes the detached mount `fd` an idmapped mount through the user namespace `userns_fd`.
-pub fn mount_setattr_idmap(fd: RawFd, userns_fd: RawFd) -> SysResult<()> {
+/// Makes the detached mount `fd` (and with `recursive` its submounts) an
+/// idmapped mount through the user namespace `userns_fd`.
+pub fn mount_setattr_idmap(fd: RawFd, userns_fd: RawFd, recursive: bool) -> SysResult<()> {
     let mut attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
@@ -217,7 +219,7 @@ pub fn mount_setattr_idmap(fd: RawFd, userns_fd: RawFd) -> SysResult<()> {
             libc::SYS_mount_setattr,
             fd,
             empty.as_ptr(),
-            libc::AT_EMPTY_PATH as c_ulong,
+            (libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 }) as c_ulong,
             &mut attr as *mut MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -237,6 +239,24 @@ pub fn move_mount_to(fd: RawFd, target: &CStr) -> SysResult<()> {
             libc::AT_FDCWD,
             target.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// Attaches the detached mount `fd` on the file or directory open as `target`
+/// (an O_PATH fd is enough).
+pub fn move_mount_onto(fd: RawFd, target: RawFd) -> SysResult<()> {
+    let empty = c"";
+    // SAFETY: empty NUL-terminated paths; both fds are ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            empty.as_ptr(),
+            target,
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     check(ret).map(drop)
@@ -489,6 +509,14 @@ pub fn is_dir(fd: RawFd) -> SysResult<bool> {
     // SAFETY: st is a valid out-pointer.
     check(unsafe { libc::fstat(fd, &mut st) } as c_long)?;
     Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// The st_mode of `path` (following symlinks).
+pub fn stat_mode(path: &CStr) -> SysResult<u32> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: NUL-terminated path; st is a valid out-pointer.
+    check(unsafe { libc::stat(path.as_ptr(), &mut st) } as c_long)?;
+    Ok(st.st_mode)
 }
 
 /// Unblocks every signal and restores default dispositions for those the Rust

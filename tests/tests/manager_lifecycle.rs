@@ -156,14 +156,11 @@ fn manager_bad_input_leaves_nothing_behind() {
     env.zctr_fails(&["run", "../x", "--rootfs", &rootfs], "bad_request");
     env.zctr_fails(&["kill", "ghost", "NOPE"], "invalid_signal");
     // Setup failure inside the shim: a command that does not exist.
-    let out = env.try_zctr(&["run", "x8", "--rootfs", &rootfs, "--", "/no/such/binary"]);
-    if out.status.success() {
-        // Reported as exit 127 (command not found) instead of a setup
-        // failure: also fine. `wait` exits with the container's code.
-        let waited = env.try_zctr(&["wait", "x8"]);
-        assert_eq!(waited.status.code(), Some(127), "{waited:?}");
-        env.zctr(&["delete", "x8"]);
-    }
+    let err = env.zctr_fails(
+        &["run", "x8", "--rootfs", &rootfs, "--", "/no/such/binary"],
+        "setup_failed",
+    );
+    assert!(err.contains("find executable /no/such/binary"), "{err}");
 
     // A body that is not JSON, straight to the socket.
     let out = run_cmd(
@@ -307,4 +304,123 @@ fn manager_fifty_concurrent_runs() {
     for i in 0..50 {
         env.zctr(&["delete", "--force", &format!("p{i}")]);
     }
+}
+
+/// This process's bounding set as capability names, read by the probe.
+fn own_bounding() -> Vec<String> {
+    let out = run_cmd(Command::new(bins::probe()).arg("report"), T).unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut v: Vec<String> = r["caps"]["bounding"]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn manager_privileged_container_gets_the_runtime_s_capabilities() {
+    let Some(env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+    // The privileged profile asks for every capability; where the runtime
+    // itself runs with fewer (a restricted sandbox), the container gets
+    // exactly the runtime's.
+    env.zctr(&support::run_args(
+        "priv",
+        &rootfs,
+        &["--profile", "privileged"],
+        &[probe, "report"],
+    ));
+    let waited = env.try_zctr(&["wait", "priv"]);
+    assert_eq!(waited.status.code(), Some(0), "{waited:?}");
+    let report: Value = serde_json::from_str(env.logs("priv").lines().next().unwrap()).unwrap();
+    for set in ["bounding", "effective", "permitted"] {
+        let mut got: Vec<String> = report["caps"][set]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, own_bounding(), "{set}");
+    }
+    env.zctr(&["delete", "priv"]);
+
+    // Asking explicitly for one the runtime lacks fails, naming it.
+    let all = common::capability::ALL.map(common::capability::name);
+    let own = own_bounding();
+    if let Some(missing) = all.iter().find(|c| !own.contains(c)) {
+        let config = env.tmp.join("cap-config.json");
+        let body = serde_json::json!({
+            "rootfs": rootfs,
+            "profile": "privileged",
+            "args": [probe, "report"],
+            "capabilities": {"add": [missing]},
+        });
+        std::fs::write(&config, body.to_string()).unwrap();
+        let err = env.zctr_fails(
+            &["run", "capx", "--config", config.to_str().unwrap()],
+            "setup_failed",
+        );
+        assert!(err.contains(missing.as_str()), "{err}");
+        env.zctr_fails(&["inspect", "capx"], "not_found");
+    }
+}
+
+#[test]
+fn manager_idmapped_volume_is_owned_by_the_containers_root() {
+    let Some(env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+    // Host root's, 0700: out of reach for an unmapped container root.
+    let vol = env.tmp.join("private-vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::set_permissions(&vol, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(vol.join("secret"), "s\n").unwrap();
+    let spec = format!("{}:/v:idmap", vol.display());
+    env.zctr(&support::run_args(
+        "idm",
+        &rootfs,
+        &["-v", &spec],
+        &[probe, "report", "--read", "/v/secret", "--write", "/v/new"],
+    ));
+    let waited = env.try_zctr(&["wait", "idm"]);
+    assert_eq!(waited.status.code(), Some(0), "{waited:?}");
+    let report: Value = serde_json::from_str(env.logs("idm").lines().next().unwrap()).unwrap();
+    let checks = &report["checks"];
+    let find = |kind: &str, path: &str| {
+        checks[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["path"] == path)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(find("read", "/v/secret")["ok"], true, "{report}");
+    assert_eq!(find("write", "/v/new")["ok"], true, "{report}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(vol.join("new")).unwrap().uid(), 0);
+    assert_eq!(
+        env.inspect("idm")["config"]["volumes"][0]["idmap"],
+        true,
+        "inspect shows the option"
+    );
+    env.zctr(&["delete", "idm"]);
+    // The same volume without the option stays closed.
+    let spec = format!("{}:/v", vol.display());
+    env.zctr(&support::run_args(
+        "plain",
+        &rootfs,
+        &["-v", &spec],
+        &[probe, "report", "--read", "/v/secret"],
+    ));
+    env.try_zctr(&["wait", "plain"]);
+    let report: Value = serde_json::from_str(env.logs("plain").lines().next().unwrap()).unwrap();
+    let read = report["checks"]["read"][0].clone();
+    assert_eq!(read["ok"], false, "{report}");
+    env.zctr(&["delete", "plain"]);
 }

@@ -406,29 +406,31 @@ fn missing_binary_is_a_clear_error() {
     let sub = with_own_cgroup(&mut c);
     let out = c.run();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{}", zctr_tests::describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
     assert!(
-        err.contains("exec") && err.contains("/bin/no-such-binary"),
+        err.contains("find executable /bin/no-such-binary: No such file or directory"),
         "{err}"
     );
     assert_nothing_left(&c, sub);
 
-    // create + start: the failure surfaces at start or in status.json.
+    // create fails too (looked up in the container's PATH), like runc's create.
     let mut c = Ctr::unprivileged(&["no-such-binary"]);
     let sub = with_own_cgroup(&mut c);
     let out = c.create();
-    if out.status.success() {
-        let started = c.ctl("start", &[]);
-        let st = c.wait_status("stopped", |s| s["state"] == "stopped");
-        assert!(
-            !started.status.success() || exit_of(&st)["code"] != 0,
-            "start: {}\nstatus: {st}",
-            zctr_tests::describe(&started)
-        );
-        assert_ne!(exit_of(&st)["code"], 0, "{st}");
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("no-such-binary"), "{err}");
-    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
+    assert!(err.contains("find executable no-such-binary"), "{err}");
+    assert!(!c.state.join("shim.sock").exists());
+    assert_nothing_left(&c, sub);
+
+    // A file that is there but not executable.
+    let mut c = Ctr::unprivileged(&["/etc/hostname"]);
+    let sub = with_own_cgroup(&mut c);
+    let out = c.run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("find executable /etc/hostname: Permission denied"),
+        "{err}"
+    );
     assert_nothing_left(&c, sub);
 }

@@ -157,7 +157,12 @@ pub(super) fn user_mounts(
     };
 
     for v in &config.volumes {
-        out.push(bind(&v.destination, &v.source, v.readonly, &[])?);
+        let idmap = if v.idmap {
+            &["idmap".to_string()][..]
+        } else {
+            &[]
+        };
+        out.push(bind(&v.destination, &v.source, v.readonly, idmap)?);
     }
     for (i, m) in config.mounts.iter().enumerate() {
         out.push(match (m.kind, &m.source) {

@@ -64,6 +64,48 @@ pub fn uses_user_namespace(profile: Profile) -> bool {
     profile == Profile::Unprivileged
 }
 
+/// Leaves out of `spec`'s capability sets those the runtime itself does not
+/// hold (`held`, its bounding set), unless `config` adds them explicitly.
+///
+/// Only a container without a user namespace is limited by the runtime's
+/// bounding set (a new user namespace starts with a full one). So a
+/// privileged container on a host where the runtime runs with a reduced set
+/// (a restricted sandbox) gets what the runtime has, while an explicit
+/// `capabilities.add` of a missing one still fails, by name, in the shim.
+pub fn limit_to_held(
+    spec: &mut oci_spec::runtime::Spec,
+    config: &crate::config::ContainerConfig,
+    held: &[Capability],
+) -> Result<(), SpecError> {
+    if uses_user_namespace(config.profile) {
+        return Ok(());
+    }
+    let (add, _) = config.capabilities.resolve()?;
+    let keep = |set: &Option<Capabilities>| -> Option<Capabilities> {
+        set.as_ref().map(|s| {
+            s.iter()
+                .filter(|c| held.contains(c) || add.contains(c))
+                .copied()
+                .collect()
+        })
+    };
+    let Some(process) = spec.process_mut() else {
+        return Ok(());
+    };
+    let Some(caps) = process.capabilities().clone() else {
+        return Ok(());
+    };
+    let mut limited = caps.clone();
+    limited
+        .set_bounding(keep(caps.bounding()))
+        .set_effective(keep(caps.effective()))
+        .set_permitted(keep(caps.permitted()))
+        .set_inheritable(keep(caps.inheritable()))
+        .set_ambient(keep(caps.ambient()));
+    process.set_capabilities(Some(limited));
+    Ok(())
+}
+
 /// Whether the profile creates a cgroup namespace (only the unprivileged one).
 pub fn uses_cgroup_namespace(profile: Profile) -> bool {
     profile == Profile::Unprivileged

@@ -292,6 +292,23 @@ fn volumes_are_private_recursive_binds() {
 }
 
 #[test]
+fn idmapped_volumes_need_the_unprivileged_profile() {
+    let mut c = config(Profile::Unprivileged);
+    let mut v = Volume::new("/data", "/srv/data", true);
+    v.idmap = true;
+    c.volumes = vec![v];
+    let s = gen(&c, &ImageMeta::default());
+    assert_eq!(
+        opts(mount(&s, "/data").unwrap()),
+        vec!["rbind", "rprivate", "ro", "idmap"]
+    );
+    c.profile = Profile::Privileged;
+    assert!(gen_err(&c, &ImageMeta::default())
+        .to_string()
+        .starts_with("volumes[0].idmap: not allowed"));
+}
+
+#[test]
 fn meta_mount_without_volume_gets_empty_tmpfs() {
     let c = config(Profile::Unprivileged);
     let m = meta_with(|m| m.mounts = vec!["/data".into()]);
@@ -669,6 +686,36 @@ fn privileged_capabilities_are_complete() {
         .unwrap()
         .contains(&Capability::SysModule));
     assert_eq!(caps.bounding().as_ref().unwrap().len(), all.len() - 1);
+}
+
+#[test]
+fn capabilities_the_runtime_lacks_are_left_out_unless_added_explicitly() {
+    let held: Vec<Capability> = capability::ALL
+        .into_iter()
+        .filter(|c| *c != Capability::SysResource && *c != Capability::SysModule)
+        .collect();
+    let mut c = config(Profile::Privileged);
+    let mut s = gen(&c, &ImageMeta::default());
+    profile::limit_to_held(&mut s, &c, &held).unwrap();
+    let caps = caps(&s);
+    for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+        let set = set.as_ref().unwrap();
+        assert_eq!(set.len(), held.len());
+        assert!(!set.contains(&Capability::SysResource));
+    }
+    // An explicit add stays (the shim then refuses it by name).
+    c.capabilities.add = vec!["CAP_SYS_RESOURCE".into()];
+    let mut s = gen(&c, &ImageMeta::default());
+    profile::limit_to_held(&mut s, &c, &held).unwrap();
+    let bounding = super::tests::caps(&s).bounding().clone().unwrap();
+    assert!(bounding.contains(&Capability::SysResource));
+    assert!(!bounding.contains(&Capability::SysModule));
+    // A user namespace starts with a full bounding set: nothing to limit.
+    let u = config(Profile::Unprivileged);
+    let mut s = gen(&u, &ImageMeta::default());
+    let before = super::tests::caps(&s);
+    profile::limit_to_held(&mut s, &u, &[]).unwrap();
+    assert_eq!(super::tests::caps(&s), before);
 }
 
 #[test]

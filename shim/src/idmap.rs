@@ -1,0 +1,131 @@
+//! Idmapped rootfs and bind mounts, prepared by the shim around clone.
+//!
+//! Before clone the shim takes a detached clone of each source that the plan
+//! idmaps (`open_tree(OPEN_TREE_CLONE)`); once the child's user namespace has
+//! its maps, it sets MOUNT_ATTR_IDMAP on each clone through that namespace; the
+//! child then attaches the clones with `move_mount` instead of binding the
+//! sources. Where the filesystem (or kernel) cannot idmap, an automatic idmap
+//! falls back to the clone as a plain bind; a requested one is an error.
+
+use crate::launch::SetupError;
+use crate::plan::{Idmap, Plan};
+use crate::sys;
+use nix::errno::Errno;
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+/// Detached mount trees, one per idmapped item of the plan.
+#[derive(Default)]
+pub struct Trees {
+    rootfs: Option<OwnedFd>,
+    /// Per plan mount: the clone's fd, or -1 (what the child indexes).
+    mount_fds: Vec<RawFd>,
+    /// Owners of the fds in `mount_fds`.
+    owned: Vec<OwnedFd>,
+}
+
+impl Trees {
+    /// Clones every source the plan idmaps. Done before clone, in the shim's
+    /// own mount namespace.
+    pub fn open(plan: &Plan) -> Result<Trees, SetupError> {
+        let mut trees = Trees::default();
+        if plan.idmap_rootfs {
+            trees.rootfs = Some(clone_tree(&plan.rootfs, true, "clone rootfs mount")?);
+        }
+        if plan.mounts.iter().any(|m| m.idmap.is_on()) {
+            for m in &plan.mounts {
+                let fd = match (&m.source, m.idmap) {
+                    (Some(src), idmap) if idmap.is_on() => {
+                        let recursive = m.flags & libc::MS_REC != 0;
+                        let fd = clone_tree(src, recursive, "clone volume mount")?;
+                        let raw = fd.as_raw_fd();
+                        trees.owned.push(fd);
+                        raw
+                    }
+                    _ => -1,
+                };
+                trees.mount_fds.push(fd);
+            }
+        }
+        Ok(trees)
+    }
+
+    pub fn rootfs(&self) -> Option<RawFd> {
+        self.rootfs.as_ref().map(|t| t.as_raw_fd())
+    }
+
+    /// Per plan mount, the clone to attach or -1; empty when nothing is idmapped.
+    pub fn mount_fds(&self) -> &[RawFd] {
+        &self.mount_fds
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rootfs.is_none() && self.owned.is_empty()
+    }
+
+    /// Idmaps every clone through `userns` (the child's user namespace, its
+    /// maps written). Automatic idmaps fall back to plain binds.
+    pub fn apply(&self, plan: &Plan, userns: BorrowedFd, debug: bool) -> Result<(), SetupError> {
+        if let Some(tree) = &self.rootfs {
+            let auto = Idmap::Auto { recursive: true };
+            set_idmap(tree.as_raw_fd(), userns, auto, &plan.rootfs, debug)
+                .map_err(|e| SetupError::errno("idmap rootfs", &show(&plan.rootfs), e))?;
+        }
+        for (m, &fd) in plan.mounts.iter().zip(&self.mount_fds) {
+            if fd < 0 {
+                continue;
+            }
+            let src = m.source.as_deref().unwrap_or(c"");
+            set_idmap(fd, userns, m.idmap, src, debug).map_err(|e| {
+                SetupError::errno(
+                    "idmap mount",
+                    &format!("{} (source {})", show(&m.display), show(src)),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn show(s: &CStr) -> String {
+    s.to_string_lossy().into_owned()
+}
+
+fn clone_tree(path: &CStr, recursive: bool, step: &str) -> Result<OwnedFd, SetupError> {
+    sys::open_tree_clone(path, recursive)
+        .map(sys::own_fd)
+        .map_err(|e| SetupError::errno(step, &show(path), e))
+}
+
+/// Errors that mean "this filesystem or kernel cannot idmap", as opposed to a
+/// broken setup.
+fn unsupported(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::EINVAL | Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EPERM
+    )
+}
+
+fn set_idmap(
+    tree: RawFd,
+    userns: BorrowedFd,
+    idmap: Idmap,
+    what: &CStr,
+    debug: bool,
+) -> Result<(), Errno> {
+    match sys::mount_setattr_idmap(tree, userns.as_raw_fd(), idmap.recursive()) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(idmap, Idmap::Auto { .. }) && unsupported(e) => {
+            if debug {
+                eprintln!(
+                    "zctr-shim: {} cannot be idmapped ({}); it is bound as is, files keep their host owners",
+                    what.to_string_lossy(),
+                    e.desc()
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
