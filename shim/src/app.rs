@@ -1,9 +1,10 @@
 //! The shim's modes, wired together: parse → plan → create → monitor.
 
 use crate::cli::{Command, CreateArgs, USAGE};
+use crate::handoff::{self, Prepared};
 use crate::launch::{self, SetupError, Stdio};
 use crate::logfile::LogFile;
-use crate::monitor::{self, Monitor, Outputs};
+use crate::monitor::{self, Outputs};
 use crate::plan::{self, HostFacts};
 use crate::{client, sys};
 use common::protocol::{self, ShimMsg};
@@ -238,34 +239,27 @@ fn prepare_and_monitor(
         })?),
         None => None,
     };
-    if a.debug {
-        eprintln!(
-            "zctr-shim: container {id} created, init pid {}",
-            created.pid
-        );
-    }
-    let out = Outputs {
-        state_dir: a.state_dir.clone(),
-        listener,
-        control: control.take(),
-        log,
+    let prepared = Prepared {
+        id,
+        created,
+        out: Outputs {
+            state_dir: a.state_dir.clone(),
+            listener,
+            control: control.take(),
+            log,
+        },
+        ready: ready.take(),
+        start: foreground,
+        debug: a.debug,
     };
-    let mut m = Monitor::new(id, created, signals, out)
-        .map_err(|e| SetupError::new("monitor", e.raw_os_error().unwrap_or(0), e.to_string()))?;
-    if let Some(w) = ready.take() {
-        // Written and closed: the waiting parent sees "ok" then EOF and exits 0.
-        let _ = sys::write_all(w.as_raw_fd(), b"ok");
-    }
-    if foreground {
-        if let Err((errno, msg)) = m.start() {
-            return Err(SetupError::new("start", errno, msg));
-        }
-    }
-    let status = m.run();
-    if foreground && a.debug {
-        eprintln!("zctr-shim: container exited: {status:?}");
-    }
-    Ok(status.code())
+    // The process that stays for the container's life need not map the setup
+    // code: become the small monitor executable, or else serve from here.
+    let e = handoff::exec_monitor(&prepared);
+    eprintln!(
+        "zctr-shim: monitoring in-process, {} unusable: {e}",
+        handoff::MONITOR_BIN
+    );
+    handoff::serve(prepared, signals)
 }
 
 fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), SetupError> {

@@ -134,6 +134,17 @@ impl ContainerCgroup {
         Ok(())
     }
 
+    /// The directories, and which of them the shim created, as the monitor
+    /// executable receives them.
+    pub fn from_parts(dirs: Vec<(Hierarchy, PathBuf)>, created: Vec<PathBuf>) -> Self {
+        ContainerCgroup { dirs, created }
+    }
+
+    /// The directories this shim created (deepest last).
+    pub fn created(&self) -> &[PathBuf] {
+        &self.created
+    }
+
     /// The cgroup2 directory, if any (for CLONE_INTO_CGROUP).
     pub fn unified_dir(&self) -> Option<&Path> {
         self.dirs

@@ -115,6 +115,11 @@ impl std::os::fd::AsFd for ShimEnd {
 }
 
 impl ShimEnd {
+    /// The shim's end, inherited as `fd` (by the monitor after exec).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        ShimEnd(fd)
+    }
+
     pub fn fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }

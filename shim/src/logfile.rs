@@ -14,6 +14,11 @@ pub struct LogFile {
 }
 
 impl LogFile {
+    /// (log path, rotated path, size cap), to reopen it after exec.
+    pub fn parts(&self) -> (&std::path::Path, &std::path::Path, u64) {
+        (&self.path, &self.old, self.max)
+    }
+
     pub fn open(path: PathBuf, old: PathBuf, max: u64) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();

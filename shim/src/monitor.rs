@@ -6,20 +6,85 @@
 use crate::launch::Created;
 use crate::logfile::LogFile;
 use crate::status;
-use common::protocol::{self, ExitStatus, FrameBuffer, ManagerMsg, ShimMsg, ShimState, MAX_FRAME};
+use common::protocol::{self, ExitStatus, FrameBuffer, ManagerMsg, ShimMsg, ShimState};
 use common::state::{ExitRecord, ProcId, ShimStatus};
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
 const MAX_CLIENTS: usize = 16;
+
+/// How long the loop must be idle before it releases the pages it does not
+/// need to wait (a few page faults when it next wakes).
+const IDLE_TRIM_MS: i32 = 1000;
+
+/// What a polled fd is.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Signals,
+    Channel,
+    Listener,
+    Log(usize),
+    Client(usize),
+}
+
+/// The fds one poll waits on, and what each is.
+struct PollSet {
+    fds: [libc::pollfd; POLL_MAX],
+    sources: [Source; POLL_MAX],
+    len: usize,
+}
+
+/// Signals, channel, listener, two log pipes, and the clients.
+const POLL_MAX: usize = 5 + MAX_CLIENTS;
+
+impl PollSet {
+    fn new() -> Self {
+        PollSet {
+            fds: [libc::pollfd {
+                fd: -1,
+                events: 0,
+                revents: 0,
+            }; POLL_MAX],
+            sources: [Source::Signals; POLL_MAX],
+            len: 0,
+        }
+    }
+
+    fn add(&mut self, source: Source, fd: std::os::fd::RawFd) {
+        if self.len < POLL_MAX {
+            self.fds[self.len] = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            self.sources[self.len] = source;
+            self.len += 1;
+        }
+    }
+
+    fn fds(&mut self) -> &mut [libc::pollfd] {
+        &mut self.fds[..self.len]
+    }
+
+    /// The sources with events, in the order added; later ones are moved down.
+    fn ready(&mut self) -> &[Source] {
+        let mut n = 0;
+        for i in 0..self.len {
+            if self.fds[i].revents != 0 {
+                self.sources[n] = self.sources[i];
+                n += 1;
+            }
+        }
+        &self.sources[..n]
+    }
+}
 
 struct Client {
     stream: UnixStream,
@@ -48,15 +113,27 @@ pub struct Monitor {
     clients: Vec<Client>,
     signals: SignalFd,
     exit: Option<ExitRecord>,
+    /// Something ran since the last release of idle pages: release them once
+    /// the loop has been idle for [`IDLE_TRIM_MS`].
+    trim: bool,
+    /// Found at the first release.
+    idle_pages: Option<crate::sys::IdlePages>,
 }
 
 fn send_to(stream: &mut UnixStream, msg: &ShimMsg) -> bool {
-    let mut buf = [0u8; MAX_FRAME];
+    // Every frame the shim sends fits in a small buffer (texts are capped at
+    // MAX_TEXT); a whole MAX_FRAME on the stack would keep 16 KiB resident.
+    let mut buf = [0u8; SMALL_FRAME];
     match protocol::encode_frame(msg, &mut buf) {
         Ok(n) => stream.write_all(&buf[..n]).is_ok(),
-        Err(_) => false,
+        Err(_) => match protocol::encode_frame_vec(msg) {
+            Ok(frame) => stream.write_all(&frame).is_ok(),
+            Err(_) => false,
+        },
     }
 }
+
+const SMALL_FRAME: usize = protocol::MAX_TEXT + 256;
 
 impl Monitor {
     pub fn new(
@@ -96,6 +173,8 @@ impl Monitor {
             clients,
             signals,
             exit: None,
+            trim: true,
+            idle_pages: None,
         };
         m.persist();
         let hello = m.hello();
@@ -120,8 +199,6 @@ impl Monitor {
                 eprintln!("zctr-shim: writing {}: {e}", dir.display());
             }
         }
-        // A transition runs code the idle loop never needs again.
-        crate::sys::release_setup_pages();
     }
 
     fn broadcast(&mut self, msg: &ShimMsg) {
@@ -321,78 +398,76 @@ impl Monitor {
                     return rec.status();
                 }
             }
-            // Fixed slots: 0 signals, 1 channel, 2 listener, 3-4 logs, 5.. clients.
-            let client_fds: Vec<_> = self.clients.iter().map(|c| c.stream.as_fd()).collect();
-            let mut fds = Vec::with_capacity(5 + client_fds.len());
-            let ev = PollFlags::POLLIN;
-            fds.push(PollFd::new(self.signals.as_fd(), ev));
-            fds.push(PollFd::new(
-                self.created.channel_fd(),
-                if channel_open { ev } else { PollFlags::empty() },
-            ));
-            let listener = self.out.listener.as_ref().map(|l| l.as_fd());
-            fds.push(PollFd::new(
-                listener.unwrap_or(self.signals.as_fd()),
-                if listener.is_some() {
-                    ev
-                } else {
-                    PollFlags::empty()
-                },
-            ));
-            let (o, e) = match &self.out.log {
-                Some((o, e, _)) => (o.as_fd(), e.as_fd()),
-                None => (self.signals.as_fd(), self.signals.as_fd()),
-            };
-            fds.push(PollFd::new(
-                o,
-                if log_open[0] { ev } else { PollFlags::empty() },
-            ));
-            fds.push(PollFd::new(
-                e,
-                if log_open[1] { ev } else { PollFlags::empty() },
-            ));
-            for c in &client_fds {
-                fds.push(PollFd::new(*c, ev));
+            // Only the fds still of interest: a closed one (the channel once the
+            // container exec'd, a log pipe at EOF) would report POLLHUP forever,
+            // whatever events are asked for, and keep the loop spinning. Fixed
+            // arrays: the idle loop allocates nothing (and so touches no malloc code).
+            let mut set = PollSet::new();
+            set.add(Source::Signals, self.signals.as_raw_fd());
+            if channel_open {
+                set.add(Source::Channel, self.created.channel.fd());
             }
-            let timeout = if self.exit.is_some() {
-                PollTimeout::from(100u8)
+            if let Some(l) = &self.out.listener {
+                set.add(Source::Listener, l.as_raw_fd());
+            }
+            if let Some((o, e, _)) = &self.out.log {
+                for (which, fd) in [o, e].into_iter().enumerate() {
+                    if log_open[which] {
+                        set.add(Source::Log(which), fd.as_raw_fd());
+                    }
+                }
+            }
+            for (idx, c) in self.clients.iter().enumerate() {
+                set.add(Source::Client(idx), c.stream.as_raw_fd());
+            }
+            let timeout_ms = if self.exit.is_some() {
+                100
+            } else if self.trim {
+                IDLE_TRIM_MS
             } else {
-                PollTimeout::NONE
+                -1
             };
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
+            let mut polled = crate::sys::poll(set.fds(), timeout_ms);
+            if matches!(polled, Ok(0)) && self.trim && self.exit.is_none() {
+                // Idle for a while: what setup and the last events touched is
+                // not needed to wait. Drop it and wait on the same set.
+                self.trim = false;
+                let pages = self
+                    .idle_pages
+                    .get_or_insert_with(crate::sys::IdlePages::find);
+                polled = pages.release_and_poll(set.fds(), -1);
+            }
+            match polled {
+                Ok(0) => {}
+                Ok(_) => self.trim = true,
+                Err(Errno::EINTR) => {}
                 Err(e) => {
                     eprintln!("zctr-shim: poll: {e}");
                     continue;
                 }
             }
-            let ready: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
-            drop(fds);
-            drop(client_fds);
-            if ready[0] {
-                self.on_signal();
-            }
-            if ready[1] && channel_open {
-                self.on_channel();
-                if !self.starting && self.state != ShimState::Created {
-                    channel_open = false;
+            let ready = set.ready();
+            for &source in ready {
+                match source {
+                    Source::Signals => self.on_signal(),
+                    Source::Channel => {
+                        self.on_channel();
+                        if !self.starting && self.state != ShimState::Created {
+                            channel_open = false;
+                        }
+                    }
+                    Source::Listener => self.accept(),
+                    Source::Log(which) => log_open[which] = self.on_log(which),
+                    Source::Client(_) => {}
                 }
             }
-            if ready[2] {
-                self.accept();
-            }
-            for which in 0..2 {
-                if ready[3 + which] && log_open[which] {
-                    log_open[which] = self.on_log(which);
-                }
-            }
-            // Backwards, so removing a closed client keeps the other indices valid.
-            for idx in (0..self.clients.len()).rev() {
-                if ready.get(5 + idx).copied().unwrap_or(false) && !self.on_client(idx) {
-                    self.clients.remove(idx);
+            // Clients backwards, so removing one keeps the other indices valid
+            // (accepting above only appends).
+            for &source in ready.iter().rev() {
+                if let Source::Client(idx) = source {
+                    if !self.on_client(idx) {
+                        self.clients.remove(idx);
+                    }
                 }
             }
         }

@@ -554,6 +554,33 @@ pub fn adopt_stream(fd: RawFd) -> SysResult<std::os::unix::net::UnixStream> {
     Ok(unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
+/// Takes ownership of an fd inherited across exec (checked to be open).
+pub fn adopt_fd(fd: RawFd) -> SysResult<std::os::fd::OwnedFd> {
+    // SAFETY: F_GETFD only checks that fd is open.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as c_long)?;
+    // SAFETY: fd is open and, per the caller's contract, owned by nobody else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Clears FD_CLOEXEC so `fd` survives the next exec.
+pub fn keep_across_exec(fd: RawFd) -> SysResult<()> {
+    // SAFETY: plain fcntl on an fd number.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } as c_long).map(drop)
+}
+
+/// poll(2) on `fds`; `timeout_ms` < 0 waits forever. Returns how many are ready.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> SysResult<usize> {
+    // SAFETY: fds is a valid, exclusively borrowed array of pollfd.
+    let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    check(ret as c_long).map(|n| n as usize)
+}
+
+/// Sets FD_CLOEXEC again.
+pub fn set_cloexec(fd: RawFd) -> SysResult<()> {
+    // SAFETY: plain fcntl on an fd number.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } as c_long).map(drop)
+}
+
 /// Takes ownership of an fd a raw syscall just returned.
 pub fn own_fd(fd: RawFd) -> std::os::fd::OwnedFd {
     // SAFETY: fd was just returned by the kernel to us and is owned by no one else.
@@ -578,40 +605,117 @@ pub fn fork() -> SysResult<pid_t> {
     check(unsafe { libc::fork() } as c_long).map(|p| p as pid_t)
 }
 
-/// Drops this process's page-table entries for the clean, read-only,
-/// file-backed mappings of its own executable (code and constants). Setup
-/// touched far more of the binary than the monitor loop needs; the pages the
-/// loop uses fault back in from the page cache, the rest stop counting against
-/// the shim's RSS. Mappings with private (relocated or written) pages, such as
-/// RELRO, are left alone: dropping those would lose their contents.
-pub fn release_setup_pages() {
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
-        return;
-    };
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-        return;
-    };
-    let mut current: Option<(usize, usize)> = None;
-    for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let first = f.next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-') {
-            if let (Ok(start), Ok(end)) =
-                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-            {
-                let perms = f.next().unwrap_or("");
-                let path = f.nth(3).unwrap_or("");
-                current = (path == exe.as_os_str() && !perms.contains('w')).then_some((start, end));
-                continue;
+/// What the idle monitor can drop from its page tables: the clean (never
+/// written) pages of the file-backed, read-only mappings of its own executable
+/// (code and constants), and the stack below the current frame. Clean file
+/// pages fault back in from the page cache when used; dead stack below the
+/// stack pointer comes back zeroed. Mappings with private (relocated or
+/// written) pages, such as RELRO, are left alone: dropping those would lose
+/// their contents.
+pub struct IdlePages {
+    ranges: [(usize, usize); 8],
+    n: usize,
+    stack_low: usize,
+}
+
+impl IdlePages {
+    /// Reads /proc/self/smaps once (the mappings do not change after start-up).
+    pub fn find() -> IdlePages {
+        let mut pages = IdlePages {
+            ranges: [(0, 0); 8],
+            n: 0,
+            stack_low: 0,
+        };
+        let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+            return pages;
+        };
+        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+            return pages;
+        };
+        let mut current: Option<(usize, usize)> = None;
+        for line in smaps.lines() {
+            let mut f = line.split_whitespace();
+            let first = f.next().unwrap_or("");
+            if let Some((a, b)) = first.split_once('-') {
+                if let (Ok(start), Ok(end)) =
+                    (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                {
+                    let perms = f.next().unwrap_or("");
+                    let path = f.nth(3).unwrap_or("");
+                    current = None;
+                    if path == exe.as_os_str() && !perms.contains('w') {
+                        current = Some((start, end));
+                    } else if path == "[stack]" {
+                        pages.stack_low = start;
+                    }
+                    continue;
+                }
+            }
+            if first == "Anonymous:" {
+                let anon = f.next().unwrap_or("1");
+                if let (Some(range), "0") = (current.take(), anon) {
+                    if pages.n < pages.ranges.len() {
+                        pages.ranges[pages.n] = range;
+                        pages.n += 1;
+                    }
+                }
             }
         }
-        if first == "Anonymous:" {
-            let anon = f.next().unwrap_or("1");
-            if let (Some((start, end)), "0") = (current.take(), anon) {
-                // SAFETY: a clean read-only private file mapping of our own
-                // executable: MADV_DONTNEED drops PTEs, accesses refault the same bytes.
-                unsafe { libc::madvise(start as *mut c_void, end - start, libc::MADV_DONTNEED) };
-            }
+        pages
+    }
+
+    /// Drops the pages, then blocks in poll(2) on `fds` (`timeout_ms` < 0:
+    /// forever). Nothing runs in between, so what stays resident while the
+    /// monitor idles is little more than this function and two syscalls.
+    pub fn release_and_poll(
+        &self,
+        fds: &mut [libc::pollfd],
+        timeout_ms: c_int,
+    ) -> SysResult<usize> {
+        /// Room kept below this frame for the madvise and poll calls.
+        const STACK_MARGIN: usize = 16 * 1024;
+        let marker = 0u8;
+        let sp = std::hint::black_box(&marker) as *const u8 as usize;
+        let low = sp.saturating_sub(STACK_MARGIN) & !(PAGE - 1);
+        if self.stack_low != 0 && low > self.stack_low {
+            // SAFETY: stack pages well below the current frame hold nothing live.
+            unsafe {
+                libc::madvise(
+                    self.stack_low as *mut c_void,
+                    low - self.stack_low,
+                    libc::MADV_DONTNEED,
+                )
+            };
         }
+        for &(start, end) in &self.ranges[..self.n] {
+            // SAFETY: a clean read-only private file mapping of our own
+            // executable: accesses refault the same bytes.
+            unsafe { libc::madvise(start as *mut c_void, end - start, libc::MADV_DONTNEED) };
+        }
+        let ts;
+        let timeout = if timeout_ms < 0 {
+            std::ptr::null()
+        } else {
+            ts = libc::timespec {
+                tv_sec: (timeout_ms / 1000) as _,
+                tv_nsec: (timeout_ms % 1000) as libc::c_long * 1_000_000,
+            };
+            &ts as *const libc::timespec
+        };
+        // SAFETY: fds is a valid, exclusively borrowed pollfd array; a null
+        // sigmask leaves the mask alone.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_ppoll,
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                timeout,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        };
+        check(ret).map(|n| n as usize)
     }
 }
+
+const PAGE: usize = 4096;

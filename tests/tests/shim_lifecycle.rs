@@ -131,6 +131,10 @@ fn create_start_kill_and_status() {
     // Created: the init waits before exec, it is still the shim.
     assert!(cmdline(init).contains("zctr-shim"), "{}", cmdline(init));
     assert!(alive(shim));
+    // The shim has become the small monitor executable (same pid).
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
+    assert!(exe.ends_with("zctr-shim-monitor"), "{}", exe.display());
+    assert!(!c.shim_log().contains("in-process"), "{}", c.shim_log());
     let state = c.ctl_ok("state", &[]);
     let v: Value = serde_json::from_slice(&state.stdout).unwrap();
     assert_eq!(v["state"], "created");
@@ -161,6 +165,25 @@ fn create_start_kill_and_status() {
         s["state"] == "running" && !s["started_ms"].is_null()
     });
     assert!(wait_until(T, || cmdline(init).contains("zctr-probe sleep")));
+    // Idle means blocked: no CPU burnt while the container runs quietly (a
+    // closed fd left in the poll set once made the loop spin).
+    let cpu = |pid: i32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<u64> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        f[0] + f[1]
+    };
+    let before = cpu(shim);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let used = cpu(shim) - before;
+    assert!(used <= 3, "the idle shim used {used} clock ticks in 1.5 s");
 
     c.ctl_ok("kill", &["KILL"]);
     let st = c.wait_status("stopped", |s| s["state"] == "stopped");
@@ -433,4 +456,32 @@ fn missing_binary_is_a_clear_error() {
         "{err}"
     );
     assert_nothing_left(&c, sub);
+}
+
+#[test]
+fn without_the_monitor_executable_the_shim_monitors_in_process() {
+    if !root_or_skip("without_the_monitor_executable_the_shim_monitors_in_process") {
+        return;
+    }
+    let mut c = Ctr::unprivileged(&[PROBE, "sleep", "inf", "--on-term", "3"]);
+    // zctr-shim alone in a directory: no zctr-shim-monitor beside it.
+    let lone = c.tmp.join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    c.shim_bin = lone.join("zctr-shim");
+    std::fs::copy(zctr_tests::bins::shim(), &c.shim_bin).unwrap();
+    c.create_ok();
+    let shim = c.shim_pid();
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
+    assert!(exe.ends_with("zctr-shim"), "{}", exe.display());
+    assert!(
+        c.shim_log().contains("monitoring in-process"),
+        "{}",
+        c.shim_log()
+    );
+    c.ctl_ok("start", &[]);
+    c.wait_status("running", |s| s["state"] == "running");
+    c.ctl_ok("kill", &["TERM"]);
+    let st = c.wait_status("stopped", |s| s["state"] == "stopped");
+    assert_eq!(exit_of(&st)["code"], 3, "{st}");
+    assert!(wait_until(T, || c.no_processes()));
 }

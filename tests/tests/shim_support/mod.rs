@@ -47,6 +47,8 @@ pub struct Ctr {
     pub id: String,
     /// The config.json written by [`Ctr::write_spec`]; edit before running.
     pub spec: Value,
+    /// The `zctr-shim` executable to run (default: the built one).
+    pub shim_bin: PathBuf,
     pub tmp: TempDir,
 }
 
@@ -85,6 +87,7 @@ impl Ctr {
             state,
             id,
             spec,
+            shim_bin: bins::shim(),
             tmp,
         }
     }
@@ -103,7 +106,7 @@ impl Ctr {
     }
 
     fn shim(&self) -> Command {
-        Command::new(bins::shim())
+        Command::new(&self.shim_bin)
     }
 
     /// `zctr-shim run --bundle B` in the foreground (config written first).
@@ -147,7 +150,7 @@ impl Ctr {
         cmd.arg("-c")
             .arg(r#"for f in $ZCTR_PROCS; do echo $$ > "$f" || exit 99; done; exec "$@""#)
             .arg("sh")
-            .arg(bins::shim())
+            .arg(&self.shim_bin)
             .arg("create")
             .arg("--bundle")
             .arg(&self.bundle)

@@ -1,0 +1,375 @@
+//! From a created container to its monitor.
+//!
+//! The setup executable (`zctr-shim`, with the OCI parsing, the plan and the
+//! clone code) hands the created container over to `zctr-shim-monitor`, a
+//! small executable that only runs the monitor loop, by exec'ing it in the
+//! same process: same pid, same children, still the subreaper, the signals it
+//! watches still blocked and pending ones kept. What the monitor needs travels
+//! as inherited fds plus one bincode record (hex) on its command line. So the
+//! process that stays for the container's whole life maps none of the setup
+//! code. Where the monitor executable is missing, the same loop runs in-process.
+
+use crate::cgroup::{ContainerCgroup, Hierarchy};
+use crate::channel::ShimEnd;
+use crate::launch::{Created, SetupError};
+use crate::logfile::LogFile;
+use crate::monitor::{self, Monitor, Outputs};
+use crate::sys;
+use bincode::{Decode, Encode};
+use nix::sys::signalfd::SignalFd;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// The monitor executable's file name; it lives beside `zctr-shim`.
+pub const MONITOR_BIN: &str = "zctr-shim-monitor";
+
+/// A created container and where the monitor reports on it.
+pub struct Prepared {
+    pub id: String,
+    pub created: Created,
+    pub out: Outputs,
+    /// `create`'s ready pipe: "ok" (or the error) goes there, then EOF.
+    pub ready: Option<OwnedFd>,
+    /// Start the container at once (`run`).
+    pub start: bool,
+    pub debug: bool,
+}
+
+/// Takes `p` over in this process: reports "created", starts the container
+/// when asked, and runs the monitor loop until the container is gone.
+/// Returns the exit code for the shim (the container's for `run`).
+pub fn serve(p: Prepared, signals: SignalFd) -> Result<i32, SetupError> {
+    let Prepared {
+        id,
+        created,
+        out,
+        mut ready,
+        start,
+        debug,
+    } = p;
+    if debug {
+        eprintln!(
+            "zctr-shim: container {id} created, init pid {}",
+            created.pid
+        );
+    }
+    let mut m = match Monitor::new(id, created, signals, out) {
+        Ok(m) => m,
+        Err(e) => {
+            let e = SetupError::new("monitor", e.raw_os_error().unwrap_or(0), e.to_string());
+            if let Some(w) = ready.take() {
+                let _ = sys::write_all(w.as_raw_fd(), e.to_string().as_bytes());
+            }
+            return Err(e);
+        }
+    };
+    if let Some(w) = ready.take() {
+        // Written and closed: the waiting parent sees "ok" then EOF and exits 0.
+        let _ = sys::write_all(w.as_raw_fd(), b"ok");
+    }
+    if start {
+        if let Err((errno, msg)) = m.start() {
+            return Err(SetupError::new("start", errno, msg));
+        }
+    }
+    let status = m.run();
+    if start && debug {
+        eprintln!("zctr-shim: container exited: {status:?}");
+    }
+    Ok(status.code())
+}
+
+/// Everything of a [`Prepared`] that is not an fd, plus the fd numbers.
+#[derive(Debug, Encode, Decode, PartialEq, Eq)]
+struct Record {
+    id: String,
+    init_pid: i32,
+    channel_fd: RawFd,
+    oom_base: u64,
+    /// (mount point, cgroup2?, directory) per hierarchy.
+    cgroup_dirs: Vec<(Vec<u8>, bool, Vec<u8>)>,
+    cgroup_created: Vec<Vec<u8>>,
+    state_dir: Option<Vec<u8>>,
+    listener_fd: Option<RawFd>,
+    control_fd: Option<RawFd>,
+    ready_fd: Option<RawFd>,
+    log: Option<LogRecord>,
+    start: bool,
+    debug: bool,
+}
+
+/// The container's log: its stdout and stderr read ends, the log file's path,
+/// its rotated path and the size cap.
+#[derive(Debug, Encode, Decode, PartialEq, Eq)]
+struct LogRecord {
+    out_fd: RawFd,
+    err_fd: RawFd,
+    path: Vec<u8>,
+    old: Vec<u8>,
+    max: u64,
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+fn path(b: Vec<u8>) -> PathBuf {
+    PathBuf::from(OsString::from_vec(b))
+}
+
+impl Record {
+    fn of(p: &Prepared) -> Record {
+        Record {
+            id: p.id.clone(),
+            init_pid: p.created.pid,
+            channel_fd: p.created.channel.fd(),
+            oom_base: p.created.oom_base,
+            cgroup_dirs: p
+                .created
+                .cgroup
+                .dirs
+                .iter()
+                .map(|(h, d)| (bytes(&h.mount_point), h.unified, bytes(d)))
+                .collect(),
+            cgroup_created: p
+                .created
+                .cgroup
+                .created()
+                .iter()
+                .map(|d| bytes(d))
+                .collect(),
+            state_dir: p.out.state_dir.as_deref().map(bytes),
+            listener_fd: p.out.listener.as_ref().map(|l| l.as_raw_fd()),
+            control_fd: p.out.control.as_ref().map(|c| c.as_raw_fd()),
+            ready_fd: p.ready.as_ref().map(|r| r.as_raw_fd()),
+            log: p.out.log.as_ref().map(|(o, e, f)| {
+                let (path, old, max) = f.parts();
+                LogRecord {
+                    out_fd: o.as_raw_fd(),
+                    err_fd: e.as_raw_fd(),
+                    path: bytes(path),
+                    old: bytes(old),
+                    max,
+                }
+            }),
+            start: p.start,
+            debug: p.debug,
+        }
+    }
+
+    fn fds(&self) -> Vec<RawFd> {
+        let mut v = vec![self.channel_fd];
+        v.extend(self.listener_fd);
+        v.extend(self.control_fd);
+        v.extend(self.ready_fd);
+        if let Some(l) = &self.log {
+            v.extend([l.out_fd, l.err_fd]);
+        }
+        v
+    }
+
+    fn encode(&self) -> String {
+        let raw = bincode::encode_to_vec(self, bincode::config::standard())
+            .expect("encoding to a Vec cannot fail");
+        raw.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn decode(hex: &str) -> Result<Record, String> {
+        if !hex.len().is_multiple_of(2) {
+            return Err("odd number of hex digits".into());
+        }
+        let raw = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|e| e.to_string())?;
+        let (rec, used) = bincode::decode_from_slice(&raw, bincode::config::standard())
+            .map_err(|e| e.to_string())?;
+        if used != raw.len() {
+            return Err("trailing bytes".into());
+        }
+        Ok(rec)
+    }
+
+    /// Rebuilds the [`Prepared`], owning the inherited fds.
+    fn into_prepared(self) -> Result<Prepared, String> {
+        let adopt = |fd: RawFd, what: &str| {
+            sys::adopt_fd(fd).map_err(|e| format!("{what} fd {fd}: {}", e.desc()))
+        };
+        let channel = ShimEnd::from_fd(adopt(self.channel_fd, "channel")?);
+        let cgroup = ContainerCgroup::from_parts(
+            self.cgroup_dirs
+                .into_iter()
+                .map(|(m, unified, d)| {
+                    (
+                        Hierarchy {
+                            mount_point: path(m),
+                            unified,
+                        },
+                        path(d),
+                    )
+                })
+                .collect(),
+            self.cgroup_created.into_iter().map(path).collect(),
+        );
+        let listener = match self.listener_fd {
+            Some(fd) => Some(UnixListener::from(adopt(fd, "listener")?)),
+            None => None,
+        };
+        let control = match self.control_fd {
+            Some(fd) => Some(UnixStream::from(adopt(fd, "control")?)),
+            None => None,
+        };
+        let ready = match self.ready_fd {
+            Some(fd) => Some(adopt(fd, "ready")?),
+            None => None,
+        };
+        let log = match self.log {
+            Some(l) => {
+                let (out, err) = (adopt(l.out_fd, "stdout")?, adopt(l.err_fd, "stderr")?);
+                let file = LogFile::open(path(l.path), path(l.old), l.max)
+                    .map_err(|e| format!("log file: {e}"))?;
+                Some((out, err, file))
+            }
+            None => None,
+        };
+        Ok(Prepared {
+            id: self.id,
+            created: Created {
+                pid: self.init_pid,
+                channel,
+                cgroup,
+                oom_base: self.oom_base,
+            },
+            out: Outputs {
+                state_dir: self.state_dir.map(path),
+                listener,
+                control,
+                log,
+            },
+            ready,
+            start: self.start,
+            debug: self.debug,
+        })
+    }
+}
+
+/// The monitor executable beside the running `zctr-shim`.
+pub fn monitor_path() -> std::io::Result<PathBuf> {
+    let exe = std::fs::read_link("/proc/self/exe")?;
+    Ok(exe.with_file_name(MONITOR_BIN))
+}
+
+/// Replaces this process with the monitor executable, handing `p` over.
+/// Returns only if that fails (then `p` is intact and can be served here).
+pub fn exec_monitor(p: &Prepared) -> std::io::Error {
+    let monitor = match monitor_path() {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let rec = Record::of(p);
+    for fd in rec.fds() {
+        if let Err(e) = sys::keep_across_exec(fd) {
+            return e.into();
+        }
+    }
+    let args = [
+        OsStr::new(MONITOR_BIN),
+        OsStr::new("--id"),
+        OsStr::new(&rec.id),
+        OsStr::new("--handoff"),
+        OsStr::new(&rec.encode()),
+    ]
+    .map(|a| CString::new(a.as_bytes()).unwrap_or_default());
+    let env: [CString; 0] = [];
+    let err = nix::unistd::execve(
+        &CString::new(monitor.as_os_str().as_bytes()).unwrap_or_default(),
+        &args,
+        &env,
+    )
+    .map_or_else(std::io::Error::from, |never| match never {});
+    // Back to close-on-exec, so nothing leaks into what this process runs next.
+    for fd in rec.fds() {
+        let _ = sys::set_cloexec(fd);
+    }
+    std::io::Error::new(err.kind(), format!("{}: {err}", monitor.display()))
+}
+
+/// Entry point of `zctr-shim-monitor --id ID --handoff HEX`.
+pub fn monitor_main(args: Vec<String>) -> i32 {
+    let hex = match args.as_slice() {
+        [id_flag, _, handoff_flag, hex] if id_flag == "--id" && handoff_flag == "--handoff" => hex,
+        _ => {
+            eprintln!(
+                "{MONITOR_BIN}: started by zctr-shim after setup, not by hand \
+                 (usage: {MONITOR_BIN} --id ID --handoff HEX)"
+            );
+            return 2;
+        }
+    };
+    let prepared = match Record::decode(hex).and_then(Record::into_prepared) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{MONITOR_BIN}: bad handoff: {e}");
+            return 1;
+        }
+    };
+    let signals = match monitor::signal_fd() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{MONITOR_BIN}: signalfd: {}", e.desc());
+            return 1;
+        }
+    };
+    match serve(prepared, signals) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zctr-shim: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_survives_the_hex_round_trip() {
+        let rec = Record {
+            id: "c1".into(),
+            init_pid: 42,
+            channel_fd: 5,
+            oom_base: 3,
+            cgroup_dirs: vec![(
+                b"/sys/fs/cgroup".to_vec(),
+                true,
+                b"/sys/fs/cgroup/a b".to_vec(),
+            )],
+            cgroup_created: vec![b"/sys/fs/cgroup/a b".to_vec()],
+            state_dir: Some(b"/run/zctr/c1\xff".to_vec()),
+            listener_fd: Some(6),
+            control_fd: None,
+            ready_fd: Some(7),
+            log: Some(LogRecord {
+                out_fd: 8,
+                err_fd: 9,
+                path: b"/l".to_vec(),
+                old: b"/l.1".to_vec(),
+                max: 1 << 20,
+            }),
+            start: false,
+            debug: true,
+        };
+        let hex = rec.encode();
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(Record::decode(&hex).unwrap(), rec);
+        assert_eq!(rec.fds(), vec![5, 6, 7, 8, 9]);
+        assert!(Record::decode(&hex[1..]).is_err());
+        assert!(Record::decode(&format!("{hex}00")).is_err());
+        assert!(Record::decode("zz").is_err());
+    }
+}
