@@ -227,39 +227,31 @@ pub fn mount_setattr_idmap(fd: RawFd, userns_fd: RawFd, recursive: bool) -> SysR
     check(ret).map(drop)
 }
 
-/// Attaches the detached mount `fd` on `target`.
-pub fn move_mount_to(fd: RawFd, target: &CStr) -> SysResult<()> {
+fn move_mount(fd: RawFd, to_dir: RawFd, to_path: &CStr, flags: u32) -> SysResult<()> {
     let empty = c"";
-    // SAFETY: NUL-terminated paths.
+    // SAFETY: NUL-terminated paths; the fds are the caller's.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             fd,
             empty.as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            to_dir,
+            to_path.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | flags,
         )
     };
     check(ret).map(drop)
 }
 
+/// Attaches the detached mount `fd` on `target`.
+pub fn move_mount_to(fd: RawFd, target: &CStr) -> SysResult<()> {
+    move_mount(fd, libc::AT_FDCWD, target, 0)
+}
+
 /// Attaches the detached mount `fd` on the file or directory open as `target`
 /// (an O_PATH fd is enough).
 pub fn move_mount_onto(fd: RawFd, target: RawFd) -> SysResult<()> {
-    let empty = c"";
-    // SAFETY: empty NUL-terminated paths; both fds are ours.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd,
-            empty.as_ptr(),
-            target,
-            empty.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    check(ret).map(drop)
+    move_mount(fd, target, c"", MOVE_MOUNT_T_EMPTY_PATH)
 }
 
 pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {

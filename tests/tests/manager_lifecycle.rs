@@ -424,3 +424,37 @@ fn manager_idmapped_volume_is_owned_by_the_containers_root() {
     assert_eq!(read["ok"], false, "{report}");
     env.zctr(&["delete", "plain"]);
 }
+
+#[test]
+fn manager_full_state_disk_is_a_clear_error_and_leaves_nothing() {
+    let Some(env) = Env::with_small_state_disk(512) else {
+        return;
+    };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+    // Fill the state disk to the last block.
+    let filler = env.root.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+    }
+    let err = env.zctr_fails(
+        &run_args("full", &rootfs, &[probe, "exit", "0"]),
+        "no_space",
+    );
+    assert!(err.contains("no space left"), "{err}");
+    assert!(!env.root.join("full").exists(), "state dir left");
+    for d in env.cgroup_dirs("full") {
+        assert!(!d.exists(), "{} left", d.display());
+    }
+    let list: Value = serde_json::from_str(&env.zctr(&["list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    // Room again: the same request succeeds.
+    std::fs::remove_file(&filler).unwrap();
+    env.zctr(&run_args("full", &rootfs, &[probe, "exit", "0"]));
+    let waited = env.try_zctr(&["wait", "full"]);
+    assert_eq!(waited.status.code(), Some(0), "{waited:?}");
+    env.zctr(&["delete", "full"]);
+}

@@ -35,6 +35,16 @@ pub struct Env {
 impl Env {
     /// `None` (after a message) when not root: the tests skip.
     pub fn new() -> Option<Env> {
+        Env::build(None)
+    }
+
+    /// Like [`Env::new`], with the state root on a tmpfs of `kib` KiB of its
+    /// own (unmounted with the scratch directory), so that it can be filled.
+    pub fn with_small_state_disk(kib: u32) -> Option<Env> {
+        Env::build(Some(kib))
+    }
+
+    fn build(state_kib: Option<u32>) -> Option<Env> {
         if !is_root() {
             eprintln!("skipped: needs root");
             return None;
@@ -51,6 +61,18 @@ impl Env {
             cg,
             tmp,
         };
+        if let Some(kib) = state_kib {
+            std::fs::create_dir_all(&env.root).unwrap();
+            let out = zctr_tests::run_cmd(
+                Command::new("mount")
+                    .args(["-t", "tmpfs", "-o", &format!("size={kib}k,mode=0700")])
+                    .arg("zctr-test-state")
+                    .arg(&env.root),
+                T,
+            )
+            .unwrap();
+            assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+        }
         env.start_daemon();
         Some(env)
     }
