@@ -9,8 +9,9 @@ USAGE:
   zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES] [--debug]
       Create the container described by DIR/config.json up to just before exec,
       then stay as its subreaper in the background. Status frames go to the
-      control fd (a stream socket) and to DIR/shim.sock; the container's stdout
-      and stderr go to STATE-DIR/container.log (rotated past --log-max, default 1 MiB).
+      control fd (a stream socket) and to STATE-DIR/shim.sock; the container's
+      stdout and stderr go to STATE-DIR/container.log (rotated past --log-max,
+      default 1 MiB), the shim's own messages to STATE-DIR/shim.log.
   zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--debug]
       Debug one container by hand: create and start it in the foreground with
       stdio attached, print every setup step with --debug, and exit with the
@@ -20,6 +21,10 @@ USAGE:
                                        Send SIGNAL (name or number, default TERM) to its init.
   zctr-shim state --state-dir DIR      Print the container's status.json.
   zctr-shim --help | --version
+
+Once the container is created, the shim execs zctr-shim-monitor from its own
+directory (same process, a smaller executable) to monitor it; without that
+file it monitors in-process.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
