@@ -16,28 +16,62 @@ pub struct Hierarchy {
     pub unified: bool,
 }
 
-/// Parses `/proc/self/mountinfo` text for cgroup and cgroup2 mounts.
+/// Parses `/proc/self/mountinfo` text for the cgroup hierarchies: one mount
+/// per hierarchy (cgroup2, or a v1 controller set), its whole tree (root "/";
+/// binds of a sub-cgroup are skipped), preferring mounts below /sys/fs/cgroup
+/// over the same hierarchy mounted elsewhere.
 pub fn hierarchies_from_mountinfo(text: &str) -> Vec<Hierarchy> {
-    let mut out = Vec::new();
+    let mut found: Vec<(bool, Hierarchy, &str)> = Vec::new();
     for line in text.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
         };
-        let fstype = right.split_whitespace().next().unwrap_or("");
+        let mut r = right.split_whitespace();
+        let fstype = r.next().unwrap_or("");
+        let superopts = r.nth(1).unwrap_or("");
         let unified = match fstype {
             "cgroup2" => true,
             "cgroup" => false,
             _ => continue,
         };
-        let Some(mount_point) = left.split_whitespace().nth(4) else {
+        let mut l = left.split_whitespace();
+        let (Some(root), Some(mount_point)) = (l.nth(3), l.next()) else {
             continue;
         };
-        out.push(Hierarchy {
-            mount_point: PathBuf::from(unescape(mount_point)),
-            unified,
-        });
+        if root != "/" {
+            continue;
+        }
+        let mount_point = PathBuf::from(unescape(mount_point));
+        let standard = mount_point.starts_with("/sys/fs/cgroup");
+        // v1: the controllers (and name=) among the super options identify
+        // the hierarchy; cgroup2 has one.
+        let key = if unified { "" } else { superopts };
+        match found
+            .iter_mut()
+            .find(|(_, h, k)| h.unified == unified && *k == key)
+        {
+            Some(f) if standard && !f.0 => {
+                *f = (
+                    standard,
+                    Hierarchy {
+                        mount_point,
+                        unified,
+                    },
+                    key,
+                )
+            }
+            Some(_) => {}
+            None => found.push((
+                standard,
+                Hierarchy {
+                    mount_point,
+                    unified,
+                },
+                key,
+            )),
+        }
     }
-    out
+    found.into_iter().map(|(_, h, _)| h).collect()
 }
 
 fn unescape(s: &str) -> String {
@@ -62,6 +96,8 @@ pub fn host_is_unified(h: &[Hierarchy]) -> bool {
 /// A new cgroup v1 cpuset starts with empty `cpuset.cpus` and `cpuset.mems`
 /// and refuses tasks (ENOSPC) until they are set: copy them from the parent.
 /// Without the cpuset controller (or on cgroup2) there is nothing to do.
+/// A new v1 cpuset cgroup starts with empty cpus and mems, in which no task
+/// can run: copy the parent's. (On cgroup2 empty means "inherit".)
 fn inherit_cpuset(dir: &Path) -> io::Result<()> {
     let Some(parent) = dir.parent() else {
         return Ok(());
@@ -104,7 +140,7 @@ impl ContainerCgroup {
         }
         for h in hierarchies {
             let dir = h.mount_point.join(rel);
-            if let Err(e) = cg.create_all(&h.mount_point, &dir) {
+            if let Err(e) = cg.create_all(&h.mount_point, &dir, h.unified) {
                 cg.cleanup();
                 return Err(io::Error::new(
                     e.kind(),
@@ -116,7 +152,7 @@ impl ContainerCgroup {
         Ok(cg)
     }
 
-    fn create_all(&mut self, base: &Path, dir: &Path) -> io::Result<()> {
+    fn create_all(&mut self, base: &Path, dir: &Path, unified: bool) -> io::Result<()> {
         let mut missing = Vec::new();
         let mut p = dir;
         while !p.exists() && p != base {
@@ -129,7 +165,9 @@ impl ContainerCgroup {
         for d in missing.into_iter().rev() {
             fs::create_dir(&d)?;
             self.created.push(d.clone());
-            inherit_cpuset(&d)?;
+            if !unified {
+                inherit_cpuset(&d)?;
+            }
         }
         Ok(())
     }
@@ -216,6 +254,32 @@ mod tests {
         assert!(!host_is_unified(&h));
         let v2 = hierarchies_from_mountinfo("26 25 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw");
         assert!(host_is_unified(&v2));
+    }
+
+    #[test]
+    fn one_mount_per_hierarchy_and_whole_trees_only() {
+        // A container's view of the host's hierarchies mounted elsewhere first,
+        // then the standard ones, then a bind of a sub-cgroup.
+        let text = "\
+40 1 0:25 / /tmp/c/rootfs/sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+41 1 0:24 / /tmp/c/rootfs/sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+26 25 0:24 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+27 25 0:25 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+28 25 0:26 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+50 1 0:25 /zctr/c1 /mnt/c1-memory rw - cgroup cgroup rw,memory";
+        let h = hierarchies_from_mountinfo(text);
+        let points: Vec<_> = h
+            .iter()
+            .map(|h| h.mount_point.display().to_string())
+            .collect();
+        assert_eq!(
+            points,
+            [
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/unified",
+                "/sys/fs/cgroup/pids"
+            ]
+        );
     }
 
     #[test]

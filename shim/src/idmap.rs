@@ -92,10 +92,18 @@ fn show(s: &CStr) -> String {
     s.to_string_lossy().into_owned()
 }
 
+/// A detached clone of the mount tree at `path`, made a slave: a clone of a
+/// shared mount (every mount under systemd) starts in its source's peer
+/// group, so the container's mounts on it would appear on the host, and
+/// pivot_root refuses a shared root. A slave still sees the host's later
+/// mounts below it, as a bind made after `/` became rslave would.
 fn clone_tree(path: &CStr, recursive: bool, step: &str) -> Result<OwnedFd, SetupError> {
-    sys::open_tree_clone(path, recursive)
+    let tree = sys::open_tree_clone(path, recursive)
         .map(sys::own_fd)
-        .map_err(|e| SetupError::errno(step, &show(path), e))
+        .map_err(|e| SetupError::errno(step, &show(path), e))?;
+    sys::mount_setattr_propagation(tree.as_raw_fd(), libc::MS_SLAVE)
+        .map_err(|e| SetupError::errno(step, &format!("{}: make slave", show(path)), e))?;
+    Ok(tree)
 }
 
 /// Errors that mean "this filesystem or kernel cannot idmap", as opposed to a

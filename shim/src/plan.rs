@@ -775,6 +775,22 @@ fn cgroup_mounts(
     let field = "mounts (cgroup)";
     let flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     if cgroup::host_is_unified(&host.hierarchies) {
+        // A tmpfs first: where /sys is a recursive bind of the host's (a user
+        // namespace without its own network namespace), the host's cgroup2
+        // mount is already at the destination, and the kernel refuses to mount
+        // a filesystem on the root of a mount of that same filesystem (EBUSY).
+        // It also hides the host's hierarchy under the container's.
+        out.push(MountStep {
+            dest: cstr(field, dest)?,
+            source: Some(c"tmpfs".into()),
+            fstype: Some(c"tmpfs".into()),
+            flags: flags & !libc::MS_RDONLY,
+            propagation: 0,
+            data: Some(c"mode=755".into()),
+            kind: MountKind::Fs,
+            idmap: Idmap::Off,
+            display: display.into(),
+        });
         out.push(MountStep {
             dest: cstr(field, dest)?,
             source: Some(c"cgroup2".into()),
@@ -1100,5 +1116,33 @@ mod tests {
                "namespaces":[{"type":"user"},"#,
         );
         build(&spec(&json), Path::new("/"), &h).unwrap();
+    }
+
+    #[test]
+    fn a_pure_cgroup2_host_gets_a_tmpfs_then_cgroup2() {
+        let unified = HostFacts {
+            hierarchies: vec![Hierarchy {
+                mount_point: "/sys/fs/cgroup".into(),
+                unified: true,
+            }],
+            last_cap: 40,
+            bounding: u64::MAX,
+        };
+        let p = build(
+            &spec(&base("", r#""args":["/x"]"#)),
+            Path::new("/"),
+            &unified,
+        )
+        .unwrap();
+        let cg: Vec<_> = p
+            .mounts
+            .iter()
+            .filter(|m| m.dest.to_bytes() == b"sys/fs/cgroup")
+            .map(|m| (m.fstype.clone().unwrap(), m.flags & libc::MS_RDONLY != 0))
+            .collect();
+        assert_eq!(
+            cg,
+            vec![(c"tmpfs".to_owned(), false), (c"cgroup2".to_owned(), true)]
+        );
     }
 }

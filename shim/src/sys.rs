@@ -203,6 +203,23 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> SysResult<RawFd> {
     check(ret).map(|fd| fd as RawFd)
 }
 
+fn mount_setattr(fd: RawFd, attr: &mut MountAttr, recursive: bool) -> SysResult<()> {
+    let empty = c"";
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: attr lives on the caller's stack; empty path with AT_EMPTY_PATH targets fd.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            empty.as_ptr(),
+            flags as c_ulong,
+            attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
 /// Makes the detached mount `fd` (and with `recursive` its submounts) an
 /// idmapped mount through the user namespace `userns_fd`.
 pub fn mount_setattr_idmap(fd: RawFd, userns_fd: RawFd, recursive: bool) -> SysResult<()> {
@@ -212,19 +229,19 @@ pub fn mount_setattr_idmap(fd: RawFd, userns_fd: RawFd, recursive: bool) -> SysR
         propagation: 0,
         userns_fd: userns_fd as u64,
     };
-    let empty = c"";
-    // SAFETY: attr lives on our stack; empty path with AT_EMPTY_PATH targets fd.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd,
-            empty.as_ptr(),
-            (libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 }) as c_ulong,
-            &mut attr as *mut MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
+    mount_setattr(fd, &mut attr, recursive)
+}
+
+/// Sets the propagation type (MS_SLAVE, MS_PRIVATE, ...) of the detached
+/// mount `fd` and all its submounts.
+pub fn mount_setattr_propagation(fd: RawFd, propagation: c_ulong) -> SysResult<()> {
+    let mut attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation,
+        userns_fd: 0,
     };
-    check(ret).map(drop)
+    mount_setattr(fd, &mut attr, true)
 }
 
 fn move_mount(fd: RawFd, to_dir: RawFd, to_path: &CStr, flags: u32) -> SysResult<()> {

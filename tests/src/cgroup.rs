@@ -267,6 +267,24 @@ impl TestCgroup {
             .map(|d| d.path.as_path())
     }
 
+    /// On cgroup2, enables `controller` for this cgroup (in its parent's
+    /// `cgroup.subtree_control`). False where that is impossible: no cgroup2
+    /// hierarchy, the controller is bound to v1, or the parent holds processes.
+    pub fn enable_v2(&self, controller: &str) -> bool {
+        let Some(dir) = self.v2_dir() else {
+            return false;
+        };
+        let Some(parent) = dir.parent() else {
+            return false;
+        };
+        let _ = fs::write(
+            parent.join("cgroup.subtree_control"),
+            format!("+{controller}"),
+        );
+        fs::read_to_string(dir.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == controller))
+    }
+
     /// Directory holding `file` for `controller`: the v1 controller's hierarchy if
     /// mounted, else cgroup2 (e.g. `("memory", ...)` → memory.limit_in_bytes lives there).
     pub fn dir_for(&self, controller: &str) -> Option<&Path> {

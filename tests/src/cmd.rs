@@ -51,13 +51,11 @@ fn join_until(handles: Vec<JoinHandle<()>>, deadline: Instant) {
 /// group is SIGKILLed and [`Error::Timeout`] carries the output seen so far.
 pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> Result<Output, Error> {
     let desc = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .ctx(|| format!("spawn {desc}"))?;
+        .process_group(0);
+    let mut child = spawn_retrying_etxtbsy(cmd).ctx(|| format!("spawn {desc}"))?;
     let (out, err): (Buf, Buf) = Default::default();
     let mut handles = Vec::new();
     if let Some(s) = child.stdout.take() {
@@ -96,6 +94,22 @@ pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> Result<Output, Error> {
                 stdout: String::from_utf8_lossy(&take(&out)).into_owned(),
                 stderr: String::from_utf8_lossy(&take(&err)).into_owned(),
             })
+        }
+    }
+}
+
+/// `cmd.spawn()`, retried for up to a second while exec fails with ETXTBSY: a
+/// binary a test has just copied (e.g. the probe into a rootfs) stays "busy"
+/// while a child forked meanwhile by another test thread still holds the copy's
+/// write descriptor, until that child execs.
+fn spawn_retrying_etxtbsy(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return r,
         }
     }
 }

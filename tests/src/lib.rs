@@ -14,6 +14,7 @@ pub mod cgroup;
 mod cmd;
 mod error;
 pub mod mountinfo;
+pub mod procs;
 pub mod rootfs;
 #[allow(unsafe_code)]
 mod sys;

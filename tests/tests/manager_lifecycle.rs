@@ -65,6 +65,8 @@ fn manager_lifecycle_and_invalid_transitions() {
     env.zctr(&["resume", "c1"]);
     assert_eq!(env.status("c1"), "running");
 
+    let init = procs[0]["pid"].as_i64().unwrap() as i32;
+    assert!(zctr_tests::procs::wait_catches(init, libc::SIGTERM, T));
     env.zctr(&["kill", "c1", "TERM"]);
     let out = env.zctr(&["wait", "c1"]);
     assert_eq!(out.trim(), "0");
@@ -256,6 +258,8 @@ fn manager_restart_keeps_containers_and_reports_exits() {
         assert!(!d.exists(), "{} left", d.display());
     }
     // The reattached shim still takes commands and reports.
+    let init = env.inspect("keep")["init"]["pid"].as_i64().unwrap() as i32;
+    assert!(zctr_tests::procs::wait_catches(init, libc::SIGTERM, T));
     env.zctr(&["kill", "keep", "TERM"]);
     let out = env.zctr(&["wait", "keep"]);
     assert_eq!(out.trim(), "0");

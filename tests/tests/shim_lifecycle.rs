@@ -207,7 +207,7 @@ fn term_is_forwarded_and_exit_code_recorded() {
     c.create_ok();
     c.ctl_ok("start", &[]);
     let init = c.init_pid();
-    assert!(wait_until(T, || cmdline(init).contains("zctr-probe sleep")));
+    assert!(zctr_tests::procs::wait_catches(init, libc::SIGTERM, T));
     // A signal to the shim itself is forwarded to the container's init.
     zctr_tests::signal(c.shim_pid(), libc::SIGTERM).unwrap();
     let st = c.wait_status("stopped", |s| s["state"] == "stopped");
@@ -260,6 +260,11 @@ fn shim_survives_a_kill_of_the_callers_group() {
     assert!(alive(shim), "the shim died with its caller's group");
     c.ctl_ok("start", &[]);
     c.wait_status("running", |s| s["state"] == "running");
+    assert!(zctr_tests::procs::wait_catches(
+        c.init_pid(),
+        libc::SIGTERM,
+        T
+    ));
     c.ctl_ok("kill", &["TERM"]);
     let st = c.wait_status("stopped", |s| s["state"] == "stopped");
     assert_eq!(exit_of(&st)["code"], 0, "{st}");
@@ -480,6 +485,11 @@ fn without_the_monitor_executable_the_shim_monitors_in_process() {
     );
     c.ctl_ok("start", &[]);
     c.wait_status("running", |s| s["state"] == "running");
+    assert!(zctr_tests::procs::wait_catches(
+        c.init_pid(),
+        libc::SIGTERM,
+        T
+    ));
     c.ctl_ok("kill", &["TERM"]);
     let st = c.wait_status("stopped", |s| s["state"] == "stopped");
     assert_eq!(exit_of(&st)["code"], 3, "{st}");

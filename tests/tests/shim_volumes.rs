@@ -168,3 +168,45 @@ fn a_requested_idmap_that_cannot_be_made_fails_cleanly() {
     assert!(c.no_processes());
     assert!(host_mounts_below(c.rootfs.path()).is_empty());
 }
+
+/// Makes the fixture's scratch dir a shared mount, as every mount is under
+/// systemd (TempDir unmounts it on drop).
+fn make_scratch_shared(c: &Ctr) {
+    for args in [
+        vec![
+            "--bind".to_string(),
+            c.tmp.path().display().to_string(),
+            c.tmp.path().display().to_string(),
+        ],
+        vec![
+            "--make-shared".to_string(),
+            c.tmp.path().display().to_string(),
+        ],
+    ] {
+        let out = zctr_tests::run_cmd(std::process::Command::new("mount").args(&args), T).unwrap();
+        assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+    }
+}
+
+#[test]
+fn idmapped_trees_from_a_shared_mount_do_not_propagate_to_the_host() {
+    if !root_or_skip("idmapped trees from a shared mount") {
+        return;
+    }
+    let mut c = Ctr::unprivileged(&[]);
+    let src = host_volume(&c, "vol");
+    add_volume(&mut c, &src, "/data", &["rbind", "rw", "idmap"]);
+    make_scratch_shared(&c);
+    c.set_args(&[PROBE, "sleep", "inf"]);
+    c.create_ok();
+    // The container's mounts (proc, dev, sys, ...) stay in its namespace.
+    let leaked = host_mounts_below(c.rootfs.path());
+    assert!(
+        leaked.is_empty(),
+        "container mounts on the host: {leaked:?}"
+    );
+    c.ctl_ok("start", &[]);
+    c.ctl_ok("kill", &["KILL"]);
+    c.wait_status("stopped", |s| s["state"] == "stopped");
+    assert!(host_mounts_below(c.rootfs.path()).is_empty());
+}

@@ -40,6 +40,17 @@ pub enum CgroupError {
     NoHierarchy,
     #[error("cgroup {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot enable the {controller} controller in {}/cgroup.subtree_control: {source} \
+         (a cgroup2 cgroup that holds processes cannot pass controllers down: \
+         choose a --cgroup-parent whose ancestors hold none)",
+        dir.display()
+    )]
+    Controllers {
+        dir: PathBuf,
+        controller: String,
+        source: io::Error,
+    },
     #[error("cgroup limits for {path} could not be applied: {message}")]
     Apply { path: String, message: String },
     #[error("cgroup {path} did not reach the {state} state in time")]
@@ -188,9 +199,14 @@ fn parse_mountinfo(text: &str) -> (Vec<V1Mount>, Option<PathBuf>) {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
         };
-        let (Some(point), mut r) = (left.split(' ').nth(4), right.split(' ')) else {
+        let mut l = left.split(' ');
+        let (Some(root), Some(point), mut r) = (l.nth(3), l.next(), right.split(' ')) else {
             continue;
         };
+        // A bind of a sub-cgroup is not a hierarchy's mount.
+        if root != "/" {
+            continue;
+        }
         let (fstype, _source, opts) = (r.next(), r.next(), r.next().unwrap_or(""));
         match fstype {
             Some("cgroup") => v1.push(V1Mount {
@@ -201,7 +217,16 @@ fn parse_mountinfo(text: &str) -> (Vec<V1Mount>, Option<PathBuf>) {
                     .map(str::to_string)
                     .collect(),
             }),
-            Some("cgroup2") if v2.is_none() => v2 = Some(PathBuf::from(point)),
+            // The first cgroup2 mount, unless /sys/fs/cgroup(/unified) comes later.
+            Some("cgroup2")
+                if v2.is_none()
+                    || (point.starts_with("/sys/fs/cgroup")
+                        && !v2
+                            .as_ref()
+                            .is_some_and(|p: &PathBuf| p.starts_with("/sys/fs/cgroup"))) =>
+            {
+                v2 = Some(PathBuf::from(point))
+            }
             _ => {}
         }
     }
@@ -342,6 +367,15 @@ mod tests {
         assert_eq!(v1[2].controllers, vec!["name=systemd"]);
         assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
         let (v1, v2) = parse_mountinfo("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+        assert!(v1.is_empty());
+        assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup")));
+        // Another view of the hierarchy first, and a bind of a sub-cgroup.
+        let (v1, v2) = parse_mountinfo(
+            "50 1 0:26 / /tmp/c/rootfs/sys/fs/cgroup rw - cgroup2 cgroup2 rw
+51 1 0:32 /zctr/c1 /mnt/c1 rw - cgroup cgroup rw,memory
+30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+",
+        );
         assert!(v1.is_empty());
         assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup")));
     }

@@ -72,23 +72,37 @@ impl V2 {
     }
 
     /// Enables the controllers the limits need in every ancestor's subtree_control.
-    fn enable_controllers(&self, path: &CgroupPath) {
+    /// Enables the controllers limits need in every level above the
+    /// container's cgroup. cpu, memory and pids must succeed (else the limit
+    /// files would not exist); cpuset and io are enabled where possible.
+    fn enable_controllers(&self, path: &CgroupPath) -> Result<(), CgroupError> {
         let mut dir = self.root.clone();
-        let comps: Vec<&str> = path.as_str().split('/').collect();
-        for comp in &comps {
+        for comp in path.as_str().split('/') {
             let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-            let wanted: Vec<String> = available
-                .split_whitespace()
-                .filter(|c| matches!(*c, "cpu" | "memory" | "pids" | "cpuset" | "io"))
-                .map(|c| format!("+{c}"))
-                .collect();
-            if !wanted.is_empty() {
-                // Best effort: a parent holding processes refuses (EBUSY); the
-                // limit files then do not exist and applying reports it.
-                let _ = fs::write(dir.join("cgroup.subtree_control"), wanted.join(" "));
+            let enabled =
+                fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+            let control = dir.join("cgroup.subtree_control");
+            for c in available.split_whitespace() {
+                let required = matches!(c, "cpu" | "memory" | "pids");
+                if !(required || matches!(c, "cpuset" | "io"))
+                    || enabled.split_whitespace().any(|e| e == c)
+                {
+                    continue;
+                }
+                match fs::write(&control, format!("+{c}")) {
+                    Err(e) if required => {
+                        return Err(CgroupError::Controllers {
+                            dir: dir.clone(),
+                            controller: c.to_string(),
+                            source: e,
+                        })
+                    }
+                    _ => {}
+                }
             }
             dir.push(comp);
         }
+        Ok(())
     }
 
     /// Creates the directory, then applies the limits (with controllers) and
@@ -100,7 +114,7 @@ impl V2 {
         program: Option<&[Insn]>,
     ) -> Result<(), CgroupError> {
         if self.controllers {
-            self.enable_controllers(path);
+            self.enable_controllers(path)?;
         }
         let dir = self.dir(path);
         fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
