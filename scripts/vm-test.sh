@@ -2,10 +2,12 @@
 # Run zctr's end-to-end tests (and the manager's unit tests, which attach BPF
 # device programs to real cgroups) inside a small qemu VM whose only cgroup
 # hierarchy is cgroup2 at /sys/fs/cgroup: the layout of the production nodes,
-# which a hybrid host cannot show. Exits non-zero if any test fails.
+# which a hybrid host cannot show (ZCTR_VM_CGROUP=v1: only cgroup v1
+# hierarchies instead). Exits non-zero if any test fails.
 # See docs/vm-test.md.
 #
 # Settings (environment):
+#   ZCTR_VM_CGROUP=v2|v1         the VM's cgroup layout: pure cgroup2 (default) or v1 only
 #   ZCTR_VM_ACCEL=auto|kvm|tcg   accelerator (auto: kvm if a probe boot works, cached)
 #   ZCTR_VM_TIMEOUT=SECS         hard limit for the VM run (default 600)
 #   ZCTR_VM_MEM=2G ZCTR_VM_SMP=2 VM size
@@ -35,6 +37,12 @@ MEM=${ZCTR_VM_MEM:-2G}
 SMP=${ZCTR_VM_SMP:-2}
 THREADS=${ZCTR_VM_THREADS:-$SMP}
 START=$(date +%s)
+LAYOUT=${ZCTR_VM_CGROUP:-v2}
+case "$LAYOUT" in v1 | v2) ;; *)
+    echo "vm-test: ZCTR_VM_CGROUP must be v1 or v2, not $LAYOUT" >&2
+    exit 2
+    ;;
+esac
 
 log() { echo "vm-test: [$(($(date +%s) - START))s] $*" >&2; }
 die() {
@@ -137,9 +145,6 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$ROOT/etc/group"
 echo zctr-vm >"$ROOT/etc/hostname"
 printf '127.0.0.1 localhost zctr-vm\n::1 localhost\n' >"$ROOT/etc/hosts"
-# The test executables know the workspace by its build-time path (bins::workspace_root).
-mkdir -p "$ROOT$REPO"
-cp Cargo.toml "$ROOT$REPO/Cargo.toml"
 
 # Every binary scripts/build-static.sh made (zctr, zctr-shim, zctr-probe, ...).
 for b in "$TARGET_DIR/$TARGET/release"/zctr*; do
@@ -162,6 +167,7 @@ VM_TEST_ARGS='${ZCTR_VM_TEST_ARGS:-}'
 VM_RUNNER_CGROUP='${ZCTR_VM_RUNNER_CGROUP:-root}'
 VM_ROOT_PROPAGATION='${ZCTR_VM_ROOT_PROPAGATION:-shared}'
 VM_CONTROLLERS='cpu cpuset io memory pids'
+VM_CGROUP='$LAYOUT'
 EOF
 [ -z "${ZCTR_VM_PRE:-}" ] || printf '%s\n' "$ZCTR_VM_PRE" >"$ROOT/vm/pre.sh"
 install -m 0755 scripts/vm/init "$ROOT/init"
@@ -209,7 +215,7 @@ case "$ACCEL" in
 esac
 
 # ---- 5. boot and run ----
-LOG=$OUT/console.log
+LOG=$OUT/console-$LAYOUT.log
 PIDFILE=$OUT/qemu.pid
 rm -f "$PIDFILE"
 # timeout(1) runs qemu in a process group of its own, out of reach of ^C:
@@ -247,7 +253,7 @@ END=$(date +%s)
 # ---- 6. verdict ----
 [ "${ZCTR_VM_QUIET:-}" != 1 ] || tail -n 80 "$LOG"
 echo
-echo "==== zctr pure cgroup v2 VM: summary ===="
+echo "==== zctr VM, cgroup layout $LAYOUT: summary ===="
 grep -a '^ZCTR-VM-TEST:' "$LOG" || echo "(no test executable finished)"
 failed=$(grep -a -E '^test .* \.\.\. FAILED$' "$LOG" | sed 's/^test \(.*\) \.\.\. FAILED$/\1/' || true)
 if [ -n "$failed" ]; then

@@ -51,6 +51,15 @@ pub enum CgroupError {
         controller: String,
         source: io::Error,
     },
+    #[error(
+        "cgroup {path}: a {controller} limit was asked for, but no {controller} controller \
+         is available on this host ({layout})"
+    )]
+    MissingController {
+        path: String,
+        controller: &'static str,
+        layout: &'static str,
+    },
     #[error("cgroup limits for {path} could not be applied: {message}")]
     Apply { path: String, message: String },
     #[error("cgroup {path} did not reach the {state} state in time")]

@@ -6,6 +6,27 @@ use cgroups_rs::fs::devices::{DevicePermissions, DeviceType};
 use cgroups_rs::fs::{DeviceResource, MaxValue, Resources};
 use oci_spec::runtime::LinuxResources;
 
+/// The controllers the limits in `r` need (device rules aside: v1 needs
+/// `devices` for them, cgroup2 a BPF program).
+pub fn limited_controllers(r: &LinuxResources) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if r.memory().as_ref().is_some_and(|m| {
+        m.limit().is_some_and(|l| l >= 0) || m.reservation().is_some() || m.swap().is_some()
+    }) {
+        out.push("memory");
+    }
+    if r.cpu()
+        .as_ref()
+        .is_some_and(|c| c.shares().is_some() || c.quota().is_some_and(|q| q > 0))
+    {
+        out.push("cpu");
+    }
+    if r.pids().as_ref().is_some_and(|p| p.limit() > 0) {
+        out.push("pids");
+    }
+    out
+}
+
 /// Converts the spec's resources to `cgroups-rs` terms, for v1 or v2 files.
 pub fn to_resources(r: &LinuxResources, v2: bool, memsw: bool) -> Resources {
     let mut res = Resources::default();
@@ -79,6 +100,37 @@ mod tests {
         LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
         LinuxPidsBuilder, LinuxResourcesBuilder,
     };
+
+    #[test]
+    fn limits_name_the_controllers_they_need() {
+        let none = LinuxResourcesBuilder::default().build().unwrap();
+        assert!(limited_controllers(&none).is_empty());
+        let all = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(1 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .quota(50_000)
+                    .period(100_000u64)
+                    .build()
+                    .unwrap(),
+            )
+            .pids(LinuxPidsBuilder::default().limit(10).build().unwrap())
+            .build()
+            .unwrap();
+        assert_eq!(limited_controllers(&all), ["memory", "cpu", "pids"]);
+        // Unlimited values need nothing.
+        let unlimited = LinuxResourcesBuilder::default()
+            .memory(LinuxMemoryBuilder::default().limit(-1).build().unwrap())
+            .pids(LinuxPidsBuilder::default().limit(0).build().unwrap())
+            .build()
+            .unwrap();
+        assert!(limited_controllers(&unlimited).is_empty());
+    }
 
     #[test]
     fn shares_convert_like_runc() {

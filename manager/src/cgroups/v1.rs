@@ -2,7 +2,7 @@
 //! rules go to the devices controller through `cgroups-rs`.
 
 use super::devices;
-use super::resources::to_resources;
+use super::resources::{limited_controllers, to_resources};
 use super::{
     io_err, keyed_value, kill_listed, read_pids_recursive, remove_tree, wait_empty, wait_until,
     write_file, CgroupError, CgroupPath, Cgroups, Layout, V1Mount,
@@ -60,6 +60,20 @@ impl Cgroups for V1 {
                 path: path.to_string(),
                 source,
             })?;
+        }
+        // A limit without its controller would silently not hold.
+        if let Some(r) = resources {
+            let mut needed = limited_controllers(r);
+            if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+                needed.push("devices");
+            }
+            if let Some(c) = needed.into_iter().find(|c| self.mount_of(c).is_none()) {
+                return Err(CgroupError::MissingController {
+                    path: path.to_string(),
+                    controller: c,
+                    layout: "cgroup v1: no hierarchy has it",
+                });
+            }
         }
         let cg = Self::fs(path);
         let apply_err = |e: cgroups_rs::fs::error::Error| CgroupError::Apply {

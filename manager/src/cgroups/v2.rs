@@ -3,7 +3,7 @@
 //! they become a BPF program attached to the cgroup's directory.
 
 use super::devices::{self, Insn};
-use super::resources::to_resources;
+use super::resources::{limited_controllers, to_resources};
 use super::{
     bpf, io_err, keyed_value, kill_listed, read_pids_recursive, remove_tree, wait_empty,
     wait_until, write_file, CgroupError, CgroupPath, Cgroups, Layout,
@@ -71,7 +71,6 @@ impl V2 {
         path.under(&self.root)
     }
 
-    /// Enables the controllers the limits need in every ancestor's subtree_control.
     /// Enables the controllers limits need in every level above the
     /// container's cgroup. cpu, memory and pids must succeed (else the limit
     /// files would not exist); cpuset and io are enabled where possible.
@@ -113,6 +112,25 @@ impl V2 {
         resources: Option<&LinuxResources>,
         program: Option<&[Insn]>,
     ) -> Result<(), CgroupError> {
+        // A limit without its controller would silently not hold.
+        if let Some(r) = resources {
+            let available =
+                fs::read_to_string(self.root.join("cgroup.controllers")).unwrap_or_default();
+            let missing = limited_controllers(r)
+                .into_iter()
+                .find(|c| !self.controllers || !available.split_whitespace().any(|a| a == *c));
+            if let Some(c) = missing {
+                return Err(CgroupError::MissingController {
+                    path: path.to_string(),
+                    controller: c,
+                    layout: if self.controllers {
+                        "cgroup2: not in the root's cgroup.controllers"
+                    } else {
+                        "cgroup2 is not the host's only hierarchy"
+                    },
+                });
+            }
+        }
         if self.controllers {
             self.enable_controllers(path)?;
         }
