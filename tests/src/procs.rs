@@ -23,6 +23,29 @@ pub fn wait_catches(pid: i32, sig: i32, timeout: Duration) -> bool {
     wait_until(timeout, || catches(pid, sig))
 }
 
+/// This process's capability bounding set as sorted names (`CAP_CHOWN`, ...),
+/// as the probe reports it.
+pub fn own_bounding() -> Result<Vec<String>, crate::Error> {
+    let probe = crate::bins::find("zctr-probe")?;
+    let out = crate::run_cmd(
+        std::process::Command::new(probe).arg("report"),
+        Duration::from_secs(30),
+    )?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| crate::Error::Io {
+            context: format!("probe report: {}", crate::describe(&out)),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+    let mut names: Vec<String> = report["caps"]["bounding"]["names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -310,18 +310,8 @@ fn manager_fifty_concurrent_runs() {
     }
 }
 
-/// This process's bounding set as capability names, read by the probe.
 fn own_bounding() -> Vec<String> {
-    let out = run_cmd(Command::new(bins::probe()).arg("report"), T).unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut v: Vec<String> = r["caps"]["bounding"]["names"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
+    zctr_tests::procs::own_bounding().unwrap()
 }
 
 #[test]

@@ -342,12 +342,7 @@ pub fn file_digest(path: &Path) -> (u64, u64) {
 
 /// This process's bounding set, as capability names (the probe decodes it).
 pub fn own_bounding() -> Vec<String> {
-    let out = zctr_tests::run_cmd(
-        std::process::Command::new(zctr_tests::bins::probe()).arg("report"),
-        T,
-    )
-    .unwrap();
-    caps(&parse_report(&out.stdout).unwrap(), "bounding")
+    zctr_tests::procs::own_bounding().unwrap()
 }
 
 /// A shim cannot grant what it does not hold: when the test runs without some
