@@ -437,6 +437,20 @@ impl ContainerConfig {
                     },
                 ));
             }
+            let adds_sys_admin = self
+                .capabilities
+                .add
+                .iter()
+                .any(|c| capability::parse(c) == Some(Capability::SysAdmin));
+            if v.idmap && adds_sys_admin {
+                return Err(ConfigError::invalid(
+                    format!("volumes[{i}].idmap"),
+                    Violation::NotAllowed {
+                        reason: "an idmapped volume would not keep the host's mount flags \
+                                 against CAP_SYS_ADMIN in the container",
+                    },
+                ));
+            }
         }
         for (i, m) in self.mounts.iter().enumerate() {
             check_dest(format!("mounts[{i}].destination"), &m.destination)?;

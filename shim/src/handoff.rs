@@ -82,6 +82,82 @@ pub fn serve(p: Prepared, signals: SignalFd) -> Result<i32, SetupError> {
     Ok(status.code())
 }
 
+/// What precedes the record: which build wrote it, and how to give the
+/// container up. A monitor from another build (an upgrade that replaced one
+/// executable but not the other) refuses the hand-off instead of misreading
+/// it, and still cleans up. Its layout never changes.
+#[derive(Debug, Encode, Decode, PartialEq, Eq)]
+struct Header {
+    magic: [u8; 4],
+    layout: u32,
+    version: String,
+    abandon: Abandon,
+}
+
+/// How to give a created container up: whom to tell, what to kill, what to
+/// remove.
+#[derive(Debug, Encode, Decode, PartialEq, Eq, Default)]
+struct Abandon {
+    init_pid: i32,
+    ready_fd: Option<RawFd>,
+    control_fd: Option<RawFd>,
+    /// Cgroup directories the shim made, deepest last.
+    dirs: Vec<Vec<u8>>,
+    /// The control socket.
+    socket: Option<Vec<u8>>,
+}
+
+impl Abandon {
+    /// Says why on the ready pipe and the control fd, kills and reaps the
+    /// init, and removes what the shim made.
+    fn run(&self, why: &str) {
+        eprintln!("{MONITOR_BIN}: {why}");
+        if let Some(fd) = self.ready_fd {
+            let _ = sys::write_all(fd, why.as_bytes());
+        }
+        if let Some(fd) = self.control_fd {
+            let mut buf = [0u8; 2048];
+            let msg = common::protocol::ShimMsg::SetupFailed {
+                step: "monitor".into(),
+                errno: libc::EIO,
+                message: why.chars().take(common::protocol::MAX_TEXT / 4).collect(),
+            };
+            if let Ok(n) = common::protocol::encode_frame(&msg, &mut buf) {
+                let _ = sys::write_all(fd, &buf[..n]);
+            }
+        }
+        if self.init_pid > 0 {
+            let _ = sys::kill(self.init_pid, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.init_pid), None);
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(path(d.clone()));
+        }
+        if let Some(socket) = &self.socket {
+            let _ = std::fs::remove_file(path(socket.clone()));
+        }
+    }
+}
+
+const MAGIC: [u8; 4] = *b"ZCHO";
+/// Bumped whenever [`Record`] changes.
+const LAYOUT: u32 = 1;
+
+impl Header {
+    fn new(abandon: Abandon) -> Header {
+        Header {
+            magic: MAGIC,
+            layout: LAYOUT,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            abandon,
+        }
+    }
+
+    fn matches_ours(&self) -> bool {
+        self.magic == MAGIC && self.layout == LAYOUT && self.version == env!("CARGO_PKG_VERSION")
+    }
+}
+
 /// Everything of a [`Prepared`] that is not an fd, plus the fd numbers.
 #[derive(Debug, Encode, Decode, PartialEq, Eq)]
 struct Record {
@@ -171,31 +247,78 @@ impl Record {
         v
     }
 
+    fn abandon(&self) -> Abandon {
+        Abandon {
+            init_pid: self.init_pid,
+            ready_fd: self.ready_fd,
+            control_fd: self.control_fd,
+            dirs: self.cgroup_created.clone(),
+            socket: match (&self.state_dir, self.listener_fd) {
+                (Some(dir), Some(_)) => {
+                    Some(bytes(&path(dir.clone()).join(common::state::SOCKET_FILE)))
+                }
+                _ => None,
+            },
+        }
+    }
+
     fn encode(&self) -> String {
-        let raw = bincode::encode_to_vec(self, bincode::config::standard())
+        let header = Header::new(self.abandon());
+        let raw = bincode::encode_to_vec((header, self), bincode::config::standard())
             .expect("encoding to a Vec cannot fail");
         raw.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn decode(hex: &str) -> Result<Record, String> {
-        if !hex.len().is_multiple_of(2) {
-            return Err("odd number of hex digits".into());
+    /// The header, and the record when the header is this build's.
+    fn decode(hex: &str) -> Result<(Header, Result<Record, String>), String> {
+        let digit = |b: u8| (b as char).to_digit(16).ok_or("not a hex string");
+        let raw = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|p| match p {
+                [h, l] => Ok((digit(*h)? * 16 + digit(*l)?) as u8),
+                _ => Err("odd number of hex digits"),
+            })
+            .collect::<Result<Vec<u8>, _>>()?;
+        let config = bincode::config::standard();
+        let (header, used): (Header, _) =
+            bincode::decode_from_slice(&raw, config).map_err(|e| e.to_string())?;
+        if header.magic != MAGIC {
+            return Err("not a zctr-shim hand-off".into());
         }
-        let raw = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .map_err(|e| e.to_string())?;
-        let (rec, used) = bincode::decode_from_slice(&raw, bincode::config::standard())
-            .map_err(|e| e.to_string())?;
-        if used != raw.len() {
-            return Err("trailing bytes".into());
+        if !header.matches_ours() {
+            let why = format!(
+                "hand-off written by zctr-shim {} (layout {}), this is {MONITOR_BIN} {} \
+                 (layout {LAYOUT}): install both executables from one build",
+                header.version,
+                header.layout,
+                env!("CARGO_PKG_VERSION")
+            );
+            return Ok((header, Err(why)));
         }
-        Ok(rec)
+        let rec = bincode::decode_from_slice(&raw[used..], config)
+            .map_err(|e| e.to_string())
+            .and_then(|(rec, n)| {
+                if used + n == raw.len() {
+                    Ok(rec)
+                } else {
+                    Err("trailing bytes".to_string())
+                }
+            });
+        Ok((header, rec))
     }
 
     /// Rebuilds the [`Prepared`], owning the inherited fds.
     fn into_prepared(self) -> Result<Prepared, String> {
+        // What can fail for a reason other than a bug comes before any fd is
+        // owned here, so that [`Record::abandon`] can still use them.
+        let log_file = match &self.log {
+            Some(l) => Some(
+                LogFile::open(path(l.path.clone()), path(l.old.clone()), l.max)
+                    .map_err(|e| format!("log file: {e}"))?,
+            ),
+            None => None,
+        };
         let adopt = |fd: RawFd, what: &str| {
             sys::adopt_fd(fd).map_err(|e| format!("{what} fd {fd}: {}", e.desc()))
         };
@@ -227,14 +350,12 @@ impl Record {
             Some(fd) => Some(adopt(fd, "ready")?),
             None => None,
         };
-        let log = match self.log {
-            Some(l) => {
+        let log = match (self.log, log_file) {
+            (Some(l), Some(file)) => {
                 let (out, err) = (adopt(l.out_fd, "stdout")?, adopt(l.err_fd, "stderr")?);
-                let file = LogFile::open(path(l.path), path(l.old), l.max)
-                    .map_err(|e| format!("log file: {e}"))?;
                 Some((out, err, file))
             }
-            None => None,
+            _ => None,
         };
         Ok(Prepared {
             id: self.id,
@@ -298,6 +419,25 @@ pub fn exec_monitor(p: &Prepared) -> std::io::Error {
     std::io::Error::new(err.kind(), format!("{}: {err}", monitor.display()))
 }
 
+/// Closes every fd above stderr that is not in `keep`: whatever the caller of
+/// `zctr-shim` leaked to it stays out of the long-lived monitor.
+fn close_other_fds(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&fd| fd > 2)
+        .map(|&fd| fd as u32)
+        .collect();
+    keep.sort_unstable();
+    let mut next = 3u32;
+    for fd in keep {
+        if fd > next {
+            let _ = sys::close_range(next, fd - 1);
+        }
+        next = next.max(fd + 1);
+    }
+    let _ = sys::close_range(next, u32::MAX);
+}
+
 /// Entry point of `zctr-shim-monitor --id ID --handoff HEX`.
 pub fn monitor_main(args: Vec<String>) -> i32 {
     let hex = match args.as_slice() {
@@ -310,19 +450,31 @@ pub fn monitor_main(args: Vec<String>) -> i32 {
             return 2;
         }
     };
-    let prepared = match Record::decode(hex).and_then(Record::into_prepared) {
-        Ok(p) => p,
+    let (header, rec) = match Record::decode(hex) {
+        Ok(decoded) => decoded,
         Err(e) => {
+            // Nothing is known: exiting closes the handshake socket, which
+            // ends the waiting container process.
             eprintln!("{MONITOR_BIN}: bad handoff: {e}");
             return 1;
         }
     };
+    let give_up = |why: String| {
+        header.abandon.run(&why);
+        1
+    };
+    let rec = match rec {
+        Ok(rec) => rec,
+        Err(why) => return give_up(why),
+    };
+    close_other_fds(&rec.fds());
     let signals = match monitor::signal_fd() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{MONITOR_BIN}: signalfd: {}", e.desc());
-            return 1;
-        }
+        Err(e) => return give_up(format!("signalfd: {}", e.desc())),
+    };
+    let prepared = match rec.into_prepared() {
+        Ok(p) => p,
+        Err(e) => return give_up(format!("taking over: {e}")),
     };
     match serve(prepared, signals) {
         Ok(code) => code,
@@ -366,10 +518,24 @@ mod tests {
         };
         let hex = rec.encode();
         assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(Record::decode(&hex).unwrap(), rec);
+        let (header, back) = Record::decode(&hex).unwrap();
+        assert_eq!(back.unwrap(), rec);
+        assert_eq!(header.abandon.init_pid, 42);
+        assert_eq!(
+            header.abandon.socket,
+            Some(b"/run/zctr/c1\xff/shim.sock".to_vec())
+        );
+        // Another build's hand-off: the header still says how to give up.
+        let other = format!("5a43484f63{}", &hex["5a43484f01".len()..]);
+        let (header, back) = Record::decode(&other).unwrap();
+        assert!(back
+            .unwrap_err()
+            .contains("install both executables from one build"));
+        assert_eq!(header.abandon.ready_fd, Some(7));
+        assert!(Record::decode("ä0").is_err());
         assert_eq!(rec.fds(), vec![5, 6, 7, 8, 9]);
         assert!(Record::decode(&hex[1..]).is_err());
-        assert!(Record::decode(&format!("{hex}00")).is_err());
+        assert!(Record::decode(&format!("{hex}00")).unwrap().1.is_err());
         assert!(Record::decode("zz").is_err());
     }
 }

@@ -29,15 +29,27 @@ impl Trees {
     /// own mount namespace.
     pub fn open(plan: &Plan) -> Result<Trees, SetupError> {
         let mut trees = Trees::default();
+        // As binds made once `/` has the rootfs propagation would be: slaves
+        // of the host's mounts, or private when that was asked for.
+        let propagation = if plan.root_propagation & libc::MS_PRIVATE != 0 {
+            libc::MS_PRIVATE
+        } else {
+            libc::MS_SLAVE
+        };
         if plan.idmap_rootfs {
-            trees.rootfs = Some(clone_tree(&plan.rootfs, true, "clone rootfs mount")?);
+            trees.rootfs = Some(clone_tree(
+                &plan.rootfs,
+                true,
+                propagation,
+                "clone rootfs mount",
+            )?);
         }
         if plan.mounts.iter().any(|m| m.idmap.is_on()) {
             for m in &plan.mounts {
                 let fd = match (&m.source, m.idmap) {
                     (Some(src), idmap) if idmap.is_on() => {
                         let recursive = m.flags & libc::MS_REC != 0;
-                        let fd = clone_tree(src, recursive, "clone volume mount")?;
+                        let fd = clone_tree(src, recursive, propagation, "clone volume mount")?;
                         let raw = fd.as_raw_fd();
                         trees.owned.push(fd);
                         raw
@@ -92,16 +104,21 @@ fn show(s: &CStr) -> String {
     s.to_string_lossy().into_owned()
 }
 
-/// A detached clone of the mount tree at `path`, made a slave: a clone of a
-/// shared mount (every mount under systemd) starts in its source's peer
-/// group, so the container's mounts on it would appear on the host, and
+/// A detached clone of the mount tree at `path`, made a slave (or private): a
+/// clone of a shared mount (every mount under systemd) starts in its source's
+/// peer group, so the container's mounts on it would appear on the host, and
 /// pivot_root refuses a shared root. A slave still sees the host's later
 /// mounts below it, as a bind made after `/` became rslave would.
-fn clone_tree(path: &CStr, recursive: bool, step: &str) -> Result<OwnedFd, SetupError> {
+fn clone_tree(
+    path: &CStr,
+    recursive: bool,
+    propagation: libc::c_ulong,
+    step: &str,
+) -> Result<OwnedFd, SetupError> {
     let tree = sys::open_tree_clone(path, recursive)
         .map(sys::own_fd)
         .map_err(|e| SetupError::errno(step, &show(path), e))?;
-    sys::mount_setattr_propagation(tree.as_raw_fd(), libc::MS_SLAVE)
+    sys::mount_setattr_propagation(tree.as_raw_fd(), propagation)
         .map_err(|e| SetupError::errno(step, &format!("{}: make slave", show(path)), e))?;
     Ok(tree)
 }

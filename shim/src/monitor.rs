@@ -89,6 +89,26 @@ impl PollSet {
 struct Client {
     stream: UnixStream,
     frames: FrameBuffer,
+    /// A write or read failed: dropped at the end of the loop pass, so that
+    /// the indices the pass polled with stay valid until then.
+    dead: bool,
+}
+
+impl Client {
+    fn new(stream: UnixStream) -> Self {
+        Client {
+            stream,
+            frames: FrameBuffer::new(),
+            dead: false,
+        }
+    }
+
+    /// Sends `msg`; a client that cannot take it is marked dead.
+    fn send(&mut self, msg: &ShimMsg) {
+        if !self.dead && !send_to(&mut self.stream, msg) {
+            self.dead = true;
+        }
+    }
 }
 
 /// What the monitor writes to and listens on.
@@ -156,10 +176,7 @@ impl Monitor {
         let mut clients = Vec::new();
         if let Some(c) = out.control.take() {
             c.set_nonblocking(true)?;
-            clients.push(Client {
-                stream: c,
-                frames: FrameBuffer::new(),
-            });
+            clients.push(Client::new(c));
         }
         let mut m = Monitor {
             id,
@@ -202,7 +219,9 @@ impl Monitor {
     }
 
     fn broadcast(&mut self, msg: &ShimMsg) {
-        self.clients.retain_mut(|c| send_to(&mut c.stream, msg));
+        for c in &mut self.clients {
+            c.send(msg);
+        }
     }
 
     /// Lets the container exec (create → running).
@@ -235,17 +254,12 @@ impl Monitor {
             }
             ManagerMsg::Status => {
                 let hello = self.hello();
-                if !send_to(&mut self.clients[idx].stream, &hello) {
-                    self.clients[idx].frames = FrameBuffer::new();
-                }
+                self.clients[idx].send(&hello);
                 None
             }
         };
         if let Some((errno, message)) = reply {
-            let _ = send_to(
-                &mut self.clients[idx].stream,
-                &ShimMsg::CommandFailed { errno, message },
-            );
+            self.clients[idx].send(&ShimMsg::CommandFailed { errno, message });
         }
     }
 
@@ -319,21 +333,25 @@ impl Monitor {
             if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            let mut c = Client {
-                stream,
-                frames: FrameBuffer::new(),
-            };
-            if send_to(&mut c.stream, &self.hello()) {
+            let mut c = Client::new(stream);
+            c.send(&self.hello());
+            if !c.dead {
                 self.clients.push(c);
             }
         }
     }
 
+    /// Reads and runs what client `idx` sent; false once it is gone. Commands
+    /// that arrived before its end of stream still run.
     fn on_client(&mut self, idx: usize) -> bool {
         let mut buf = [0u8; 512];
+        let mut open = true;
         loop {
             match self.clients[idx].stream.read(&mut buf) {
-                Ok(0) => return false,
+                Ok(0) => {
+                    open = false;
+                    break;
+                }
                 Ok(n) => self.clients[idx].frames.extend(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -343,7 +361,7 @@ impl Monitor {
         loop {
             match self.clients[idx].frames.next_frame::<ManagerMsg>() {
                 Ok(Some(msg)) => self.handle_command(idx, msg),
-                Ok(None) => return true,
+                Ok(None) => return open,
                 Err(e) => {
                     let _ = send_to(
                         &mut self.clients[idx].stream,
@@ -461,15 +479,17 @@ impl Monitor {
                     Source::Client(_) => {}
                 }
             }
-            // Clients backwards, so removing one keeps the other indices valid
-            // (accepting above only appends).
-            for &source in ready.iter().rev() {
+            // Clients are only marked dead during the pass (above, a broadcast
+            // may have failed to reach one), so the polled indices still hold;
+            // accepting only appends.
+            for &source in ready {
                 if let Source::Client(idx) = source {
-                    if !self.on_client(idx) {
-                        self.clients.remove(idx);
+                    if !self.clients[idx].dead && !self.on_client(idx) {
+                        self.clients[idx].dead = true;
                     }
                 }
             }
+            self.clients.retain(|c| !c.dead);
         }
     }
 

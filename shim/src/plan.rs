@@ -719,6 +719,29 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
             ),
         ));
     }
+    // An idmapped tree is cloned outside the container's user namespace and
+    // attached into it, so the host's locks on its mount flags (read-only,
+    // nosuid, ...) and over-mounts do not follow: a container holding
+    // CAP_SYS_ADMIN could undo them and, through the idmap, write as host
+    // root. Such a container gets a plain rootfs bind, and an idmap it asks
+    // for is refused.
+    let sys_admin = caps.bounding & (1u64 << caps::Capability::CAP_SYS_ADMIN.index()) != 0;
+    // Trees are cloned in the shim's mount namespace: a joined one may not
+    // even have the same paths.
+    let joins_mountns = join_in_child.iter().any(|j| j.nstype == libc::CLONE_NEWNS);
+    let idmap_rootfs = idmap_rootfs && !sys_admin && !joins_mountns;
+    if sys_admin || joins_mountns {
+        if let Some(m) = mounts.iter().find(|m| m.idmap.is_on()) {
+            return Err(err(
+                "mounts",
+                format!(
+                    "{}: an idmapped mount cannot be given to a container with CAP_SYS_ADMIN \
+                     (it would not keep the host's mount flags) or one joining a mount namespace",
+                    m.display.to_string_lossy()
+                ),
+            ));
+        }
+    }
     let user = process.user();
 
     Ok(Plan {
@@ -1095,6 +1118,32 @@ mod tests {
         let tmpfs = r#"{"destination":"/t","type":"tmpfs","source":"tmpfs","options":["idmap"]},"#;
         let e = build(&userns_spec(tmpfs, ""), Path::new("/"), &host()).unwrap_err();
         assert_eq!(e.field, "mounts[0].options");
+    }
+
+    #[test]
+    fn no_idmap_for_a_container_with_sys_admin() {
+        let with_admin = |mounts: &str| {
+            let json = base(
+                "",
+                r#""args":["/x"],"capabilities":{"bounding":["CAP_SYS_ADMIN"]}"#,
+            )
+            .replace(
+                r#""namespaces":["#,
+                r#""uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+                   "gidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+                   "namespaces":[{"type":"user"},"#,
+            )
+            .replace(r#""mounts":["#, &format!(r#""mounts":[{mounts}"#));
+            build(&spec(&json), Path::new("/"), &host())
+        };
+        // The rootfs falls back to a plain bind.
+        assert!(!with_admin("").unwrap().idmap_rootfs);
+        let e = with_admin(
+            r#"{"destination":"/v","type":"bind","source":"/tmp","options":["rbind","idmap"]},"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "mounts");
+        assert!(e.reason.starts_with("/v: an idmapped mount cannot"), "{e}");
     }
 
     #[test]

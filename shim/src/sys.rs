@@ -660,9 +660,13 @@ impl IdlePages {
                     continue;
                 }
             }
-            if first == "Anonymous:" {
-                let anon = f.next().unwrap_or("1");
-                if let (Some(range), "0") = (current.take(), anon) {
+            // Private pages (resident or swapped out) would revert to the
+            // file's contents: only mappings with neither are released.
+            if first == "Anonymous:" && f.next() != Some("0") {
+                current = None;
+            }
+            if first == "Swap:" {
+                if let (Some(range), Some("0")) = (current.take(), f.next()) {
                     if pages.n < pages.ranges.len() {
                         pages.ranges[pages.n] = range;
                         pages.n += 1;
@@ -676,6 +680,9 @@ impl IdlePages {
     /// Drops the pages, then blocks in poll(2) on `fds` (`timeout_ms` < 0:
     /// forever). Nothing runs in between, so what stays resident while the
     /// monitor idles is little more than this function and two syscalls.
+    /// Never inlined: its own frame must lie below every caller's, so that
+    /// the stack released below it holds nothing live.
+    #[inline(never)]
     pub fn release_and_poll(
         &self,
         fds: &mut [libc::pollfd],

@@ -495,3 +495,88 @@ fn without_the_monitor_executable_the_shim_monitors_in_process() {
     assert_eq!(exit_of(&st)["code"], 3, "{st}");
     assert!(wait_until(T, || c.no_processes()));
 }
+
+#[test]
+fn a_client_gone_while_the_container_exits_is_dropped_cleanly() {
+    if !root_or_skip("a_client_gone_while_the_container_exits_is_dropped_cleanly") {
+        return;
+    }
+    let c = Ctr::unprivileged(&sleeping_probe());
+    c.create_ok();
+    c.ctl_ok("start", &[]);
+    c.wait_status("running", |s| s["state"] == "running");
+    let (shim, init) = (c.shim_pid(), c.init_pid());
+    let mut client = std::os::unix::net::UnixStream::connect(c.state.join("shim.sock")).unwrap();
+    let mut hello = [0u8; 64];
+    assert!(std::io::Read::read(&mut client, &mut hello).unwrap() > 0);
+    // Both events reach the monitor in one poll: the client's hang-up and the
+    // init's death, whose broadcast then fails to reach that client.
+    zctr_tests::signal(shim, libc::SIGSTOP).unwrap();
+    drop(client);
+    zctr_tests::signal(init, libc::SIGKILL).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    zctr_tests::signal(shim, libc::SIGCONT).unwrap();
+    let st = c.wait_status("stopped", |s| s["state"] == "stopped");
+    assert_eq!(exit_of(&st)["signal"], 9, "{st}");
+    assert!(wait_until(T, || !alive(shim)), "the monitor lingers");
+    assert!(!c.shim_log().contains("panicked"), "{}", c.shim_log());
+    // It finished its work: socket removed, cgroups gone, nothing running.
+    assert!(!c.state.join("shim.sock").exists());
+    assert!(wait_until(T, || c.no_processes()));
+}
+
+/// `zctr-shim` alone in a directory of the fixture, beside a
+/// `zctr-shim-monitor` shell script that runs `before` and then the real one.
+fn with_monitor_wrapper(c: &mut Ctr, before: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = c.tmp.join("wrapped");
+    std::fs::create_dir_all(&dir).unwrap();
+    c.shim_bin = dir.join("zctr-shim");
+    std::fs::copy(zctr_tests::bins::shim(), &c.shim_bin).unwrap();
+    let real = zctr_tests::bins::find("zctr-shim-monitor").unwrap();
+    let script = dir.join("zctr-shim-monitor");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\n{before}\nexec {} \"$@\"\n", real.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_monitor_that_cannot_take_over_gives_the_container_up_cleanly() {
+    if !root_or_skip("a_monitor_that_cannot_take_over_gives_the_container_up_cleanly") {
+        return;
+    }
+    // The monitor cannot reopen the log: the container must not stay behind.
+    let mut c = Ctr::unprivileged(&sleeping_probe());
+    let sub = with_own_cgroup(&mut c);
+    let log = c.state.join("container.log");
+    with_monitor_wrapper(
+        &mut c,
+        &format!("rm -f '{0}' && mkdir '{0}'", log.display()),
+    );
+    let out = c.create();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
+    assert!(err.contains("log file"), "{err}");
+    assert!(!c.state.join("shim.sock").exists());
+    assert_nothing_left(&c, sub);
+
+    // A hand-off from another build is refused, not misread.
+    let mut c = Ctr::unprivileged(&sleeping_probe());
+    let sub = with_own_cgroup(&mut c);
+    with_monitor_wrapper(
+        &mut c,
+        "[ \"$3\" = --handoff ] && h=$4 && set -- \"$1\" \"$2\" \"$3\" \"5a43484f63${h#5a43484f01}\"",
+    );
+    let out = c.create();
+    assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
+    assert!(
+        c.shim_log()
+            .contains("install both executables from one build"),
+        "{}",
+        c.shim_log()
+    );
+    assert_nothing_left(&c, sub);
+}

@@ -302,6 +302,11 @@ fn idmapped_volumes_need_the_unprivileged_profile() {
         opts(mount(&s, "/data").unwrap()),
         vec!["rbind", "rprivate", "ro", "idmap"]
     );
+    c.capabilities.add = vec!["sys_admin".into()];
+    assert!(gen_err(&c, &ImageMeta::default())
+        .to_string()
+        .contains("against CAP_SYS_ADMIN"));
+    c.capabilities.add.clear();
     c.profile = Profile::Privileged;
     assert!(gen_err(&c, &ImageMeta::default())
         .to_string()

@@ -71,10 +71,11 @@ impl V2 {
         path.under(&self.root)
     }
 
-    /// Enables the controllers limits need in every level above the
-    /// container's cgroup. cpu, memory and pids must succeed (else the limit
-    /// files would not exist); cpuset and io are enabled where possible.
-    fn enable_controllers(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+    /// Enables cpu, memory, pids, cpuset and io in every level above the
+    /// container's cgroup where possible. Those in `needed` (the limits'
+    /// controllers) must succeed, else their limit files would not exist: a
+    /// cgroup holding processes cannot pass controllers down (EBUSY).
+    fn enable_controllers(&self, path: &CgroupPath, needed: &[&str]) -> Result<(), CgroupError> {
         let mut dir = self.root.clone();
         for comp in path.as_str().split('/') {
             let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
@@ -82,8 +83,8 @@ impl V2 {
                 fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
             let control = dir.join("cgroup.subtree_control");
             for c in available.split_whitespace() {
-                let required = matches!(c, "cpu" | "memory" | "pids");
-                if !(required || matches!(c, "cpuset" | "io"))
+                let required = needed.contains(&c);
+                if !matches!(c, "cpu" | "memory" | "pids" | "cpuset" | "io")
                     || enabled.split_whitespace().any(|e| e == c)
                 {
                     continue;
@@ -131,10 +132,15 @@ impl V2 {
                 });
             }
         }
-        if self.controllers {
-            self.enable_controllers(path)?;
-        }
         let dir = self.dir(path);
+        if self.controllers {
+            // The levels above first, so that each can pass controllers down.
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+            }
+            let needed = resources.map(limited_controllers).unwrap_or_default();
+            self.enable_controllers(path, &needed)?;
+        }
         fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         if let (Some(r), true) = (resources, self.controllers) {
             let cg = CgFs::load(Box::new(hierarchies::V2::new()), path.as_str());
