@@ -105,16 +105,44 @@ fn ridmap_option_is_honoured_and_read_only_still_holds() {
     if !root_or_skip("ridmap volume") {
         return;
     }
-    let mut c = Ctr::unprivileged(&[]);
-    let src = host_volume(&c, "vol");
-    add_volume(&mut c, &src, "/ro", &["rbind", "ro", "ridmap"]);
-    probe_volume(&mut c, "/ro");
-    let r = c.report();
-    let opts = mount_options(&r, "/ro");
-    assert!(opts.contains(&"idmapped".to_string()), "{opts:?}");
-    assert!(opts.contains(&"ro".to_string()), "{opts:?}");
-    assert_eq!(check(&r, "read", "/ro/secret")["ok"], true);
-    assert_eq!(check(&r, "write", "/ro/from-container")["error"], "EROFS");
+    // `ridmap` idmaps the volume's submounts too, `idmap` only the volume.
+    for (option, submount_idmapped) in [("ridmap", true), ("idmap", false)] {
+        let mut c = Ctr::unprivileged(&[]);
+        let src = host_volume(&c, "vol");
+        let sub = src.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let out = zctr_tests::run_cmd(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "mode=0755", "zctr-test-sub"])
+                .arg(&sub),
+            T,
+        )
+        .unwrap();
+        assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+        fill_volume(&sub);
+        add_volume(&mut c, &src, "/ro", &["rbind", "ro", option]);
+        c.set_args(&[
+            PROBE,
+            "report",
+            "--read",
+            "/ro/secret",
+            "--read",
+            "/ro/sub/secret",
+            "--write",
+            "/ro/from-container",
+        ]);
+        let r = c.report();
+        let opts = mount_options(&r, "/ro");
+        assert!(opts.contains(&"idmapped".to_string()), "{option}: {opts:?}");
+        assert!(opts.contains(&"ro".to_string()), "{option}: {opts:?}");
+        assert_eq!(check(&r, "read", "/ro/secret")["ok"], true, "{option}");
+        assert_eq!(
+            check(&r, "read", "/ro/sub/secret")["ok"],
+            submount_idmapped,
+            "{option}: {r}"
+        );
+        assert_eq!(check(&r, "write", "/ro/from-container")["error"], "EROFS");
+    }
 }
 
 /// A ramfs mounted below the scratch dir (TempDir unmounts it on drop).
