@@ -7,7 +7,7 @@
 //! {
 //!   "rootfs": "/var/lib/zctr/web/rootfs",
 //!   "meta": "/var/lib/zctr/web/meta.json",
-//!   "volumes": [{"destination": "/data", "source": "/srv/web", "readonly": false}],
+//!   "volumes": [{"destination": "/data", "source": "/srv/web", "readonly": false, "idmap": false}],
 //!   "env": {"MODE": "prod"},
 //!   "args": ["/bin/web", "--port", "80"],
 //!   "profile": "unprivileged",
