@@ -77,15 +77,20 @@ pub fn load_meta(config: &ContainerConfig) -> Result<ImageMeta, BundleError> {
 }
 
 /// The capabilities in this process's bounding set: all a container without a
-/// user namespace can get from the shims this daemon starts.
-fn held_capabilities() -> Vec<oci_spec::runtime::Capability> {
-    caps::read(None, caps::CapSet::Bounding)
-        .map(|set| {
-            set.iter()
-                .filter_map(|c| common::capability::parse(&c.to_string()))
-                .collect()
-        })
-        .unwrap_or_else(|_| common::capability::ALL.to_vec())
+/// user namespace can get from the shims this daemon starts. Read once: a
+/// process's bounding set can only shrink, and the daemon never drops any.
+fn held_capabilities() -> &'static [oci_spec::runtime::Capability] {
+    static HELD: std::sync::OnceLock<Vec<oci_spec::runtime::Capability>> =
+        std::sync::OnceLock::new();
+    HELD.get_or_init(|| {
+        caps::read(None, caps::CapSet::Bounding)
+            .map(|set| {
+                set.iter()
+                    .filter_map(|c| common::capability::parse(&c.to_string()))
+                    .collect()
+            })
+            .unwrap_or_else(|_| common::capability::ALL.to_vec())
+    })
 }
 
 /// Validates `config`, generates the spec and writes `<state_dir>/bundle/config.json`.
@@ -99,7 +104,7 @@ pub fn prepare(
     check_host_paths(config)?;
     let meta = load_meta(config)?;
     let mut spec = common::spec::generate(id, config, &meta, cgroups_path)?;
-    common::spec::profile::limit_to_held(&mut spec, config, &held_capabilities())?;
+    common::spec::profile::limit_to_held(&mut spec, config, held_capabilities())?;
     let bundle = state_dir.join(BUNDLE_DIR);
     fs::create_dir_all(&bundle).map_err(|source| StoreError::Io {
         path: bundle.clone(),

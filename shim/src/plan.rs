@@ -462,16 +462,15 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         Some(p) => mountopts::propagation(p)
             .ok_or_else(|| err("linux.rootfsPropagation", format!("unknown value {p:?}")))?,
     };
-    let annotation_off = |key: &str| {
-        spec.annotations()
-            .as_ref()
-            .and_then(|a| a.get(key))
-            .is_some_and(|v| v == "false")
-    };
     let uid_maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
+    let idmap_off = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ROOTFS_IDMAP_ANNOTATION))
+        .is_some_and(|v| v == "false");
     let idmap_rootfs = {
         use std::os::unix::fs::MetadataExt;
-        userns && !maps_host_id(uid_maps, meta.uid()) && !annotation_off(ROOTFS_IDMAP_ANNOTATION)
+        userns && !maps_host_id(uid_maps, meta.uid()) && !idmap_off
     };
 
     // Mounts.
