@@ -7,5 +7,6 @@ pub mod id;
 pub mod meta;
 pub mod protocol;
 pub mod rules;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
