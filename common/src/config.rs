@@ -18,7 +18,8 @@
 //!   "capabilities": {"add": ["NET_ADMIN"], "drop": ["CAP_MKNOD"]},
 //!   "id_map": {"host_uid": 200000, "host_gid": 200000, "size": 65536},
 //!   "cwd": "/srv",
-//!   "user": "1000:1000"
+//!   "user": "1000:1000",
+//!   "seccomp": "unconfined"
 //! }
 //! ```
 //!
@@ -27,6 +28,7 @@
 
 use crate::capability;
 use crate::rules::{self, Violation};
+use crate::seccomp::{SeccompError, SeccompOption};
 use oci_spec::runtime::Capability;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,6 +64,9 @@ pub enum ConfigError {
     /// The JSON text is not a configuration (syntax, type, unknown or missing field).
     #[error("container config: {0}")]
     Json(#[from] serde_json::Error),
+    /// The custom seccomp profile cannot be compiled.
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] SeccompError),
 }
 
 impl ConfigError {
@@ -77,6 +82,7 @@ impl ConfigError {
         match self {
             Self::Invalid { field, .. } => Some(field),
             Self::Json(_) => None,
+            Self::Seccomp(_) => Some("seccomp"),
         }
     }
 }
@@ -123,6 +129,10 @@ pub struct ContainerConfig {
     /// Numeric `uid[:gid]`; overrides the meta's user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// `"default"` (the profile's filter), `"unconfined"`, or an OCI
+    /// `linux.seccomp` object (see `docs/profiles.md`).
+    #[serde(default, skip_serializing_if = "SeccompOption::is_default")]
+    pub seccomp: SeccompOption,
 }
 
 /// A host directory bind-mounted into the container (the seed's `Volume` map
@@ -352,6 +362,7 @@ impl ContainerConfig {
             id_map: None,
             cwd: None,
             user: None,
+            seccomp: SeccompOption::Default,
         }
     }
 
@@ -407,6 +418,9 @@ impl ContainerConfig {
             rules::check_container_path(cwd).map_err(at("cwd"))?;
         }
         self.user_ids()?;
+        if let SeccompOption::Custom(p) = &self.seccomp {
+            crate::seccomp::compile(p)?;
+        }
         Ok(())
     }
 

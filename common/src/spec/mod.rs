@@ -11,6 +11,8 @@
 //!   extra mounts, and an empty tmpfs for every meta mount point no volume or
 //!   mount fills, sorted parents first.
 //! - `linux.cgroupsPath` = `cgroups_path`.
+//! - `linux.seccomp`: the profile's default filter for the container's
+//!   capability set, none for `"unconfined"`, or the config's own profile.
 //!
 //! The profiles themselves are in [`profile`] and `docs/profiles.md`.
 
@@ -22,6 +24,7 @@ use crate::config::{ConfigError, ContainerConfig, IdMap, Limits, NetworkMode, Pr
 use crate::id::ContainerId;
 use crate::meta::{ImageMeta, MetaError};
 use crate::rules::Violation;
+use crate::seccomp::SeccompOption;
 use oci_spec::runtime::{Capability, LinuxBuilder, Mount, RootBuilder, Spec, SpecBuilder, VERSION};
 use oci_spec::OciSpecError;
 use serde_json::Value;
@@ -72,6 +75,7 @@ struct Parts<'a> {
     hostname: Option<String>,
     cgroups_path: Option<&'a str>,
     user_mounts: Vec<Mount>,
+    seccomp: &'a SeccompOption,
 }
 
 fn assemble(p: Parts<'_>) -> Result<Spec, SpecError> {
@@ -105,6 +109,9 @@ fn assemble(p: Parts<'_>) -> Result<Spec, SpecError> {
     linux.set_cgroups_path(p.cgroups_path.map(PathBuf::from));
     linux.set_masked_paths(profile::masked_paths(p.profile));
     linux.set_readonly_paths(profile::readonly_paths(p.profile));
+    linux.set_seccomp(profile::seccomp(
+        p.profile, p.seccomp, p.cap_add, p.cap_drop,
+    )?);
 
     let mut mounts = mounts::base_mounts(p.profile, p.network, p.id_map.as_ref())?;
     mounts.extend(p.user_mounts);
@@ -153,6 +160,7 @@ pub fn base_spec(profile: Profile, network: &NetworkMode) -> Result<Spec, SpecEr
         hostname: None,
         cgroups_path: None,
         user_mounts: mounts,
+        seccomp: &SeccompOption::Default,
     })
 }
 
@@ -209,6 +217,7 @@ pub fn generate(
         ),
         cgroups_path: Some(cgroups_path),
         user_mounts: mounts::user_mounts(config, meta, user)?,
+        seccomp: &config.seccomp,
     })
 }
 

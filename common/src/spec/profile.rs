@@ -5,12 +5,13 @@
 use super::{built, SpecError};
 use crate::capability;
 use crate::config::{cpu_quota, IdMap, Limits, NetworkMode, Profile, CPU_PERIOD};
+use crate::seccomp::SeccompOption;
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxIdMapping,
     LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, PosixRlimit,
-    PosixRlimitBuilder, PosixRlimitType,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxSeccomp,
+    PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
 };
 
 /// Default CPU limit of the unprivileged profile: one CPU.
@@ -191,6 +192,29 @@ pub(super) fn capabilities(
             .ambient(Capabilities::new())
             .build(),
     )
+}
+
+/// `linux.seccomp`: the profile's default for the capability set the
+/// container gets, nothing when unconfined, or the config's own profile.
+pub(super) fn seccomp(
+    profile: Profile,
+    option: &SeccompOption,
+    add: &[Capability],
+    drop: &[Capability],
+) -> Result<Option<LinuxSeccomp>, SpecError> {
+    match option {
+        SeccompOption::Unconfined => Ok(None),
+        SeccompOption::Custom(p) => Ok(Some((**p).clone())),
+        SeccompOption::Default => {
+            let caps = capabilities(profile, add, drop)?;
+            let held: Vec<Capability> = caps.bounding().iter().flatten().copied().collect();
+            built(
+                "linux.seccomp",
+                crate::seccomp::default_profile(profile, &held),
+            )
+            .map(Some)
+        }
+    }
 }
 
 pub(super) fn rlimits(profile: Profile) -> Result<Option<Vec<PosixRlimit>>, SpecError> {

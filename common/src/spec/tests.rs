@@ -813,3 +813,52 @@ fn json_is_stable_sorted_and_parses_back() {
     let back: Spec = serde_json::from_str(&a).unwrap();
     assert_eq!(back, gen(&c, &ImageMeta::default()));
 }
+
+#[test]
+fn seccomp_default_follows_capabilities_unconfined_drops_it_custom_replaces_it() {
+    use crate::seccomp::{compile, SeccompOption};
+    let s = gen(&config(Profile::Unprivileged), &ImageMeta::default());
+    let default = linux(&s).seccomp().clone().unwrap();
+    assert!(compile(&default).is_ok());
+    // Adding SYS_ADMIN opens its group (mount is then allowed).
+    let mut c = config(Profile::Unprivileged);
+    c.capabilities.add = vec!["SYS_ADMIN".into()];
+    let with_admin = linux(&gen(&c, &ImageMeta::default()))
+        .seccomp()
+        .clone()
+        .unwrap();
+    let names = |p: &oci_spec::runtime::LinuxSeccomp| -> Vec<String> {
+        p.syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|r| r.names().clone())
+            .collect()
+    };
+    assert!(!names(&default).contains(&"mount".to_string()));
+    assert!(names(&with_admin).contains(&"mount".to_string()));
+
+    let mut c = config(Profile::Unprivileged);
+    c.seccomp = SeccompOption::Unconfined;
+    assert!(linux(&gen(&c, &ImageMeta::default())).seccomp().is_none());
+
+    let custom: SeccompOption =
+        serde_json::from_str(r#"{"defaultAction":"SCMP_ACT_LOG"}"#).unwrap();
+    let mut c = config(Profile::Privileged);
+    c.seccomp = custom.clone();
+    let s = gen(&c, &ImageMeta::default());
+    assert_eq!(
+        SeccompOption::Custom(Box::new(linux(&s).seccomp().clone().unwrap())),
+        custom
+    );
+}
+
+#[test]
+fn a_custom_seccomp_profile_that_cannot_compile_is_refused() {
+    let mut c = config(Profile::Unprivileged);
+    c.seccomp = serde_json::from_str(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    )
+    .unwrap();
+    let e = gen_err(&c, &ImageMeta::default()).to_string();
+    assert!(e.contains("SCMP_ACT_NOTIFY"), "{e}");
+}
