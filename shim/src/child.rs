@@ -321,6 +321,9 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     ctx.channel.ready();
     debug(ctx, "wait for start");
     ctx.channel.wait_start().at("wait for start", b"")?;
+    if !plan.no_new_privs {
+        install_seccomp(ctx)?; // needs CAP_SYS_ADMIN without no_new_privs: before dropping it
+    }
     debug(ctx, "user and capabilities");
     set_user_and_caps(plan)?;
     chdir_in_root(&plan.cwd).at("chdir to process.cwd", plan.cwd.to_bytes())?;
@@ -337,6 +340,16 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     }
     if plan.no_new_privs {
         sys::set_no_new_privs().at("no_new_privs", b"")?;
+        install_seccomp(ctx)?;
+    }
+    Ok(())
+}
+
+/// Installs the plan's seccomp filter, if any (see `seccomp` for when).
+fn install_seccomp<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
+    if let Some(f) = &ctx.plan.seccomp {
+        debug(ctx, "seccomp");
+        crate::seccomp::install(f).at("install seccomp filter", b"")?;
     }
     Ok(())
 }

@@ -17,5 +17,6 @@ pub mod logfile;
 pub mod monitor;
 pub mod mountopts;
 pub mod plan;
+pub mod seccomp;
 pub mod status;
 pub mod sys;

@@ -172,6 +172,8 @@ pub struct Plan {
     pub cgroups_path: String,
     /// Make the rootfs an idmapped mount (user namespace + rootfs owned by an unmapped uid).
     pub idmap_rootfs: bool,
+    /// `linux.seccomp`, compiled (see `seccomp`).
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Pointer arrays into a plan's C strings, NULL-terminated, built before fork.
@@ -781,6 +783,7 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         exec_candidates,
         cgroups_path,
         idmap_rootfs,
+        seccomp: crate::seccomp::plan(linux.seccomp().as_ref())?,
     })
 }
 

@@ -332,6 +332,26 @@ pub fn set_no_new_privs() -> SysResult<()> {
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
 }
 
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` with a program prepared
+/// before fork: the `sock_fprog` lives on the stack, nothing is allocated.
+pub fn seccomp_set_filter(insns: &[libc::sock_filter], flags: u32) -> SysResult<()> {
+    let len = u16::try_from(insns.len()).map_err(|_| Errno::EINVAL)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: insns.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `insns`, which outlive the call; the kernel copies it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as c_ulong,
+            flags as c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    check(r).map(drop)
+}
+
 pub fn set_keepcaps(on: bool) -> SysResult<()> {
     prctl(libc::PR_SET_KEEPCAPS, on as c_ulong, 0)
 }
