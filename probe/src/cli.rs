@@ -31,6 +31,10 @@ USAGE:
       kill and reap them, exit 0.
   zctr-probe print TEXT
       Print TEXT to stdout and to stderr, exit 0.
+  zctr-probe syscalls [NAME]...
+      Try each named call (default: all the probe knows, e.g. io_uring_setup,
+      socket_packet, unshare_user, clone3, getpriority_pgrp) in a forked child and
+      print {\"syscalls\":{NAME:{\"ok\":true}|{\"errno\":\"EPERM\",\"errno_num\":1}|{\"signal\":31}}}.
   zctr-probe --help
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.
@@ -63,6 +67,7 @@ pub enum Command {
         hold: Duration,
     },
     Print(String),
+    Syscalls(Vec<String>),
 }
 
 /// Checks requested with `report`.
@@ -148,6 +153,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             let [text] = exact::<1>("print", &rest)?;
             Ok(Command::Print(text.to_string()))
         }
+        "syscalls" => Ok(Command::Syscalls(
+            rest.iter().map(|s| s.to_string()).collect(),
+        )),
         other => Err(format!("unknown subcommand {other:?}")),
     }
 }

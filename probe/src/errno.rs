@@ -48,6 +48,10 @@ pub fn name(errno: i32) -> Option<&'static str> {
         libc::ENETUNREACH => "ENETUNREACH",
         libc::ECONNREFUSED => "ECONNREFUSED",
         libc::EDQUOT => "EDQUOT",
+        libc::ENOKEY => "ENOKEY",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
         _ => return None,
     })
 }

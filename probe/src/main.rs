@@ -9,6 +9,8 @@ mod parse;
 mod report;
 #[allow(unsafe_code)]
 mod sys;
+#[allow(unsafe_code)]
+mod syscalls;
 
 use cli::Command;
 use std::process::ExitCode;
@@ -33,6 +35,7 @@ fn run(cmd: Command) -> std::io::Result<()> {
         Command::Counter(path) => actions::counter(&path),
         Command::Forkbomb { count, hold } => actions::forkbomb(count, hold),
         Command::Print(text) => actions::print(&text),
+        Command::Syscalls(names) => syscalls::run(&names),
     }
 }
 
