@@ -16,6 +16,8 @@ pub mod launch;
 pub mod logfile;
 pub mod monitor;
 pub mod mountopts;
+pub mod overlay;
 pub mod plan;
+pub mod readfile;
 pub mod status;
 pub mod sys;
