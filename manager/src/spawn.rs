@@ -56,7 +56,10 @@ pub struct Spawned {
     pub writer: ShimWriter,
 }
 
-/// The argv of `zctr-shim create` for a container.
+/// The argv of `zctr-shim create` for a container. Every container gets a
+/// rootfs overlay in its (0700) state dir: its writes never reach the image
+/// directory, and files its root makes are out of host users' reach
+/// (docs/shim.md, "Writes and the host").
 pub fn shim_command(shim: &Path, bundle: &Path, id: &str, state_dir: &Path) -> Vec<String> {
     vec![
         shim.display().to_string(),
@@ -69,6 +72,11 @@ pub fn shim_command(shim: &Path, bundle: &Path, id: &str, state_dir: &Path) -> V
         state_dir.display().to_string(),
         "--control-fd".into(),
         CONTROL_FD.to_string(),
+        "--rootfs-overlay".into(),
+        state_dir
+            .join(crate::store::ROOTFS_OVERLAY_DIR)
+            .display()
+            .to_string(),
     ]
 }
 
@@ -232,7 +240,8 @@ mod tests {
         );
         assert_eq!(
             argv.join(" "),
-            "/usr/bin/zctr-shim create --bundle /run/zctr/web/bundle --id web --state-dir /run/zctr/web --control-fd 3"
+            "/usr/bin/zctr-shim create --bundle /run/zctr/web/bundle --id web --state-dir /run/zctr/web --control-fd 3 \
+             --rootfs-overlay /run/zctr/web/rootfs-overlay"
         );
     }
 

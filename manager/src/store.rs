@@ -14,6 +14,9 @@ pub const LOCK_FILE: &str = "daemon.lock";
 pub const RECORD_FILE: &str = "container.json";
 /// Name of the bundle directory inside a container's directory.
 pub const BUNDLE_DIR: &str = "bundle";
+/// Name of the directory inside a container's directory that holds its rootfs
+/// overlay's upper and work dirs: every write of the container to its root.
+pub const ROOTFS_OVERLAY_DIR: &str = "rootfs-overlay";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -15,6 +15,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
+/// The largest config.json the shim reads (a generated one is a few KiB).
+const CONFIG_MAX: u64 = 4 * 1024 * 1024;
+
 /// Runs one command line; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
     let cmd = match crate::cli::parse(args) {
@@ -179,14 +182,9 @@ fn prepare_and_monitor(
     }
     sys::set_child_subreaper().map_err(|e| SetupError::new("subreaper", e as i32, e.desc()))?;
     let config_path = a.bundle.join("config.json");
-    let text = fs::read_to_string(&config_path).map_err(|e| {
-        SetupError::new(
-            "config",
-            e.raw_os_error().unwrap_or(0),
-            format!("{}: {e}", config_path.display()),
-        )
-    })?;
-    let spec: oci_spec::runtime::Spec = serde_json::from_str(&text).map_err(|e| {
+    let text = crate::readfile::read_in(&a.bundle, "config.json", CONFIG_MAX)
+        .map_err(|e| SetupError::new("config", e.errno, e.to_string()))?;
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&text).map_err(|e| {
         SetupError::new(
             "config",
             libc::EINVAL,
@@ -195,7 +193,7 @@ fn prepare_and_monitor(
     })?;
     let host = HostFacts::probe()
         .map_err(|e| SetupError::new("host", e.raw_os_error().unwrap_or(0), e.to_string()))?;
-    let plan = plan::build(&spec, &a.bundle, &host).map_err(|e| {
+    let plan = plan::build(&spec, &a.bundle, &host, a.rootfs_overlay.as_deref()).map_err(|e| {
         SetupError::new(
             "config",
             libc::EINVAL,

@@ -1,7 +1,8 @@
 //! The handshake between the shim and the container child: a SOCK_SEQPACKET
 //! socketpair, close-on-exec on both ends. Each side holds only its own end.
 //!
-//! shim → child: `GO` (ids mapped, cgroup joined), `START` (exec now).
+//! shim → child: `GO` (ids mapped, cgroup joined; carries the rootfs overlay
+//! mount as an SCM_RIGHTS fd when there is one), `START` (exec now).
 //! child → shim: a fixed-size [`ChildReport`]: ready, or failed with step + errno.
 //! A successful exec closes the child's end: the shim sees EOF.
 
@@ -124,8 +125,10 @@ impl ShimEnd {
         self.0.as_raw_fd()
     }
 
-    pub fn send_go(&self) -> nix::Result<()> {
-        sys::write_all(self.fd(), &[GO])
+    /// Lets the child go on; `rootfs` (a detached mount made after clone, so
+    /// not in the child's fd table) travels with it.
+    pub fn send_go(&self, rootfs: Option<RawFd>) -> nix::Result<()> {
+        sys::send_byte_with_fd(self.fd(), GO, rootfs)
     }
 
     pub fn send_start(&self) -> nix::Result<()> {
@@ -170,8 +173,17 @@ impl ChildEnd {
         }
     }
 
-    pub fn wait_go(&self) -> Result<(), Errno> {
-        self.wait_for(GO)
+    /// Waits for `GO`; returns the fd that came with it, if any.
+    pub fn wait_go(&self) -> Result<Option<RawFd>, Errno> {
+        match sys::recv_byte_with_fd(self.fd())? {
+            (1, GO, fd) => Ok(fd),
+            (_, _, fd) => {
+                if let Some(fd) = fd {
+                    sys::close(fd);
+                }
+                Err(Errno::ECONNABORTED)
+            }
+        }
     }
 
     pub fn wait_start(&self) -> Result<(), Errno> {
@@ -210,9 +222,14 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
-        shim.send_go().unwrap();
-        child.wait_go().unwrap();
-        shim.send_go().unwrap();
+        shim.send_go(None).unwrap();
+        assert_eq!(child.wait_go().unwrap(), None);
+        let devnull = std::fs::File::open("/dev/null").unwrap();
+        shim.send_go(Some(devnull.as_raw_fd())).unwrap();
+        let got = child.wait_go().unwrap().expect("an fd came with GO");
+        assert!(got > 2 && got != devnull.as_raw_fd());
+        sys::close(got);
+        shim.send_go(None).unwrap();
         assert_eq!(child.wait_start(), Err(Errno::ECONNABORTED));
         drop(child);
         assert_eq!(shim.recv().unwrap(), Event::Closed);

@@ -240,7 +240,14 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     debug(ctx, "reset signals");
     sys::reset_signals().at("reset signals", b"")?;
     debug(ctx, "wait for the shim");
-    ctx.channel.wait_go().at("wait for the shim", b"")?;
+    let overlay = ctx.channel.wait_go().at("wait for the shim", b"")?;
+    if overlay.is_some() != plan.rootfs_overlay.is_some() {
+        return Err(Fail {
+            step: "rootfs overlay",
+            errno: Errno::EPROTO,
+            detail: b"the shim's GO did not carry the overlay as planned",
+        });
+    }
     for &(fd, nstype) in ctx.join {
         debug(ctx, "join namespace");
         sys::setns(fd, nstype).at("join namespace", b"")?;
@@ -264,7 +271,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     }
     debug(ctx, "root propagation");
     sys::mount(None, c"/", None, plan.root_propagation, None).at("set / propagation", b"")?;
-    let root = mount_rootfs(ctx)?;
+    let root = mount_rootfs(ctx, overlay)?;
     for (i, m) in plan.mounts.iter().enumerate() {
         debug(ctx, "mount");
         let tree = ctx.mount_trees.get(i).copied().filter(|&fd| fd >= 0);
@@ -380,18 +387,23 @@ fn chdir_in_root(cwd: &CStr) -> Result<(), Errno> {
     r
 }
 
-/// Binds (or attaches the idmapped clone of) the rootfs onto itself, so it is a
-/// mount point pivot_root can use, and opens it.
-fn mount_rootfs<'a>(ctx: &ChildCtx<'a>) -> Result<RawFd, Fail<'a>> {
+/// Binds (or attaches the idmapped clone of, or the overlay on) the rootfs
+/// onto itself, so it is a mount point pivot_root can use, and opens it.
+fn mount_rootfs<'a>(ctx: &ChildCtx<'a>, overlay: Option<RawFd>) -> Result<RawFd, Fail<'a>> {
     let rootfs = &ctx.plan.rootfs;
     let detail = rootfs.to_bytes();
-    match ctx.rootfs_tree {
-        Some(tree) => {
+    match (overlay, ctx.rootfs_tree) {
+        (Some(tree), _) => {
+            debug(ctx, "attach rootfs overlay");
+            sys::move_mount_to(tree, rootfs).at("attach rootfs overlay", detail)?;
+            sys::close(tree);
+        }
+        (None, Some(tree)) => {
             debug(ctx, "attach idmapped rootfs");
             sys::move_mount_to(tree, rootfs).at("attach idmapped rootfs", detail)?;
             sys::close(tree);
         }
-        None => {
+        (None, None) => {
             debug(ctx, "bind rootfs");
             sys::mount(
                 Some(rootfs),
@@ -635,19 +647,37 @@ fn set_user_and_caps(plan: &Plan) -> Step<'_> {
 /// Tries each candidate path; returns the most telling errno when none runs.
 /// Fails `create` (as runc does) when no candidate for `process.args[0]` is
 /// an executable file in the container's filesystem as it will be at exec.
+/// Each candidate is looked at with O_PATH (nothing is opened for reading, a
+/// FIFO cannot block) resolved inside the new root, magic links refused.
 /// Relative candidates depend on `process.cwd` and are left to exec.
 fn find_executable(plan: &Plan) -> Step<'_> {
     let mut result = Errno::ENOENT;
+    let root = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
+        .at("open new root", b"/")?;
     for path in &plan.exec_candidates {
-        if path.to_bytes().first() != Some(&b'/') {
-            return Ok(());
-        }
-        match sys::stat_mode(path) {
-            Ok(mode) if mode & libc::S_IFMT == libc::S_IFREG && mode & 0o111 != 0 => return Ok(()),
+        let rel = match path.to_bytes() {
+            [b'/', rel @ ..] => rel,
+            _ => {
+                sys::close(root);
+                return Ok(());
+            }
+        };
+        let mut buf = [0u8; PATH_MAX];
+        let fd =
+            in_buf(rel, &mut buf).and_then(|rel| sys::openat2(root, rel, libc::O_PATH, 0, RESOLVE));
+        let Ok(fd) = fd else { continue };
+        let mode = sys::fstat_owner_mode(fd).map(|(_, _, mode)| mode);
+        sys::close(fd);
+        match mode {
+            Ok(mode) if mode & libc::S_IFMT == libc::S_IFREG && mode & 0o111 != 0 => {
+                sys::close(root);
+                return Ok(());
+            }
             Ok(_) => result = Errno::EACCES,
             Err(_) => {}
         }
     }
+    sys::close(root);
     let arg0 = plan.argv.first().map_or(&b""[..], |a| a.to_bytes());
     Err(Fail {
         step: "find executable",

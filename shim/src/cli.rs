@@ -6,13 +6,18 @@ pub const USAGE: &str = "\
 zctr-shim: the per-container shim of zctr.
 
 USAGE:
-  zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES] [--debug]
+  zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES]
+                   [--rootfs-overlay DIR] [--debug]
       Create the container described by DIR/config.json up to just before exec,
       then stay as its subreaper in the background. Status frames go to the
       control fd (a stream socket) and to STATE-DIR/shim.sock; the container's
       stdout and stderr go to STATE-DIR/container.log (rotated past --log-max,
       default 1 MiB), the shim's own messages to STATE-DIR/shim.log.
-  zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--debug]
+      --rootfs-overlay DIR: the container's root is an overlay on root.path;
+      every write goes to DIR/upper (DIR is made mode 0700), root.path is only
+      read and, in a user namespace, idmapped. Without it, writes go to
+      root.path itself, which is then never idmapped.
+  zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--rootfs-overlay DIR] [--debug]
       Debug one container by hand: create and start it in the foreground with
       stdio attached, print every setup step with --debug, and exit with the
       container's exit code (128+N when killed by signal N).
@@ -45,6 +50,8 @@ pub struct CreateArgs {
     pub state_dir: Option<PathBuf>,
     pub control_fd: Option<i32>,
     pub log_max: u64,
+    /// Where the rootfs overlay's upper and work dirs go (made 0700).
+    pub rootfs_overlay: Option<PathBuf>,
     pub debug: bool,
 }
 
@@ -119,6 +126,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                     ))
                 })?;
             }
+            "--rootfs-overlay" => {
+                c.rootfs_overlay = Some(PathBuf::from(value(&mut it, "--rootfs-overlay")?))
+            }
             "--debug" => c.debug = true,
             "-h" | "--help" => return Ok(Command::Help),
             a if a.starts_with('-') && a.len() > 1 && a.parse::<i32>().is_err() => {
@@ -178,12 +188,14 @@ mod tests {
 
     #[test]
     fn parses_every_mode() {
-        let Command::Create(c) =
-            p("create --bundle /b --id x --state-dir /s --control-fd 3 --debug").unwrap()
-        else {
+        let Command::Create(c) = p(
+            "create --bundle /b --id x --state-dir /s --control-fd 3 --debug --rootfs-overlay /s/o",
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(c.bundle, PathBuf::from("/b"));
+        assert_eq!(c.rootfs_overlay, Some(PathBuf::from("/s/o")));
         assert_eq!(c.control_fd, Some(3));
         assert!(c.debug);
         assert!(matches!(p("run --bundle /b").unwrap(), Command::Run(_)));
@@ -212,6 +224,10 @@ mod tests {
             ("run", "--bundle"),
             ("kill --state-dir /s NOPE", "unknown signal"),
             ("run --bundle /b --frob", "--frob"),
+            (
+                "run --bundle /b --rootfs-overlay",
+                "--rootfs-overlay needs a value",
+            ),
             (
                 "create --bundle /b --id x --state-dir /s --control-fd 1",
                 "control-fd",

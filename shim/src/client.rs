@@ -82,15 +82,17 @@ pub fn kill(dir: &Path, signal: i32) -> i32 {
     }
 }
 
+/// The largest status.json `state` prints (it is a few hundred bytes).
+const STATUS_MAX: u64 = 64 * 1024;
+
 pub fn state(dir: &Path) -> i32 {
-    let path = dir.join(STATUS_FILE);
-    match std::fs::read_to_string(&path) {
+    match crate::readfile::read_in(dir, STATUS_FILE, STATUS_MAX) {
         Ok(s) => {
-            println!("{}", s.trim_end());
+            println!("{}", String::from_utf8_lossy(&s).trim_end());
             0
         }
         Err(e) => {
-            eprintln!("zctr-shim: {}: {e}", path.display());
+            eprintln!("zctr-shim: {e}");
             1
         }
     }

@@ -6,6 +6,9 @@
 //! child then attaches the clones with `move_mount` instead of binding the
 //! sources. Where the filesystem (or kernel) cannot idmap, an automatic idmap
 //! falls back to the clone as a plain bind; a requested one is an error.
+//!
+//! With a rootfs overlay the rootfs is cloned too (idmapped or not): the
+//! clone becomes the overlay's lower layer (`overlay`) instead of the root.
 
 use crate::launch::SetupError;
 use crate::plan::{Idmap, Plan};
@@ -36,10 +39,11 @@ impl Trees {
         } else {
             libc::MS_SLAVE
         };
-        if plan.idmap_rootfs {
+        if plan.idmap_rootfs || plan.rootfs_overlay.is_some() {
+            // An overlay layer is one mount: submounts would not show anyway.
             trees.rootfs = Some(clone_tree(
                 &plan.rootfs,
-                true,
+                plan.rootfs_overlay.is_none(),
                 propagation,
                 "clone rootfs mount",
             )?);
@@ -62,8 +66,18 @@ impl Trees {
         Ok(trees)
     }
 
-    pub fn rootfs(&self) -> Option<RawFd> {
-        self.rootfs.as_ref().map(|t| t.as_raw_fd())
+    /// The clone the child attaches as its root, when it attaches one
+    /// (not with an overlay: the overlay is built on it).
+    pub fn rootfs(&self, plan: &Plan) -> Option<RawFd> {
+        match plan.rootfs_overlay {
+            Some(_) => None,
+            None => self.rootfs.as_ref().map(|t| t.as_raw_fd()),
+        }
+    }
+
+    /// The rootfs clone, for the overlay's lower layer.
+    pub fn take_rootfs(&mut self) -> Option<OwnedFd> {
+        self.rootfs.take()
     }
 
     /// Per plan mount, the clone to attach or -1; empty when nothing is idmapped.
@@ -71,14 +85,15 @@ impl Trees {
         &self.mount_fds
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rootfs.is_none() && self.owned.is_empty()
+    /// Whether [`Trees::apply`] has anything to idmap.
+    pub fn needs_userns(&self, plan: &Plan) -> bool {
+        (plan.idmap_rootfs && self.rootfs.is_some()) || !self.owned.is_empty()
     }
 
     /// Idmaps every clone through `userns` (the child's user namespace, its
     /// maps written). Automatic idmaps fall back to plain binds.
     pub fn apply(&self, plan: &Plan, userns: BorrowedFd, debug: bool) -> Result<(), SetupError> {
-        if let Some(tree) = &self.rootfs {
+        if let Some(tree) = self.rootfs.as_ref().filter(|_| plan.idmap_rootfs) {
             let auto = Idmap::Auto { recursive: true };
             set_idmap(tree.as_raw_fd(), userns, auto, &plan.rootfs, debug)
                 .map_err(|e| SetupError::errno("idmap rootfs", &show(&plan.rootfs), e))?;

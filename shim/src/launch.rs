@@ -6,6 +6,7 @@ use crate::cgroup::{ContainerCgroup, Hierarchy};
 use crate::channel::{self, ChildFailure, Event, ShimEnd};
 use crate::child::{self, ChildCtx};
 use crate::idmap::Trees;
+use crate::overlay::Layers;
 use crate::plan::Plan;
 use crate::sys;
 use nix::errno::Errno;
@@ -110,8 +111,10 @@ pub fn create(
     }
 }
 
+/// Opens a namespace file named by the config: non-blocking, so that a FIFO
+/// there fails (setns refuses what is not a namespace) instead of hanging.
 fn open_ns(j: &crate::plan::JoinNs) -> Result<OwnedFd, SetupError> {
-    open_fd(&j.path, libc::O_CLOEXEC).map_err(|e| {
+    open_fd(&j.path, libc::O_CLOEXEC | libc::O_NONBLOCK).map_err(|e| {
         SetupError::new(
             "join namespace",
             e.raw_os_error().unwrap_or(0),
@@ -142,7 +145,12 @@ fn spawn(
         .zip(&plan.join_in_child)
         .map(|(fd, j)| (fd.as_raw_fd(), j.nstype))
         .collect();
-    let trees = Trees::open(plan)?;
+    let mut trees = Trees::open(plan)?;
+    let layers = plan
+        .rootfs_overlay
+        .as_deref()
+        .map(Layers::prepare)
+        .transpose()?;
     let cgroup_fd = match cgroup.unified_dir() {
         Some(dir) => Some(
             open_fd(dir, libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -158,7 +166,7 @@ fn spawn(
         exec: &exec,
         channel: &child_end,
         join: &join,
-        rootfs_tree: trees.rootfs(),
+        rootfs_tree: trees.rootfs(plan),
         mount_trees: trees.mount_fds(),
         stdio: stdio.fds,
         debug,
@@ -177,11 +185,18 @@ fn spawn(
         e
     };
     finish_parent_side(plan, cgroup, pid, born_in_cgroup, &trees, debug).map_err(kill)?;
+    // Made after clone (the lower layer's idmap needs the child's user
+    // namespace), so it travels to the child with GO.
+    let overlay = match (&layers, trees.take_rootfs()) {
+        (Some(l), Some(lower)) => Some(l.mount(lower).map_err(kill)?),
+        _ => None,
+    };
     drop(trees);
     shim_end
-        .send_go()
+        .send_go(overlay.as_ref().map(|o| o.as_raw_fd()))
         .map_err(|e| SetupError::errno("handshake", "send go", e))
         .map_err(kill)?;
+    drop(overlay);
     match shim_end.recv() {
         Ok(Event::Ready) => Ok((pid, shim_end)),
         Ok(Event::Failed(f)) => Err(kill(f.into())),
@@ -218,7 +233,7 @@ fn finish_parent_side(
         fs::write(format!("{proc}/oom_score_adj"), adj.to_string())
             .map_err(|e| SetupError::io("oom_score_adj", &e))?;
     }
-    if !trees.is_empty() {
+    if trees.needs_userns(plan) {
         let userns = open_fd(
             std::path::Path::new(&format!("{proc}/ns/user")),
             libc::O_CLOEXEC,

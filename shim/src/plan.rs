@@ -45,8 +45,9 @@ pub enum MountKind {
 pub enum Idmap {
     /// A plain bind.
     Off,
-    /// The rootfs is owned by an id the user namespace does not map: idmap it
-    /// where the filesystem allows, else fall back to a plain bind. (Bind
+    /// The rootfs is owned by an id the user namespace does not map and is the
+    /// lower layer of an overlay: idmap it where the filesystem allows, else
+    /// fall back to a plain bind. (Bind
     /// mounts are never idmapped unasked: through an idmapped volume the
     /// container could leave host-root-owned setuid files on the host.)
     Auto { recursive: bool },
@@ -170,10 +171,15 @@ pub struct Plan {
     /// joined to each PATH entry of the container's environment.
     pub exec_candidates: Vec<CString>,
     pub cgroups_path: String,
-    /// Make the rootfs an idmapped mount (user namespace + rootfs owned by an unmapped uid).
+    /// Make the rootfs an idmapped mount (user namespace + rootfs owned by an
+    /// unmapped uid + an overlay: never on a rootfs the container writes to).
     pub idmap_rootfs: bool,
     /// `linux.seccomp`, compiled (see `seccomp`).
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// The container's root is an overlay: the rootfs is its read-only lower
+    /// layer, and `<dir>/upper` and `<dir>/work` (a directory the shim makes
+    /// 0700) take every write. See "Writes and the host" in docs/shim.md.
+    pub rootfs_overlay: Option<PathBuf>,
 }
 
 /// Pointer arrays into a plan's C strings, NULL-terminated, built before fork.
@@ -383,7 +389,14 @@ fn id_map(
 }
 
 /// Builds the plan for the bundle at `bundle` whose parsed config is `spec`.
-pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanError> {
+/// With `overlay` (a directory the shim owns, see [`Plan::rootfs_overlay`]) the
+/// container's writes to its root go to an overlay's upper layer there.
+pub fn build(
+    spec: &Spec,
+    bundle: &Path,
+    host: &HostFacts,
+    overlay: Option<&Path>,
+) -> Result<Plan, PlanError> {
     let process = spec
         .process()
         .as_ref()
@@ -470,9 +483,12 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         .as_ref()
         .and_then(|a| a.get(ROOTFS_IDMAP_ANNOTATION))
         .is_some_and(|v| v == "false");
+    // Only below an overlay: through a writable idmapped rootfs the
+    // container's root would create files owned by host root in the image
+    // directory (setuid binaries an unprivileged host user could run).
     let idmap_rootfs = {
         use std::os::unix::fs::MetadataExt;
-        userns && !maps_host_id(uid_maps, meta.uid()) && !idmap_off
+        userns && !maps_host_id(uid_maps, meta.uid()) && !idmap_off && overlay.is_some()
     };
 
     // Mounts.
@@ -731,6 +747,13 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
     // even have the same paths.
     let joins_mountns = join_in_child.iter().any(|j| j.nstype == libc::CLONE_NEWNS);
     let idmap_rootfs = idmap_rootfs && !sys_admin && !joins_mountns;
+    if overlay.is_some() && joins_mountns {
+        return Err(err(
+            "linux.namespaces",
+            "a rootfs overlay cannot be made for a container joining a mount namespace \
+             (its layers are opened in the shim's own)",
+        ));
+    }
     if sys_admin || joins_mountns {
         if let Some(m) = mounts.iter().find(|m| m.idmap.is_on()) {
             return Err(err(
@@ -784,6 +807,7 @@ pub fn build(spec: &Spec, bundle: &Path, host: &HostFacts) -> Result<Plan, PlanE
         cgroups_path,
         idmap_rootfs,
         seccomp: crate::seccomp::plan(linux.seccomp().as_ref())?,
+        rootfs_overlay: overlay.map(Path::to_path_buf),
     })
 }
 
@@ -910,7 +934,7 @@ mod tests {
                "capabilities":{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_KILL"]},
                "rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":512}],"noNewPrivileges":true"#,
         ));
-        let p = build(&s, Path::new("/"), &host()).unwrap();
+        let p = build(&s, Path::new("/"), &host(), None).unwrap();
         assert_eq!(
             p.clone_flags,
             (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64
@@ -1011,7 +1035,7 @@ mod tests {
             let Ok(s) = serde_json::from_str::<Spec>(&json) else {
                 continue; // the spec crate itself refused it: also fine
             };
-            let e = build(&s, Path::new("/"), &host()).unwrap_err();
+            let e = build(&s, Path::new("/"), &host(), None).unwrap_err();
             assert!(e.field.starts_with(field), "{e} (wanted {field})");
         }
     }
@@ -1024,15 +1048,16 @@ mod tests {
                "gidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
                "namespaces":[{"type":"user"},"#,
         );
-        let p = build(&spec(&json), Path::new("/"), &host()).unwrap();
+        let p = build(&spec(&json), Path::new("/"), &host(), Some(ovl())).unwrap();
         assert!(p.userns);
         assert_eq!(p.uid_map, "0 100000 65536\n");
         // "/" is owned by host root, outside the mapping: idmap it.
         assert!(p.idmap_rootfs);
+        assert_eq!(p.rootfs_overlay.as_deref(), Some(ovl()));
         assert_eq!(p.exec_candidates, vec![CString::new("/x").unwrap()]);
         let no_maps = base("", r#""args":["/x"]"#)
             .replace(r#""namespaces":["#, r#""namespaces":[{"type":"user"},"#);
-        let e = build(&spec(&no_maps), Path::new("/"), &host()).unwrap_err();
+        let e = build(&spec(&no_maps), Path::new("/"), &host(), None).unwrap_err();
         assert_eq!(e.field, "linux.uidMappings");
     }
 
@@ -1060,10 +1085,14 @@ mod tests {
             .idmap
     }
 
+    fn ovl() -> &'static Path {
+        Path::new("/run/test-overlay")
+    }
+
     #[test]
     fn only_the_rootfs_is_idmapped_unasked() {
         // "/" and /tmp are owned by host root, which the mapping does not cover.
-        let p = build(&userns_spec("", ""), Path::new("/"), &host()).unwrap();
+        let p = build(&userns_spec("", ""), Path::new("/"), &host(), Some(ovl())).unwrap();
         assert!(p.idmap_rootfs);
         assert_eq!(idmap_of(&p, "data"), Idmap::Off);
         assert_eq!(idmap_of(&p, "proc"), Idmap::Off);
@@ -1072,13 +1101,35 @@ mod tests {
             &spec(&base("", r#""args":["/x"]"#)),
             Path::new("/"),
             &host(),
+            None,
         )
         .unwrap();
         assert!(!p.idmap_rootfs);
         // The annotation turns the rootfs idmap off.
         let off = userns_spec("", r#""annotations":{"org.zctr.rootfs-idmap":"false"},"#);
-        let p = build(&off, Path::new("/"), &host()).unwrap();
+        let p = build(&off, Path::new("/"), &host(), Some(ovl())).unwrap();
         assert!(!p.idmap_rootfs);
+    }
+
+    #[test]
+    fn a_rootfs_written_in_place_is_never_idmapped() {
+        // Without an overlay the container writes into the image directory:
+        // through an idmap its root would create host-root-owned files there.
+        let p = build(&userns_spec("", ""), Path::new("/"), &host(), None).unwrap();
+        assert!(!p.idmap_rootfs);
+        assert!(p.rootfs_overlay.is_none());
+    }
+
+    #[test]
+    fn an_overlay_cannot_be_made_in_a_joined_mount_namespace() {
+        let json = base("", r#""args":["/x"]"#).replace(
+            r#"{"type":"mount"}"#,
+            r#"{"type":"mount","path":"/proc/1/ns/mnt"}"#,
+        );
+        build(&spec(&json), Path::new("/"), &host(), None).unwrap();
+        let e = build(&spec(&json), Path::new("/"), &host(), Some(ovl())).unwrap_err();
+        assert_eq!(e.field, "linux.namespaces");
+        assert!(e.reason.contains("overlay"), "{e}");
     }
 
     #[test]
@@ -1090,6 +1141,7 @@ mod tests {
             &userns_spec(&m(r#""rbind","idmap""#), ""),
             Path::new("/"),
             &host(),
+            None,
         )
         .unwrap();
         assert_eq!(idmap_of(&p, "v"), Idmap::Required { recursive: false });
@@ -1097,6 +1149,7 @@ mod tests {
             &userns_spec(&m(r#""bind","ridmap""#), ""),
             Path::new("/"),
             &host(),
+            None,
         )
         .unwrap();
         assert_eq!(idmap_of(&p, "v"), Idmap::Required { recursive: true });
@@ -1104,21 +1157,21 @@ mod tests {
         let own = r#"{"destination":"/v","type":"bind","source":"/tmp","options":["rbind"],
             "uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
             "gidMappings":[{"containerID":0,"hostID":100000,"size":65536}]},"#;
-        let p = build(&userns_spec(own, ""), Path::new("/"), &host()).unwrap();
+        let p = build(&userns_spec(own, ""), Path::new("/"), &host(), None).unwrap();
         assert_eq!(idmap_of(&p, "v"), Idmap::Required { recursive: false });
         // Other mappings cannot go through the container's user namespace.
         let other = own.replacen("100000", "200000", 1);
-        let e = build(&userns_spec(&other, ""), Path::new("/"), &host()).unwrap_err();
+        let e = build(&userns_spec(&other, ""), Path::new("/"), &host(), None).unwrap_err();
         assert_eq!(e.field, "mounts[0].uidMappings");
         // idmap without a user namespace, or on a non-bind mount, is refused.
         let json = base("", r#""args":["/x"]"#).replace(
             r#""mounts":["#,
             &format!(r#""mounts":[{}"#, m(r#""rbind","idmap""#)),
         );
-        let e = build(&spec(&json), Path::new("/"), &host()).unwrap_err();
+        let e = build(&spec(&json), Path::new("/"), &host(), None).unwrap_err();
         assert_eq!(e.field, "mounts[0]");
         let tmpfs = r#"{"destination":"/t","type":"tmpfs","source":"tmpfs","options":["idmap"]},"#;
-        let e = build(&userns_spec(tmpfs, ""), Path::new("/"), &host()).unwrap_err();
+        let e = build(&userns_spec(tmpfs, ""), Path::new("/"), &host(), None).unwrap_err();
         assert_eq!(e.field, "mounts[0].options");
     }
 
@@ -1136,7 +1189,7 @@ mod tests {
                    "namespaces":[{"type":"user"},"#,
             )
             .replace(r#""mounts":["#, &format!(r#""mounts":[{mounts}"#));
-            build(&spec(&json), Path::new("/"), &host())
+            build(&spec(&json), Path::new("/"), &host(), None)
         };
         // The rootfs falls back to a plain bind.
         assert!(!with_admin("").unwrap().idmap_rootfs);
@@ -1156,7 +1209,7 @@ mod tests {
         );
         let mut h = host();
         h.bounding = !(1u64 << 5); // no CAP_KILL
-        let e = build(&spec(&json), Path::new("/"), &h).unwrap_err();
+        let e = build(&spec(&json), Path::new("/"), &h, None).unwrap_err();
         assert_eq!(e.field, "process.capabilities");
         assert!(e.reason.starts_with("CAP_KILL not in"), "{e}");
         // A new user namespace has a full bounding set of its own.
@@ -1166,7 +1219,7 @@ mod tests {
                "gidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
                "namespaces":[{"type":"user"},"#,
         );
-        build(&spec(&json), Path::new("/"), &h).unwrap();
+        build(&spec(&json), Path::new("/"), &h, None).unwrap();
     }
 
     #[test]
@@ -1183,6 +1236,7 @@ mod tests {
             &spec(&base("", r#""args":["/x"]"#)),
             Path::new("/"),
             &unified,
+            None,
         )
         .unwrap();
         let cg: Vec<_> = p

@@ -271,6 +271,161 @@ pub fn move_mount_onto(fd: RawFd, target: RawFd) -> SysResult<()> {
     move_mount(fd, target, c"", MOVE_MOUNT_T_EMPTY_PATH)
 }
 
+/// fsopen(2): a filesystem context for `fstype` ("overlay"), close-on-exec.
+pub fn fsopen(fstype: &CStr) -> SysResult<RawFd> {
+    const FSOPEN_CLOEXEC: c_ulong = 1;
+    // SAFETY: NUL-terminated name.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    check(ret).map(|fd| fd as RawFd)
+}
+
+const FSCONFIG_SET_STRING: c_int = 1;
+const FSCONFIG_CMD_CREATE: c_int = 6;
+
+fn fsconfig(
+    fs: RawFd,
+    cmd: c_int,
+    key: Option<&CStr>,
+    value: *const c_void,
+    aux: c_int,
+) -> SysResult<()> {
+    // SAFETY: key is NUL-terminated or NULL; value is what `cmd` expects
+    // (a NUL-terminated string or NULL) and outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, opt_ptr(key), value, aux) };
+    check(ret).map(drop)
+}
+
+/// fsconfig(FSCONFIG_SET_STRING, key, value).
+pub fn fsconfig_set_string(fs: RawFd, key: &CStr, value: &CStr) -> SysResult<()> {
+    fsconfig(fs, FSCONFIG_SET_STRING, Some(key), value.as_ptr().cast(), 0)
+}
+
+/// fsconfig(FSCONFIG_CMD_CREATE): makes the superblock.
+pub fn fsconfig_create(fs: RawFd) -> SysResult<()> {
+    fsconfig(fs, FSCONFIG_CMD_CREATE, None, std::ptr::null(), 0)
+}
+
+/// The kernel's messages about a failed fsconfig, read from the context fd
+/// (each read returns one message; none left: ENODATA).
+pub fn fs_context_log(fs: RawFd, buf: &mut [u8]) -> usize {
+    let mut len = 0;
+    while len < buf.len() {
+        match read(fs, &mut buf[len..]) {
+            Ok(n) if n > 0 => {
+                len += n;
+                if len < buf.len() {
+                    buf[len] = b';';
+                    len += 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    len
+}
+
+/// fsmount(2): a detached mount of the created superblock, close-on-exec.
+pub fn fsmount(fs: RawFd) -> SysResult<RawFd> {
+    const FSMOUNT_CLOEXEC: c_ulong = 1;
+    // SAFETY: plain syscall on the context fd.
+    let ret = unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0 as c_ulong) };
+    check(ret).map(|fd| fd as RawFd)
+}
+
+/// fstat(2).
+pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    check(unsafe { libc::fstat(fd, &mut st) } as c_long)?;
+    Ok(st)
+}
+
+/// Owner, group and mode of the file open as `fd` (as seen through its mount,
+/// idmapped or not).
+pub fn fstat_owner_mode(fd: RawFd) -> SysResult<(u32, u32, u32)> {
+    fstat(fd).map(|st| (st.st_uid, st.st_gid, st.st_mode))
+}
+
+pub fn fchmod(fd: RawFd, mode: u32) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::fchmod(fd, mode) } as c_long).map(drop)
+}
+
+/// Aligned room for one SCM_RIGHTS control message carrying one fd.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 64]);
+
+/// Sends `byte` with, when given, `fd` attached (SCM_RIGHTS).
+pub fn send_byte_with_fd(sock: RawFd, byte: u8, fd: Option<RawFd>) -> SysResult<()> {
+    let mut data = [byte];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = CmsgBuf([0; 64]);
+    // SAFETY: msghdr is plain data; every pointer in it refers to locals that
+    // outlive the sendmsg call, and CMSG_* stay within `cbuf` (64 bytes hold
+    // CMSG_SPACE(4)).
+    let ret = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if let Some(fd) = fd {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
+            msg.msg_control = cbuf.0.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), fd);
+        }
+        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL)
+    };
+    check(ret as c_long).map(drop)
+}
+
+/// Receives one byte and the fd attached to it, if any (close-on-exec).
+/// Allocates nothing. Returns (bytes read, fd).
+pub fn recv_byte_with_fd(sock: RawFd) -> SysResult<(usize, u8, Option<RawFd>)> {
+    let mut data = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = CmsgBuf([0; 64]);
+    // SAFETY: as in send_byte_with_fd; the kernel writes at most
+    // msg_controllen bytes into `cbuf`, and CMSG_* walk only what it wrote.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.0.as_mut_ptr().cast();
+        msg.msg_controllen = cbuf.0.len() as _;
+        let n = loop {
+            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 || Errno::last() != Errno::EINTR {
+                break n;
+            }
+        };
+        let n = check(n as c_long)? as usize;
+        let mut fd = None;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let got = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>());
+                match fd {
+                    None => fd = Some(got),
+                    // Only one fd is ever sent: close any extra.
+                    Some(_) => close(got),
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        Ok((n, data[0], fd))
+    }
+}
+
 pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
     // SAFETY: plain syscall.
     check(unsafe { libc::setns(fd, nstype) } as c_long).map(drop)
@@ -538,14 +693,6 @@ pub fn is_dir(fd: RawFd) -> SysResult<bool> {
     // SAFETY: st is a valid out-pointer.
     check(unsafe { libc::fstat(fd, &mut st) } as c_long)?;
     Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-}
-
-/// The st_mode of `path` (following symlinks).
-pub fn stat_mode(path: &CStr) -> SysResult<u32> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: NUL-terminated path; st is a valid out-pointer.
-    check(unsafe { libc::stat(path.as_ptr(), &mut st) } as c_long)?;
-    Ok(st.st_mode)
 }
 
 /// Unblocks every signal and restores default dispositions for those the Rust

@@ -246,23 +246,17 @@ fn run_profile(profile: Profile, net: Net) {
     assert_eq!(etc["ok"], true, "{ctx}");
     assert_eq!(etc["content"], "zctr-test\n");
     // /root is 0700 and owned by host root: only openable when it appears
-    // owned by the container's root, i.e. through the idmapped rootfs.
+    // owned by the container's root, i.e. through the idmapped lower layer.
     assert_eq!(check(&r, "open", "/root")["ok"], true, "{ctx}");
-    if unpriv {
-        let root_mount = r["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["mount_point"] == "/")
-            .unwrap();
-        assert!(
-            root_mount["options"]
-                .as_array()
-                .unwrap()
-                .contains(&"idmapped".into()),
-            "{ctx}"
-        );
-    }
+    // "/" is an overlay on the image directory (its lower layer, idmapped for
+    // unprivileged; the layer itself is no mount in the container).
+    let root_mount = r["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mount_point"] == "/")
+        .unwrap();
+    assert_eq!(root_mount["fs_type"], "overlay", "{ctx}");
 
     // Masked and read-only paths, devices, writes.
     let kcore = check(&r, "read", "/proc/kcore");
@@ -312,16 +306,23 @@ fn run_profile(profile: Profile, net: Net) {
     for dev in ["/dev/null", "/dev/zero", "/dev/urandom"] {
         assert_eq!(check(&r, "open", dev)["ok"], true, "{dev}; {ctx}");
     }
-    // A write to / stays inside the container's rootfs.
+    // A write to / stays inside the container: in the overlay's upper dir,
+    // not in the image directory, not on the host's /.
     let w = check(&r, "write", "/written-by-probe");
     assert_eq!(w["ok"], true, "{ctx}");
-    let host_file = c.rootfs.path().join("written-by-probe");
-    assert!(host_file.is_file());
+    let host_file = c.upper().join("written-by-probe");
+    assert!(host_file.is_file(), "{ctx}");
+    assert!(!c.rootfs.path().join("written-by-probe").exists(), "{ctx}");
     {
         use std::os::unix::fs::MetadataExt;
         let uid = std::fs::metadata(&host_file).unwrap().uid();
-        // Idmapped: container root's files land on disk as host root's.
-        assert_eq!(uid, 0);
+        // Container root's files belong to the host uid it maps to (host root
+        // only where the container's root is host root).
+        let root_host_uid = c.spec["linux"]["uidMappings"][0]["hostID"]
+            .as_u64()
+            .unwrap_or(0);
+        assert_eq!(u64::from(uid), root_host_uid, "{ctx}");
+        assert_eq!(root_host_uid == 0, !unpriv, "{ctx}");
     }
     assert!(!std::path::Path::new("/written-by-probe").exists());
 

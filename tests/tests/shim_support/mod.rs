@@ -49,6 +49,9 @@ pub struct Ctr {
     pub spec: Value,
     /// The `zctr-shim` executable to run (default: the built one).
     pub shim_bin: PathBuf,
+    /// `--rootfs-overlay` for `run` and `create` (default `<tmp>/overlay`, as
+    /// the manager passes one for every container); `None` leaves it out.
+    pub overlay: Option<PathBuf>,
     pub tmp: TempDir,
 }
 
@@ -88,6 +91,7 @@ impl Ctr {
             id,
             spec,
             shim_bin: bins::shim(),
+            overlay: Some(tmp.join("overlay")),
             tmp,
         }
     }
@@ -109,6 +113,19 @@ impl Ctr {
         Command::new(&self.shim_bin)
     }
 
+    /// `--rootfs-overlay DIR` when the fixture has one.
+    fn overlay_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.overlay {
+            Some(d) => vec!["--rootfs-overlay".into(), d.into()],
+            None => Vec::new(),
+        }
+    }
+
+    /// The overlay's upper dir: where the container's writes to / land.
+    pub fn upper(&self) -> PathBuf {
+        self.overlay.as_ref().expect("an overlay").join("upper")
+    }
+
     /// `zctr-shim run --bundle B` in the foreground (config written first).
     pub fn run(&self) -> Output {
         self.write_spec();
@@ -118,7 +135,8 @@ impl Ctr {
                 .arg("--bundle")
                 .arg(&self.bundle)
                 .arg("--id")
-                .arg(&self.id),
+                .arg(&self.id)
+                .args(self.overlay_args()),
             T,
         )
         .unwrap()
@@ -158,6 +176,7 @@ impl Ctr {
             .arg(&self.id)
             .arg("--state-dir")
             .arg(&self.state)
+            .args(self.overlay_args())
             .env("ZCTR_PROCS", procs.join(" "));
         run_cmd(&mut cmd, T).unwrap()
     }
