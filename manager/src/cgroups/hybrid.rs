@@ -6,7 +6,7 @@
 
 use super::v1::V1;
 use super::v2::{device_program, V2};
-use super::{CgroupError, CgroupPath, Cgroups, Layout};
+use super::{all_ok, CgroupError, CgroupPath, Cgroups, Layout};
 use oci_spec::runtime::LinuxResources;
 use std::path::PathBuf;
 
@@ -72,14 +72,23 @@ impl Cgroups for Hybrid {
         self.v1.oom_kills(path)
     }
 
+    /// v1 first: it thaws what `pause` froze in the v1 freezer, without
+    /// which no SIGKILL (cgroup.kill included) takes effect; the cgroup2
+    /// side then ends whatever is only there. Both are tried in any case.
     fn kill_all(&self, path: &CgroupPath) -> Result<(), CgroupError> {
-        self.v2.kill_all(path)?;
-        self.v1.kill_all(path)
+        let errors = [self.v1.kill_all(path).err(), self.v2.kill_all(path).err()];
+        all_ok(
+            "killing the cgroup's processes",
+            errors.into_iter().flatten().collect(),
+        )
     }
 
     fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
-        self.v1.remove(path)?;
-        self.v2.remove(path)
+        let errors = [self.v1.remove(path).err(), self.v2.remove(path).err()];
+        all_ok(
+            "removing the cgroup",
+            errors.into_iter().flatten().collect(),
+        )
     }
 
     fn exists(&self, path: &CgroupPath) -> bool {
