@@ -152,10 +152,15 @@ impl Registry {
     /// failure, whether or not the client is still there.
     pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<Arc<Container>> {
         let this = self.clone();
-        detached(async move { this.create_now(req).await }).await
+        detached(async move { this.create_now(req).await.map(|(c, _op)| c) }).await
     }
 
-    async fn create_now(self: &Arc<Self>, req: CreateRequest) -> Result<Arc<Container>> {
+    /// Creates the container; returns it still locked, so that `run` starts
+    /// it before any other operation can come in between.
+    async fn create_now(
+        self: &Arc<Self>,
+        req: CreateRequest,
+    ) -> Result<(Arc<Container>, OwnedMutexGuard<()>)> {
         let id = req.id.clone();
         let cgroup = container_cgroup(&self.settings.cgroup_parent, &id)?;
         let dir = self.env.store.dir(id.as_str());
@@ -180,7 +185,7 @@ impl Registry {
         let c = Container::new(record, cgroup.clone());
         // Held until the container is built or rolled back: an operation on
         // a `creating` container (delete --force) waits for the outcome.
-        let _op = c.op.clone().lock_owned().await;
+        let op = c.op.clone().lock_owned().await;
         {
             let mut table = self.table.lock().expect("table lock");
             if table.contains_key(id.as_str()) {
@@ -200,7 +205,7 @@ impl Registry {
             }
         }
         match self.build(&c).await {
-            Ok(()) => Ok(c),
+            Ok(()) => Ok((c, op)),
             Err(e) => {
                 let env = self.env.clone();
                 let idc = id.clone();
@@ -305,7 +310,12 @@ impl Registry {
 
     async fn start_now(&self, id: &str) -> Result<()> {
         let (c, _op) = self.locked(id).await?;
-        Self::invalid(&c, Op::Start)?;
+        self.start_locked(&c).await
+    }
+
+    /// Starts `c`, whose operation lock the caller holds.
+    async fn start_locked(&self, c: &Arc<Container>) -> Result<()> {
+        Self::invalid(c, Op::Start)?;
         let link = c
             .link()
             .ok_or_else(|| Error::ShimUnavailable(c.id.as_str().to_string()))?;
@@ -341,9 +351,10 @@ impl Registry {
     pub async fn run(self: &Arc<Self>, req: CreateRequest) -> Result<Arc<Container>> {
         let this = self.clone();
         detached(async move {
-            let c = this.create_now(req).await?;
-            if let Err(e) = this.start_now(c.id.as_str()).await {
-                if let Err(de) = this.delete_now(c.id.as_str(), true).await {
+            // One lock from creation to start: no other operation in between.
+            let (c, _op) = this.create_now(req).await?;
+            if let Err(e) = this.start_locked(&c).await {
+                if let Err(de) = this.delete_locked(&c, true).await {
                     eprintln!("zctr: {}: delete after a failed start: {de}", c.id);
                 }
                 return Err(e);
@@ -424,9 +435,14 @@ impl Registry {
 
     async fn delete_now(&self, id: &str, force: bool) -> Result<()> {
         let (c, _op) = self.locked(id).await?;
-        Self::invalid(&c, Op::Delete { force })?;
+        self.delete_locked(&c, force).await
+    }
+
+    /// Deletes `c`, whose operation lock the caller holds.
+    async fn delete_locked(&self, c: &Arc<Container>, force: bool) -> Result<()> {
+        Self::invalid(c, Op::Delete { force })?;
         if c.status() != Status::Stopped {
-            self.end(&c).await;
+            self.end(c).await;
         }
         // Let the shim finish its last writes before its directory goes.
         if let Some(shim) = c.record().shim {
@@ -439,7 +455,8 @@ impl Registry {
         }
         let env = self.env.clone();
         let cg = c.cgroup.clone();
-        let idc = id.to_string();
+        let id = c.id.as_str().to_string();
+        let idc = id.clone();
         blocking(move || -> Result<()> {
             // Nothing may be left; killing an empty cgroup costs little. A
             // cgroup that cannot go keeps the record, for another delete.
@@ -451,7 +468,7 @@ impl Registry {
             Ok(())
         })
         .await?;
-        self.forget(id);
+        self.forget(&id);
         Ok(())
     }
 

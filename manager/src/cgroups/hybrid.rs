@@ -72,11 +72,17 @@ impl Cgroups for Hybrid {
         self.v1.oom_kills(path)
     }
 
-    /// v1 first: it thaws what `pause` froze in the v1 freezer, without
-    /// which no SIGKILL (cgroup.kill included) takes effect; the cgroup2
-    /// side then ends whatever is only there. Both are tried in any case.
+    /// `cgroup.kill` on the cgroup2 side first (every process at once, no
+    /// fork escapes it), then the v1 side, which thaws what `pause` froze in
+    /// the v1 freezer (a frozen task acts on SIGKILL only once thawed) and
+    /// waits; then the cgroup2 side waits too. Each step runs in any case.
     fn kill_all(&self, path: &CgroupPath) -> Result<(), CgroupError> {
-        let errors = [self.v1.kill_all(path).err(), self.v2.kill_all(path).err()];
+        let sent = self.v2.send_kill(path).and_then(Result::err);
+        let errors = [
+            sent,
+            self.v1.kill_all(path).err(),
+            self.v2.kill_all(path).err(),
+        ];
         all_ok(
             "killing the cgroup's processes",
             errors.into_iter().flatten().collect(),

@@ -384,17 +384,20 @@ fn kill_pids(pids: &[i32]) {
     }
 }
 
-/// SIGKILL to every listed process, frozen first so nothing forks between
-/// listing and killing (for hierarchies without `cgroup.kill`), then thawed
-/// in any case: a task frozen by `pause` (or by the freeze here) only acts on
-/// the SIGKILL once it runs again.
+/// SIGKILL to every listed process, then a thaw: a task frozen by `pause`
+/// acts on SIGKILL only once it runs again (for hierarchies without
+/// `cgroup.kill`). No freeze against forks between listing and killing:
+/// [`wait_empty`] kills again whatever appeared until nothing is left, and a
+/// freeze here would wait on a concurrent kill's thaw.
 fn kill_listed<C: Cgroups + ?Sized>(cg: &C, path: &CgroupPath) -> Result<(), CgroupError> {
-    let _ = cg.freeze(path);
     let listed = cg.pids(path);
     if let Ok(pids) = &listed {
         kill_pids(pids);
     }
-    let thawed = cg.thaw(path);
+    let thawed = match cg.thaw(path) {
+        Err(CgroupError::NoFreezer { .. }) => Ok(()),
+        other => other,
+    };
     listed?;
     thawed
 }

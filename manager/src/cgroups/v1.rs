@@ -187,10 +187,9 @@ impl Cgroups for V1 {
         if !self.exists(path) {
             return Ok(());
         }
-        // Frozen first so nothing forks between listing and killing; thawed
-        // then, sub-cgroups included (whoever froze them), because a task in
-        // the v1 freezer acts on SIGKILL only once it runs again.
-        let _ = self.freeze(path);
+        // Killed, then thawed, sub-cgroups included (whoever froze them): a
+        // task in the v1 freezer acts on SIGKILL only once it runs again.
+        // Whatever forked meanwhile is killed by wait_empty's rounds.
         let listed = self.pids(path);
         if let Ok(pids) = &listed {
             kill_pids(pids);

@@ -161,6 +161,14 @@ impl V2 {
         Ok(())
     }
 
+    /// SIGKILL to every process of the cgroup at once through `cgroup.kill`
+    /// (5.14+; it also ends tasks of a frozen cgroup2 cgroup, and nothing
+    /// forks past it); `None` without that file.
+    pub(super) fn send_kill(&self, path: &CgroupPath) -> Option<Result<(), CgroupError>> {
+        let kill_file = self.dir(path).join("cgroup.kill");
+        kill_file.exists().then(|| write_file(&kill_file, "1"))
+    }
+
     fn frozen(dir: &Path) -> bool {
         fs::read_to_string(dir.join("cgroup.events"))
             .ok()
@@ -223,12 +231,9 @@ impl Cgroups for V2 {
         if !dir.is_dir() {
             return Ok(());
         }
-        // cgroup.kill (5.14+) also ends tasks of a frozen cgroup2 cgroup.
-        let kill_file = dir.join("cgroup.kill");
-        let signalled = if kill_file.exists() {
-            write_file(&kill_file, "1").or_else(|_| kill_listed(self, path))
-        } else {
-            kill_listed(self, path)
+        let signalled = match self.send_kill(path) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(_)) | None => kill_listed(self, path),
         };
         let emptied = wait_empty(self, path);
         if !self.exists(path) {
