@@ -39,8 +39,10 @@ pub struct Container {
     pub dir: PathBuf,
     pub cgroup: CgroupPath,
     record: Mutex<ContainerRecord>,
-    /// Serializes lifecycle operations on this container.
-    pub op: tokio::sync::Mutex<()>,
+    /// Serializes lifecycle operations on this container (creation
+    /// included: it holds the lock until the container is built or rolled
+    /// back).
+    pub op: Arc<tokio::sync::Mutex<()>>,
     status_tx: watch::Sender<Status>,
     link: Mutex<Option<ShimLink>>,
     generation: AtomicU64,
@@ -54,7 +56,7 @@ impl Container {
             dir: record.state_dir.clone(),
             cgroup,
             record: Mutex::new(record),
-            op: tokio::sync::Mutex::new(()),
+            op: Arc::new(tokio::sync::Mutex::new(())),
             status_tx,
             link: Mutex::new(None),
             generation: AtomicU64::new(0),
@@ -208,7 +210,10 @@ async fn apply(env: &Arc<Env>, c: &Arc<Container>, msg: &ShimMsg) {
 }
 
 /// Records the end of the container: exit (with the cgroup's OOM counter as a
-/// second opinion), time and reason; then removes its cgroup.
+/// second opinion), time and reason; then removes its cgroup. Whatever is
+/// still in the cgroup is killed first (thawed, in every hierarchy), so that
+/// "stopped" means nothing of the container runs: a shim that died leaves
+/// its init behind, perhaps frozen by `pause`.
 pub async fn mark_stopped(
     env: &Arc<Env>,
     c: &Arc<Container>,
@@ -220,9 +225,15 @@ pub async fn mark_stopped(
     }
     let cgroups = env.cgroups.clone();
     let cg = c.cgroup.clone();
-    let oom = tokio::task::spawn_blocking(move || cgroups.oom_kills(&cg) > 0)
-        .await
-        .unwrap_or(false);
+    let (oom, killed) = tokio::task::spawn_blocking(move || {
+        let oom = cgroups.oom_kills(&cg) > 0;
+        (oom, cgroups.kill_all(&cg))
+    })
+    .await
+    .unwrap_or((false, Ok(())));
+    if let Err(e) = killed {
+        eprintln!("zctr: {}: {e}", c.id);
+    }
     let _ = c.update(&env.store, |r| {
         r.status = Status::Stopped;
         r.exit = exit.map(|e| ExitInfo::from_record(&e, oom));
@@ -249,12 +260,8 @@ pub async fn conclude(env: &Arc<Env>, c: &Arc<Container>) {
     match status.and_then(|s| s.exit) {
         Some(exit) => mark_stopped(env, c, Some(exit), None).await,
         None if shim_alive => {}
-        None => {
-            let cgroups = env.cgroups.clone();
-            let cg = c.cgroup.clone();
-            let _ = tokio::task::spawn_blocking(move || cgroups.kill_all(&cg)).await;
-            mark_stopped(env, c, None, Some(SHIM_DIED)).await;
-        }
+        // mark_stopped kills what is left in the cgroup (thawed first).
+        None => mark_stopped(env, c, None, Some(SHIM_DIED)).await,
     }
 }
 

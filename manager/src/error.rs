@@ -39,6 +39,8 @@ pub enum Error {
     ShimUnavailable(String),
     #[error("container {id}: {what} timed out")]
     Timeout { id: String, what: &'static str },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

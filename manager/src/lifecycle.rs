@@ -53,7 +53,9 @@ pub fn check(op: Op, status: Status) -> Result<(), InvalidTransition> {
         Op::Resume => status == Paused,
         Op::Kill => matches!(status, Created | Running | Paused),
         Op::Delete { force: false } => matches!(status, Created | Stopped),
-        Op::Delete { force: true } => status != Creating,
+        // A creating container is waited for (its creation holds the
+        // operation lock), then deleted.
+        Op::Delete { force: true } => true,
     };
     if ok {
         Ok(())
@@ -80,10 +82,7 @@ mod tests {
         assert_eq!(allowed(Op::Resume), vec![Paused]);
         assert_eq!(allowed(Op::Kill), vec![Created, Running, Paused]);
         assert_eq!(allowed(Op::Delete { force: false }), vec![Created, Stopped]);
-        assert_eq!(
-            allowed(Op::Delete { force: true }),
-            vec![Created, Running, Paused, Stopped]
-        );
+        assert_eq!(allowed(Op::Delete { force: true }), ALL.to_vec());
     }
 
     #[test]

@@ -15,12 +15,25 @@ use common::id::ContainerId;
 use common::protocol::{ManagerMsg, ShimMsg, ShimState};
 use common::state::{ShimStatus, STATUS_FILE};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::OwnedMutexGuard;
 
 /// Name of the cgroup (under the parent) that holds every shim.
 pub const SHIM_CGROUP: &str = "zctr-shims";
+/// Ending of every container's cgroup name (`<parent>/<id>.zctr`). No file a
+/// kernel puts in a cgroup directory ends with it, so every valid id names a
+/// directory of its own (`tasks.zctr`, `cgroup.procs.zctr`), never a
+/// controller's file, and no id names the shims' cgroup.
+pub const CGROUP_SUFFIX: &str = ".zctr";
+
+/// The cgroup of container `id` below `parent`: one rule for create and
+/// recovery.
+pub fn container_cgroup(parent: &CgroupPath, id: &ContainerId) -> Result<CgroupPath> {
+    Ok(parent.child(&format!("{}{CGROUP_SUFFIX}", id.as_str()))?)
+}
 /// Name of the shim's own log (its stderr) in the state dir.
 pub const SHIM_LOG: &str = "shim.log";
 /// How long a command to a shim may take.
@@ -43,6 +56,20 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f)
         .await
         .expect("blocking task panicked")
+}
+
+/// Runs an operation to its end in a task of its own. The API handler only
+/// awaits it: hyper drops a handler's future when its client hangs up, which
+/// must not cancel an operation half way (nor its rollback).
+async fn detached<T: Send + 'static>(
+    op: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(op).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only the runtime's shutdown cancels a spawned task.
+        Err(_) => Err(Error::ShuttingDown),
+    }
 }
 
 impl Registry {
@@ -109,15 +136,33 @@ impl Registry {
         })
     }
 
-    /// Creates a container: bundle, cgroup, shim; leaves nothing behind on failure.
-    pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<Arc<Container>> {
-        let id = req.id.clone();
-        if id.as_str() == SHIM_CGROUP {
-            return Err(Error::BadRequest(format!(
-                "id {SHIM_CGROUP:?} is reserved for the shims' cgroup"
-            )));
+    /// Container `id`, locked for one operation: waits for the operation in
+    /// progress (a creation included), then checks it is still listed (a
+    /// failed creation is rolled back and forgotten).
+    async fn locked(&self, id: &str) -> Result<(Arc<Container>, OwnedMutexGuard<()>)> {
+        let c = self.get(id)?;
+        let guard = c.op.clone().lock_owned().await;
+        match self.get(id) {
+            Ok(now) if Arc::ptr_eq(&now, &c) => Ok((c, guard)),
+            _ => Err(Error::NotFound(id.to_string())),
         }
-        let cgroup = self.settings.cgroup_parent.child(id.as_str())?;
+    }
+
+    /// Creates a container: bundle, cgroup, shim; leaves nothing behind on
+    /// failure, whether or not the client is still there.
+    pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<Arc<Container>> {
+        let this = self.clone();
+        detached(async move { this.create_now(req).await.map(|(c, _op)| c) }).await
+    }
+
+    /// Creates the container; returns it still locked, so that `run` starts
+    /// it before any other operation can come in between.
+    async fn create_now(
+        self: &Arc<Self>,
+        req: CreateRequest,
+    ) -> Result<(Arc<Container>, OwnedMutexGuard<()>)> {
+        let id = req.id.clone();
+        let cgroup = container_cgroup(&self.settings.cgroup_parent, &id)?;
         let dir = self.env.store.dir(id.as_str());
         let bundle_dir = dir.join(BUNDLE_DIR);
         let record = ContainerRecord {
@@ -137,15 +182,16 @@ impl Registry {
             exit: None,
             stop_reason: None,
         };
+        let c = Container::new(record, cgroup.clone());
+        // Held until the container is built or rolled back: an operation on
+        // a `creating` container (delete --force) waits for the outcome.
+        let op = c.op.clone().lock_owned().await;
         {
             let mut table = self.table.lock().expect("table lock");
             if table.contains_key(id.as_str()) {
                 return Err(Error::AlreadyExists(id.as_str().to_string()));
             }
-            table.insert(
-                id.as_str().to_string(),
-                Container::new(record.clone(), cgroup.clone()),
-            );
+            table.insert(id.as_str().to_string(), c.clone());
         }
         match self.env.store.create_dir(id.as_str()) {
             Ok(_) => {}
@@ -158,40 +204,46 @@ impl Registry {
                 return Err(e.into());
             }
         }
-        match self.build(record, cgroup.clone()).await {
-            Ok(c) => Ok(c),
+        match self.build(&c).await {
+            Ok(()) => Ok((c, op)),
             Err(e) => {
                 let env = self.env.clone();
                 let idc = id.clone();
-                blocking(move || {
-                    let _ = env.cgroups.kill_all(&cgroup);
-                    let _ = env.cgroups.remove(&cgroup);
-                    let _ = env.store.remove_dir(idc.as_str());
+                let cleaned = blocking(move || {
+                    let killed = env.cgroups.kill_all(&cgroup);
+                    let removed = env.cgroups.remove(&cgroup);
+                    let dir = env.store.remove_dir(idc.as_str());
+                    (killed.and(removed), dir)
                 })
                 .await;
+                if let Err(ce) = &cleaned.0 {
+                    eprintln!("zctr: {id}: rollback of the cgroup: {ce}");
+                }
+                if let Err(de) = &cleaned.1 {
+                    eprintln!("zctr: {id}: rollback of the state dir: {de}");
+                }
                 self.forget(id.as_str());
                 Err(e)
             }
         }
     }
 
-    async fn build(
-        self: &Arc<Self>,
-        mut record: ContainerRecord,
-        cgroup: CgroupPath,
-    ) -> Result<Arc<Container>> {
+    /// Bundle, cgroup and shim of the `creating` container `c`.
+    async fn build(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let env = self.env.clone();
-        let (rec, cg) = (record.clone(), cgroup.clone());
+        let (rec, cg) = (c.record(), c.cgroup.clone());
         let prepared = blocking(move || -> Result<bundle::Prepared> {
             let prepared = bundle::prepare(&rec.state_dir, &rec.id, &rec.config, cg.as_str())?;
             env.cgroups.create(&cg, prepared.resources.as_ref())?;
             Ok(prepared)
         })
         .await?;
-        record.exposed_ports = prepared.exposed_ports;
         // Persisted before the shim exists, so a crash from here on is seen
         // (and cleaned) by recovery.
-        self.env.store.save(record.id.as_str(), &record)?;
+        c.update(&self.env.store, |r| {
+            r.exposed_ports = prepared.exposed_ports
+        })?;
+        let record = c.record();
         let procs = self.env.cgroups.procs_files(&self.shim_cgroup()?);
         let spawned = spawn::spawn(
             &record.shim_command,
@@ -199,12 +251,14 @@ impl Registry {
             &procs,
         )
         .await?;
-        record.shim = Some(spawned.shim);
-        record.init = procfs::proc_id(spawned.init_pid);
-        record.status = Status::Created;
-        let c = Container::new(record, cgroup);
-        if let Err(e) = c.update(&self.env.store, |_| {}) {
-            // The shim runs: stop it before reporting the failure.
+        let updated = c.update(&self.env.store, |r| {
+            r.shim = Some(spawned.shim);
+            r.init = procfs::proc_id(spawned.init_pid);
+            r.status = Status::Created;
+        });
+        if let Err(e) = updated {
+            // The shim runs: end its container (the shim then exits) before
+            // reporting the failure; the rollback clears the cgroup.
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(spawned.init_pid),
                 nix::sys::signal::Signal::SIGKILL,
@@ -212,8 +266,7 @@ impl Registry {
             return Err(e.into());
         }
         container::attach(self.env.clone(), c.clone(), spawned.reader, spawned.writer);
-        self.insert(c.clone());
-        Ok(c)
+        Ok(())
     }
 
     /// Sends `cmd` then `Status`; the shim answers in order, so a
@@ -250,10 +303,19 @@ impl Registry {
             })?
     }
 
-    pub async fn start(&self, id: &str) -> Result<()> {
-        let c = self.get(id)?;
-        let _op = c.op.lock().await;
-        Self::invalid(&c, Op::Start)?;
+    pub async fn start(self: &Arc<Self>, id: &str) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_string());
+        detached(async move { this.start_now(&id).await }).await
+    }
+
+    async fn start_now(&self, id: &str) -> Result<()> {
+        let (c, _op) = self.locked(id).await?;
+        self.start_locked(&c).await
+    }
+
+    /// Starts `c`, whose operation lock the caller holds.
+    async fn start_locked(&self, c: &Arc<Container>) -> Result<()> {
+        Self::invalid(c, Op::Start)?;
         let link = c
             .link()
             .ok_or_else(|| Error::ShimUnavailable(c.id.as_str().to_string()))?;
@@ -273,26 +335,42 @@ impl Registry {
                 }
             }
         };
+        // The shim resumes an init stopped before `start`; should one still
+        // not exec in time, the state stays `created` (true: nothing of the
+        // container ran yet) and turns `running` when the exec happens.
         tokio::time::timeout(COMMAND_TIMEOUT, wait)
             .await
             .map_err(|_| Error::Timeout {
                 id: c.id.as_str().to_string(),
-                what: "start",
+                what: "start (the container's process did not exec; it stays created)",
             })?
     }
 
+    /// Create then start, as one operation: a failed start deletes the
+    /// container again.
     pub async fn run(self: &Arc<Self>, req: CreateRequest) -> Result<Arc<Container>> {
-        let c = self.create(req).await?;
-        if let Err(e) = self.start(c.id.as_str()).await {
-            let _ = self.delete(c.id.as_str(), true).await;
-            return Err(e);
-        }
-        Ok(c)
+        let this = self.clone();
+        detached(async move {
+            // One lock from creation to start: no other operation in between.
+            let (c, _op) = this.create_now(req).await?;
+            if let Err(e) = this.start_locked(&c).await {
+                if let Err(de) = this.delete_locked(&c, true).await {
+                    eprintln!("zctr: {}: delete after a failed start: {de}", c.id);
+                }
+                return Err(e);
+            }
+            Ok(c)
+        })
+        .await
     }
 
-    pub async fn pause(&self, id: &str) -> Result<()> {
-        let c = self.get(id)?;
-        let _op = c.op.lock().await;
+    pub async fn pause(self: &Arc<Self>, id: &str) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_string());
+        detached(async move { this.pause_now(&id).await }).await
+    }
+
+    async fn pause_now(&self, id: &str) -> Result<()> {
+        let (c, _op) = self.locked(id).await?;
         Self::invalid(&c, Op::Pause)?;
         let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
         blocking(move || cgroups.freeze(&cg)).await?;
@@ -304,9 +382,13 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn resume(&self, id: &str) -> Result<()> {
-        let c = self.get(id)?;
-        let _op = c.op.lock().await;
+    pub async fn resume(self: &Arc<Self>, id: &str) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_string());
+        detached(async move { this.resume_now(&id).await }).await
+    }
+
+    async fn resume_now(&self, id: &str) -> Result<()> {
+        let (c, _op) = self.locked(id).await?;
         Self::invalid(&c, Op::Resume)?;
         let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
         blocking(move || cgroups.thaw(&cg)).await?;
@@ -318,17 +400,26 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn kill(&self, id: &str, signal: i32) -> Result<()> {
-        let c = self.get(id)?;
-        let _op = c.op.lock().await;
+    pub async fn kill(self: &Arc<Self>, id: &str, signal: i32) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_string());
+        detached(async move { this.kill_now(&id, signal).await }).await
+    }
+
+    async fn kill_now(&self, id: &str, signal: i32) -> Result<()> {
+        let (c, _op) = self.locked(id).await?;
         Self::invalid(&c, Op::Kill)?;
-        self.command(&c, ManagerMsg::Kill { signal }).await?;
-        if c.status() == Status::Paused && signal == libc::SIGKILL {
-            // A v1-frozen task only dies once thawed.
+        let sent = self.command(&c, ManagerMsg::Kill { signal }).await;
+        if signal == libc::SIGKILL {
+            // Every process of its cgroup, in every hierarchy, thawed first:
+            // a paused (frozen) container dies too, and so does one whose
+            // shim is gone (the shim's link then reports how it ended).
             let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
-            blocking(move || cgroups.thaw(&cg)).await?;
+            blocking(move || cgroups.kill_all(&cg)).await?;
+            if matches!(sent, Err(Error::ShimUnavailable(_))) {
+                return Ok(());
+            }
         }
-        Ok(())
+        sent.map(drop)
     }
 
     pub async fn wait(&self, id: &str) -> Result<ContainerRecord> {
@@ -337,28 +428,21 @@ impl Registry {
         Ok(c.record())
     }
 
-    pub async fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let c = self.get(id)?;
-        let _op = c.op.lock().await;
-        Self::invalid(&c, Op::Delete { force })?;
+    pub async fn delete(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_string());
+        detached(async move { this.delete_now(&id, force).await }).await
+    }
+
+    async fn delete_now(&self, id: &str, force: bool) -> Result<()> {
+        let (c, _op) = self.locked(id).await?;
+        self.delete_locked(&c, force).await
+    }
+
+    /// Deletes `c`, whose operation lock the caller holds.
+    async fn delete_locked(&self, c: &Arc<Container>, force: bool) -> Result<()> {
+        Self::invalid(c, Op::Delete { force })?;
         if c.status() != Status::Stopped {
-            let paused = c.status() == Status::Paused;
-            if let Some(link) = c.link() {
-                let _ = link.cmd.send(ManagerMsg::Kill {
-                    signal: libc::SIGKILL,
-                });
-            }
-            let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
-            if paused {
-                let _ = blocking(move || cgroups.thaw(&cg)).await;
-            }
-            if !c.wait_stopped(Some(Duration::from_secs(5))).await {
-                let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
-                let _ = blocking(move || cgroups.kill_all(&cg)).await;
-                if !c.wait_stopped(Some(Duration::from_secs(5))).await {
-                    container::mark_stopped(&self.env, &c, None, Some("killed on delete")).await;
-                }
-            }
+            self.end(c).await;
         }
         // Let the shim finish its last writes before its directory goes.
         if let Some(shim) = c.record().shim {
@@ -371,15 +455,45 @@ impl Registry {
         }
         let env = self.env.clone();
         let cg = c.cgroup.clone();
-        let idc = id.to_string();
+        let id = c.id.as_str().to_string();
+        let idc = id.clone();
         blocking(move || -> Result<()> {
+            // Nothing may be left; killing an empty cgroup costs little. A
+            // cgroup that cannot go keeps the record, for another delete.
+            if let Err(e) = env.cgroups.kill_all(&cg) {
+                eprintln!("zctr: {idc}: {e}");
+            }
             env.cgroups.remove(&cg)?;
             env.store.remove_dir(&idc)?;
             Ok(())
         })
         .await?;
-        self.forget(id);
+        self.forget(&id);
         Ok(())
+    }
+
+    /// Ends a container from any state (created, running, paused, shim
+    /// dead) and records it stopped.
+    async fn end(&self, c: &Arc<Container>) {
+        if let Some(link) = c.link() {
+            let _ = link.cmd.send(ManagerMsg::Kill {
+                signal: libc::SIGKILL,
+            });
+        }
+        // The init may be frozen (v1 freezer) or orphaned by a dead shim:
+        // kill the whole cgroup, thawed first, in every hierarchy.
+        let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
+        if let Err(e) = blocking(move || cgroups.kill_all(&cg)).await {
+            eprintln!("zctr: {}: {e}", c.id);
+        }
+        if c.wait_stopped(Some(Duration::from_secs(5))).await {
+            return;
+        }
+        // No report from the shim: take its status file, or say it died.
+        container::conclude(&self.env, c).await;
+        if c.status() != Status::Stopped {
+            container::mark_stopped(&self.env, c, None, Some("killed on delete")).await;
+        }
     }
 
     pub async fn ps(&self, id: &str) -> Result<Vec<ProcessInfo>> {
@@ -416,7 +530,7 @@ impl Registry {
             eprintln!("zctr: ignoring {name:?} in the state root: not a container id");
             return Ok(());
         };
-        let cgroup = self.settings.cgroup_parent.child(id.as_str())?;
+        let cgroup = container_cgroup(&self.settings.cgroup_parent, &id)?;
         let record: Result<ContainerRecord, _> = self.env.store.load(id.as_str());
         let record = match record {
             Ok(r) if r.status != Status::Creating => r,
@@ -448,7 +562,11 @@ impl Registry {
         self.insert(c.clone());
         if c.status() == Status::Stopped {
             let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
-            let _ = blocking(move || cgroups.remove(&cg)).await;
+            let _ = blocking(move || {
+                let _ = cgroups.kill_all(&cg);
+                cgroups.remove(&cg)
+            })
+            .await;
             return Ok(());
         }
         let shim_alive = c
@@ -473,5 +591,24 @@ impl Registry {
             container::mark_stopped(&self.env, &c, None, Some(SHIM_DIED)).await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_cgroups_never_name_a_kernel_file_or_the_shims() {
+        let parent = CgroupPath::new("zctr").unwrap();
+        for (id, name) in [
+            ("web", "zctr/web.zctr"),
+            ("cpu.cfs_quota_us", "zctr/cpu.cfs_quota_us.zctr"),
+            ("tasks", "zctr/tasks.zctr"),
+            ("zctr-shims", "zctr/zctr-shims.zctr"),
+        ] {
+            let id = ContainerId::new(id).unwrap();
+            assert_eq!(container_cgroup(&parent, &id).unwrap().as_str(), name);
+        }
     }
 }

@@ -236,6 +236,13 @@ impl Monitor {
             .channel
             .send_start()
             .map_err(|e| (e as i32, format!("start: {}", e.desc())))?;
+        // Until it execs, the init runs the shim's code, not the container's:
+        // a stop signal sent to it before `start` (nothing in the container
+        // could have sent one) must not keep it from reading the release and
+        // exec'ing, or `start` would wait for a process nobody resumes.
+        if status::is_stopped(self.init.pid) {
+            let _ = crate::sys::kill(self.init.pid, libc::SIGCONT);
+        }
         self.starting = true;
         Ok(())
     }

@@ -27,6 +27,14 @@ pub fn start_time(pid: i32) -> io::Result<u64> {
         })
 }
 
+/// Whether `pid` is stopped (state `T`: SIGSTOP, SIGTSTP, ...).
+pub fn is_stopped(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| common::state::parse_proc_stat(&s))
+        .is_some_and(|s| s.state == 'T')
+}
+
 pub fn proc_id(pid: i32) -> io::Result<ProcId> {
     Ok(ProcId {
         pid,

@@ -39,6 +39,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Shim(_) | Error::ShimUnavailable(_) => (S::SERVICE_UNAVAILABLE, "shim_unavailable"),
         Error::ShimCommand { .. } => (S::INTERNAL_SERVER_ERROR, "shim_refused"),
         Error::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout"),
+        Error::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use super::v1::V1;
 use super::v2::{device_program, V2};
-use super::{CgroupError, CgroupPath, Cgroups, Layout};
+use super::{all_ok, CgroupError, CgroupPath, Cgroups, Layout};
 use oci_spec::runtime::LinuxResources;
 use std::path::PathBuf;
 
@@ -72,14 +72,29 @@ impl Cgroups for Hybrid {
         self.v1.oom_kills(path)
     }
 
+    /// `cgroup.kill` on the cgroup2 side first (every process at once, no
+    /// fork escapes it), then the v1 side, which thaws what `pause` froze in
+    /// the v1 freezer (a frozen task acts on SIGKILL only once thawed) and
+    /// waits; then the cgroup2 side waits too. Each step runs in any case.
     fn kill_all(&self, path: &CgroupPath) -> Result<(), CgroupError> {
-        self.v2.kill_all(path)?;
-        self.v1.kill_all(path)
+        let sent = self.v2.send_kill(path).and_then(Result::err);
+        let errors = [
+            sent,
+            self.v1.kill_all(path).err(),
+            self.v2.kill_all(path).err(),
+        ];
+        all_ok(
+            "killing the cgroup's processes",
+            errors.into_iter().flatten().collect(),
+        )
     }
 
     fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
-        self.v1.remove(path)?;
-        self.v2.remove(path)
+        let errors = [self.v1.remove(path).err(), self.v2.remove(path).err()];
+        all_ok(
+            "removing the cgroup",
+            errors.into_iter().flatten().collect(),
+        )
     }
 
     fn exists(&self, path: &CgroupPath) -> bool {

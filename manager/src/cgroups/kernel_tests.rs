@@ -37,7 +37,10 @@ impl Drop for ChildCgroup {
             let pids: Vec<i32> = procs.lines().filter_map(|l| l.parse().ok()).collect();
             super::kill_pids(&pids);
         }
-        if let Err(e) = remove_tree(&self.0) {
+        let mut errors = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        remove_tree(&self.0, deadline, &mut errors);
+        for e in errors {
             eprintln!("cannot remove test cgroup {}: {e}", self.0.display());
         }
     }

@@ -82,6 +82,30 @@ pub enum CgroupError {
         path: PathBuf,
         errno: nix::errno::Errno,
     },
+    /// Several steps failed; every one was still tried.
+    #[error("{what}: {} errors: {}", errors.len(), join_errors(errors))]
+    Several {
+        what: &'static str,
+        errors: Vec<CgroupError>,
+    },
+}
+
+fn join_errors(errors: &[CgroupError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `Ok` when `errors` is empty, the error itself when there is one, else
+/// [`CgroupError::Several`].
+pub(crate) fn all_ok(what: &'static str, mut errors: Vec<CgroupError>) -> Result<(), CgroupError> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(CgroupError::Several { what, errors }),
+    }
 }
 
 fn io_err(path: &Path, source: io::Error) -> CgroupError {
@@ -267,27 +291,66 @@ fn read_pids_recursive(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError
     Ok(())
 }
 
-/// Removes `dir` and its sub-cgroups, deepest first, retrying while the kernel
-/// still reports it busy (processes that just died are released lazily).
-fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path())?;
-            }
+/// How long a removal may wait for the kernel to release a cgroup.
+const REMOVE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Removes the cgroup directory `dir` and its sub-cgroups, deepest first,
+/// retrying while the kernel still reports one busy (processes that just
+/// died are released lazily) until `deadline`. Goes on past every error (a
+/// busy sub-cgroup does not keep its siblings) and appends them to `errors`.
+/// Only directories are touched: a kernel file at `dir` is left alone.
+fn remove_tree(dir: &Path, deadline: Instant, errors: &mut Vec<CgroupError>) {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            errors.push(io_err(dir, io::Error::from_raw_os_error(libc::ENOTDIR)));
+            return;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => {
+            errors.push(io_err(dir, e));
+            return;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    remove_tree(&e.path(), deadline, errors);
+                }
+            }
+        }
+        // Removed meanwhile (the monitor task and `delete` may both clear it).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => errors.push(io_err(dir, e)),
+    }
     loop {
         match fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(e) => return Err(io_err(dir, e)),
+            Err(e) => {
+                errors.push(io_err(dir, e));
+                return;
+            }
         }
     }
+}
+
+/// Removes `path` below every mount in `mounts`, trying each one whatever
+/// happened to the others.
+fn remove_everywhere<'a>(
+    path: &CgroupPath,
+    mounts: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), CgroupError> {
+    let deadline = Instant::now() + REMOVE_PATIENCE;
+    let mut errors = Vec::new();
+    for m in mounts {
+        remove_tree(&path.under(m), deadline, &mut errors);
+    }
+    all_ok("removing the cgroup", errors)
 }
 
 fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
@@ -321,15 +384,22 @@ fn kill_pids(pids: &[i32]) {
     }
 }
 
-/// SIGKILL to every listed process, frozen first so nothing forks between
-/// listing and killing (for hierarchies without `cgroup.kill`).
+/// SIGKILL to every listed process, then a thaw: a task frozen by `pause`
+/// acts on SIGKILL only once it runs again (for hierarchies without
+/// `cgroup.kill`). No freeze against forks between listing and killing:
+/// [`wait_empty`] kills again whatever appeared until nothing is left, and a
+/// freeze here would wait on a concurrent kill's thaw.
 fn kill_listed<C: Cgroups + ?Sized>(cg: &C, path: &CgroupPath) -> Result<(), CgroupError> {
-    let frozen = cg.freeze(path).is_ok();
-    kill_pids(&cg.pids(path)?);
-    if frozen {
-        cg.thaw(path)?;
+    let listed = cg.pids(path);
+    if let Ok(pids) = &listed {
+        kill_pids(pids);
     }
-    Ok(())
+    let thawed = match cg.thaw(path) {
+        Err(CgroupError::NoFreezer { .. }) => Ok(()),
+        other => other,
+    };
+    listed?;
+    thawed
 }
 
 /// Waits until the cgroup has no process left, killing stragglers meanwhile.
@@ -387,6 +457,38 @@ mod tests {
         );
         assert!(v1.is_empty());
         assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup")));
+    }
+
+    #[test]
+    fn removal_goes_on_past_errors_and_leaves_files_alone() {
+        let t = crate::testutil::TempDir::new("cg-remove");
+        let root = t.path();
+        // a/ holds a file (rmdir fails), its sibling b/ and a/c/ are empty;
+        // "cpu.cfs_quota_us" is a file, as a kernel file would be.
+        fs::create_dir_all(root.join("x/a/c")).unwrap();
+        fs::create_dir_all(root.join("x/b")).unwrap();
+        fs::write(root.join("x/a/keep"), "").unwrap();
+        fs::write(root.join("cpu.cfs_quota_us"), "-1").unwrap();
+        let deadline = Instant::now();
+        let mut errors = Vec::new();
+        remove_tree(&root.join("x"), deadline, &mut errors);
+        assert!(!root.join("x/b").exists() && !root.join("x/a/c").exists());
+        assert!(root.join("x/a/keep").exists());
+        assert_eq!(errors.len(), 2, "{errors:?}"); // x/a and x: not empty
+        let mut errors = Vec::new();
+        remove_tree(&root.join("cpu.cfs_quota_us"), deadline, &mut errors);
+        assert!(root.join("cpu.cfs_quota_us").is_file());
+        assert_eq!(errors.len(), 1);
+        // Both mounts are tried; the errors of each are reported together.
+        fs::create_dir_all(root.join("m1/p/ctr")).unwrap();
+        fs::write(root.join("m1/p/ctr/f"), "").unwrap();
+        fs::create_dir_all(root.join("m2/p/ctr")).unwrap();
+        let p = CgroupPath::new("p/ctr").unwrap();
+        let e = remove_everywhere(&p, [root.join("m1").as_path(), root.join("m2").as_path()])
+            .unwrap_err();
+        assert!(e.to_string().contains("m1/p/ctr"), "{e}");
+        assert!(!root.join("m2/p/ctr").exists());
+        assert!(remove_everywhere(&p, [root.join("m2").as_path()]).is_ok());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::devices;
 use super::resources::{limited_controllers, to_resources};
 use super::{
-    io_err, keyed_value, kill_listed, read_pids_recursive, remove_tree, wait_empty, wait_until,
+    io_err, keyed_value, kill_pids, read_pids_recursive, remove_everywhere, wait_empty, wait_until,
     write_file, CgroupError, CgroupPath, Cgroups, Layout, V1Mount,
 };
 use cgroups_rs::fs::{hierarchies, Cgroup as CgFs};
@@ -33,6 +33,17 @@ impl V1 {
         CgFs::load(Box::new(hierarchies::V1::new()), path.as_str())
     }
 
+    /// Thaws the cgroup and every sub-cgroup below it in the freezer
+    /// hierarchy (a no-op without one).
+    pub(super) fn thaw_tree(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        let Some(mount) = self.mount_of("freezer") else {
+            return Ok(());
+        };
+        let mut errors = Vec::new();
+        thaw_dir(&path.under(mount), &mut errors);
+        super::all_ok("thawing the cgroup", errors)
+    }
+
     fn procs_root(&self, path: &CgroupPath) -> PathBuf {
         let mount = self
             .mount_of("freezer")
@@ -40,6 +51,24 @@ impl V1 {
             .or_else(|| self.mount_of("memory"))
             .unwrap_or_else(|| self.mounts[0].point.as_path());
         path.under(mount)
+    }
+}
+
+/// Writes THAWED to `dir`'s freezer and to every sub-cgroup's, deepest
+/// first (a sub-cgroup frozen on its own stays frozen when its parent thaws).
+fn thaw_dir(dir: &Path, errors: &mut Vec<CgroupError>) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                thaw_dir(&e.path(), errors);
+            }
+        }
+    }
+    let state = dir.join("freezer.state");
+    match fs::write(&state, "THAWED") {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(io_err(&state, e)),
     }
 }
 
@@ -158,15 +187,30 @@ impl Cgroups for V1 {
         if !self.exists(path) {
             return Ok(());
         }
-        kill_listed(self, path)?;
-        wait_empty(self, path)
+        // Killed, then thawed, sub-cgroups included (whoever froze them): a
+        // task in the v1 freezer acts on SIGKILL only once it runs again.
+        // Whatever forked meanwhile is killed by wait_empty's rounds.
+        let listed = self.pids(path);
+        if let Ok(pids) = &listed {
+            kill_pids(pids);
+        }
+        let thawed = self.thaw_tree(path);
+        let emptied = wait_empty(self, path);
+        if !self.exists(path) {
+            // Removed meanwhile: nothing can be left in it.
+            return Ok(());
+        }
+        super::all_ok(
+            "killing the cgroup's processes",
+            [listed.err(), thawed.err(), emptied.err()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     }
 
     fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
-        for m in &self.mounts {
-            remove_tree(&path.under(&m.point))?;
-        }
-        Ok(())
+        remove_everywhere(path, self.mounts.iter().map(|m| m.point.as_path()))
     }
 
     fn exists(&self, path: &CgroupPath) -> bool {

@@ -5,7 +5,7 @@
 use super::devices::{self, Insn};
 use super::resources::{limited_controllers, to_resources};
 use super::{
-    bpf, io_err, keyed_value, kill_listed, read_pids_recursive, remove_tree, wait_empty,
+    bpf, io_err, keyed_value, kill_listed, read_pids_recursive, remove_everywhere, wait_empty,
     wait_until, write_file, CgroupError, CgroupPath, Cgroups, Layout,
 };
 use cgroups_rs::fs::{hierarchies, Cgroup as CgFs};
@@ -161,6 +161,14 @@ impl V2 {
         Ok(())
     }
 
+    /// SIGKILL to every process of the cgroup at once through `cgroup.kill`
+    /// (5.14+; it also ends tasks of a frozen cgroup2 cgroup, and nothing
+    /// forks past it); `None` without that file.
+    pub(super) fn send_kill(&self, path: &CgroupPath) -> Option<Result<(), CgroupError>> {
+        let kill_file = self.dir(path).join("cgroup.kill");
+        kill_file.exists().then(|| write_file(&kill_file, "1"))
+    }
+
     fn frozen(dir: &Path) -> bool {
         fs::read_to_string(dir.join("cgroup.events"))
             .ok()
@@ -223,17 +231,26 @@ impl Cgroups for V2 {
         if !dir.is_dir() {
             return Ok(());
         }
-        let kill_file = dir.join("cgroup.kill");
-        if kill_file.exists() {
-            write_file(&kill_file, "1")?;
-        } else {
-            kill_listed(self, path)?;
+        let signalled = match self.send_kill(path) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(_)) | None => kill_listed(self, path),
+        };
+        let emptied = wait_empty(self, path);
+        if !self.exists(path) {
+            // Removed meanwhile: nothing can be left in it.
+            return Ok(());
         }
-        wait_empty(self, path)
+        super::all_ok(
+            "killing the cgroup's processes",
+            [signalled.err(), emptied.err()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     }
 
     fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
-        remove_tree(&self.dir(path))
+        remove_everywhere(path, [self.root.as_path()])
     }
 
     fn exists(&self, path: &CgroupPath) -> bool {

@@ -191,7 +191,11 @@ impl Env {
 
     /// The container's cgroup directory in every hierarchy.
     pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
-        self.cg.dirs().iter().map(|d| d.path.join(id)).collect()
+        self.cg
+            .dirs()
+            .iter()
+            .map(|d| d.path.join(cgroup_name(id)))
+            .collect()
     }
 
     /// The container's cgroup directory holding `controller`'s files (v1
@@ -200,7 +204,7 @@ impl Env {
         self.cg
             .dir_for(controller)
             .unwrap_or_else(|| panic!("no hierarchy for {controller}"))
-            .join(id)
+            .join(cgroup_name(id))
     }
 
     /// A host directory every container user may write to, for a volume.
@@ -217,6 +221,12 @@ impl Drop for Env {
     fn drop(&mut self) {
         self.kill_daemon_group();
     }
+}
+
+/// The name of container `id`'s cgroup below the daemon's cgroup parent
+/// (docs/architecture.md, "Cgroups").
+pub fn cgroup_name(id: &str) -> String {
+    format!("{id}.zctr")
 }
 
 /// `run ID --rootfs ROOTFS [EXTRA...] -- CMD...`
