@@ -17,5 +17,6 @@ pub mod logfile;
 pub mod monitor;
 pub mod mountopts;
 pub mod plan;
+pub mod say;
 pub mod status;
 pub mod sys;
