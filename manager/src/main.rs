@@ -10,6 +10,7 @@ mod container;
 mod daemon;
 mod error;
 mod lifecycle;
+mod logtail;
 mod model;
 mod procfs;
 mod registry;
