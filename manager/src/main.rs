@@ -14,6 +14,7 @@ mod logtail;
 mod model;
 mod procfs;
 mod registry;
+mod say;
 mod shim_conn;
 mod spawn;
 mod store;

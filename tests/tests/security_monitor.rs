@@ -147,6 +147,89 @@ fn monitor_deleted_while_its_disk_is_full_goes_away() {
     );
 }
 
+/// A daemon started by the test itself (to choose its stderr), killed with
+/// its process group on drop.
+struct OwnDaemon(std::process::Child);
+
+impl OwnDaemon {
+    fn start(env: &Env, stderr: std::fs::File) -> OwnDaemon {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(zctr_bin())
+            .arg("--socket")
+            .arg(&env.socket)
+            .arg("daemon")
+            .arg("--root")
+            .arg(&env.root)
+            .arg("--cgroup-parent")
+            .arg(&env.parent)
+            .arg("--shim")
+            .arg(zctr_tests::bins::shim())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let d = OwnDaemon(child);
+        assert!(
+            wait_until(Duration::from_secs(20), || env
+                .try_zctr(&["list"])
+                .status
+                .success()),
+            "daemon did not come up"
+        );
+        d
+    }
+}
+
+impl Drop for OwnDaemon {
+    fn drop(&mut self) {
+        let _ = zctr_tests::signal(-(self.0.id() as i32), libc::SIGKILL);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn daemon_and_monitor_with_unwritable_stderr_survive_a_full_state_disk() {
+    let Some(mut env) = env_with_busybox(Some(1024)) else {
+        return;
+    };
+    // The daemon's stderr is /dev/full too: what it says about the record it
+    // cannot persist is lost, the daemon is not.
+    env.kill_daemon();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut daemon = OwnDaemon::start(&env, full);
+    let rootfs = env.rootfs_arg();
+    env.zctr(&[
+        "create",
+        "quiet",
+        "--rootfs",
+        &rootfs,
+        "--",
+        "sh",
+        "-c",
+        "seq 1 100000; exit 5",
+    ]);
+    let shim = shim_pid(&env, "quiet");
+    fill(&env.root.join("filler"));
+    env.zctr(&["start", "quiet"]);
+    let out = env.try_zctr(&["wait", "quiet"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon died");
+    assert!(alive(shim), "the monitor died");
+    env.zctr(&["delete", "quiet"]);
+    assert!(wait_until(Duration::from_secs(10), || !alive(shim)));
+}
+
 /// `zctr logs --follow ID` with its output in a file; returns the child.
 fn follow(env: &Env, id: &str, out: &Path) -> std::process::Child {
     Command::new(zctr_bin())
