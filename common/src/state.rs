@@ -23,6 +23,10 @@ pub const SOCKET_FILE: &str = "shim.sock";
 pub const LOG_FILE: &str = "container.log";
 /// Name of the rotated log file.
 pub const LOG_FILE_OLD: &str = "container.log.1";
+/// How long after the container's init exited its shim still copies output
+/// into the log (until both pipes reach EOF, at most this long). After that
+/// nothing more is written to the log files.
+pub const LOG_DRAIN_MS: u64 = 2000;
 
 /// A process identified by pid and start time (field 22 of `/proc/PID/stat`,
 /// in clock ticks since boot), so a reused pid is never mistaken for it.

@@ -94,7 +94,7 @@ impl Container {
                 if r.status != Status::Stopped {
                     return Err(e);
                 }
-                eprintln!("zctr: {}: cannot persist record: {e}", self.id);
+                crate::say!("zctr: {}: cannot persist record: {e}", self.id);
             }
             r.status
         };
@@ -140,7 +140,7 @@ pub fn attach(env: Arc<Env>, c: Arc<Container>, mut reader: ShimReader, mut writ
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("zctr: {}: {e}", c.id);
+                    crate::say!("zctr: {}: {e}", c.id);
                     break;
                 }
             }
@@ -205,7 +205,7 @@ async fn apply(env: &Arc<Env>, c: &Arc<Container>, msg: &ShimMsg) {
         ShimMsg::SetupFailed { .. } | ShimMsg::CommandFailed { .. } => Ok(()),
     };
     if let Err(e) = result {
-        eprintln!("zctr: {}: {e}", c.id);
+        crate::say!("zctr: {}: {e}", c.id);
     }
 }
 
@@ -244,7 +244,7 @@ pub async fn mark_stopped(
     let cg = c.cgroup.clone();
     let removed = tokio::task::spawn_blocking(move || cgroups.remove(&cg)).await;
     if let Ok(Err(e)) = removed {
-        eprintln!("zctr: {}: cgroup not removed yet: {e}", c.id);
+        crate::say!("zctr: {}: cgroup not removed yet: {e}", c.id);
     }
 }
 

@@ -72,7 +72,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     }
     let listener = UnixListener::bind(&opts.socket).map_err(sock_err)?;
     fs::set_permissions(&opts.socket, fs::Permissions::from_mode(0o600)).map_err(sock_err)?;
-    eprintln!(
+    crate::say!(
         "zctr: serving on {} (root {}, cgroups {:?})",
         opts.socket.display(),
         opts.root.display(),
@@ -89,6 +89,6 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     };
     api::serve(listener, reg, shutdown).await;
     let _ = fs::remove_file(&opts.socket);
-    eprintln!("zctr: stopped; containers keep running");
+    crate::say!("zctr: stopped; containers keep running");
     Ok(())
 }

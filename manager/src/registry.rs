@@ -519,7 +519,7 @@ impl Registry {
                 continue;
             }
             if let Err(e) = self.recover_one(&name).await {
-                eprintln!("zctr: recovery of {name}: {e}");
+                crate::say!("zctr: recovery of {name}: {e}");
             }
         }
         Ok(())
@@ -527,7 +527,7 @@ impl Registry {
 
     async fn recover_one(self: &Arc<Self>, name: &str) -> Result<()> {
         let Ok(id) = ContainerId::new(name) else {
-            eprintln!("zctr: ignoring {name:?} in the state root: not a container id");
+            crate::say!("zctr: ignoring {name:?} in the state root: not a container id");
             return Ok(());
         };
         let cgroup = container_cgroup(&self.settings.cgroup_parent, &id)?;
@@ -537,7 +537,7 @@ impl Registry {
             other => {
                 // Creation never finished: nothing of it may stay.
                 if let Err(e) = &other {
-                    eprintln!("zctr: {name}: unusable record ({e}); cleaning up");
+                    crate::say!("zctr: {name}: unusable record ({e}); cleaning up");
                 }
                 let dir = self.env.store.dir(id.as_str());
                 let env = self.env.clone();
@@ -583,7 +583,7 @@ impl Registry {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            eprintln!("zctr: {name}: shim alive but its socket does not answer");
+            crate::say!("zctr: {name}: shim alive but its socket does not answer");
             return Ok(());
         }
         container::conclude(&self.env, &c).await;

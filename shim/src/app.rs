@@ -45,7 +45,7 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 fn report_failure(control: Option<&mut UnixStream>, e: &SetupError) {
-    eprintln!("zctr-shim: setup failed: {e}");
+    crate::say!("zctr-shim: setup failed: {e}");
     if let Some(c) = control {
         let _ = protocol::write_frame(
             c,
@@ -135,7 +135,7 @@ fn create_or_run_here(
     let mut control = match a.control_fd.map(sys::adopt_stream).transpose() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
+            crate::say!(
                 "zctr-shim: --control-fd {}: {}",
                 a.control_fd.unwrap_or(-1),
                 e.desc()
@@ -253,7 +253,7 @@ fn prepare_and_monitor(
     // The process that stays for the container's life need not map the setup
     // code: become the small monitor executable, or else serve from here.
     let e = handoff::exec_monitor(&prepared);
-    eprintln!(
+    crate::say!(
         "zctr-shim: monitoring in-process, {} unusable: {e}",
         handoff::MONITOR_BIN
     );

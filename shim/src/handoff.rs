@@ -51,7 +51,7 @@ pub fn serve(p: Prepared, signals: SignalFd) -> Result<i32, SetupError> {
         debug,
     } = p;
     if debug {
-        eprintln!(
+        crate::say!(
             "zctr-shim: container {id} created, init pid {}",
             created.pid
         );
@@ -77,7 +77,7 @@ pub fn serve(p: Prepared, signals: SignalFd) -> Result<i32, SetupError> {
     }
     let status = m.run();
     if start && debug {
-        eprintln!("zctr-shim: container exited: {status:?}");
+        crate::say!("zctr-shim: container exited: {status:?}");
     }
     Ok(status.code())
 }
@@ -111,7 +111,7 @@ impl Abandon {
     /// Says why on the ready pipe and the control fd, kills and reaps the
     /// init, and removes what the shim made.
     fn run(&self, why: &str) {
-        eprintln!("{MONITOR_BIN}: {why}");
+        crate::say!("{MONITOR_BIN}: {why}");
         if let Some(fd) = self.ready_fd {
             let _ = sys::write_all(fd, why.as_bytes());
         }
@@ -443,7 +443,7 @@ pub fn monitor_main(args: Vec<String>) -> i32 {
     let hex = match args.as_slice() {
         [id_flag, _, handoff_flag, hex] if id_flag == "--id" && handoff_flag == "--handoff" => hex,
         _ => {
-            eprintln!(
+            crate::say!(
                 "{MONITOR_BIN}: started by zctr-shim after setup, not by hand \
                  (usage: {MONITOR_BIN} --id ID --handoff HEX)"
             );
@@ -455,7 +455,7 @@ pub fn monitor_main(args: Vec<String>) -> i32 {
         Err(e) => {
             // Nothing is known: exiting closes the handshake socket, which
             // ends the waiting container process.
-            eprintln!("{MONITOR_BIN}: bad handoff: {e}");
+            crate::say!("{MONITOR_BIN}: bad handoff: {e}");
             return 1;
         }
     };
@@ -479,7 +479,7 @@ pub fn monitor_main(args: Vec<String>) -> i32 {
     match serve(prepared, signals) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("zctr-shim: {e}");
+            crate::say!("zctr-shim: {e}");
             1
         }
     }

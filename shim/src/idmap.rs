@@ -158,7 +158,7 @@ fn set_idmap(
         Ok(()) => Ok(()),
         Err(e) if matches!(idmap, Idmap::Auto { .. }) && unsupported(e) => {
             if debug {
-                eprintln!(
+                crate::say!(
                     "zctr-shim: {} cannot be idmapped ({}); it is bound as is, files keep their host owners",
                     what.to_string_lossy(),
                     e.desc()

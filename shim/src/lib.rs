@@ -20,5 +20,6 @@ pub mod overlay;
 pub mod plan;
 pub mod readfile;
 pub mod seccomp;
+pub mod say;
 pub mod status;
 pub mod sys;

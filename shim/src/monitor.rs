@@ -1,7 +1,12 @@
 //! After setup: the shim as subreaper and reporter. One thread, one poll loop
 //! over a signalfd, the child's handshake end, the control socket and its
 //! clients, and the container's log pipes. Once this loop runs it must not die:
-//! errors on a client drop that client, nothing else.
+//! errors on a client drop that client, nothing else. No write error ends it
+//! either: stderr goes through [`crate::say`], a log write that fails loses
+//! those bytes, and a `status.json` that cannot be written is retried every
+//! [`RETRY_MS`] while the status is served from memory on the socket. The
+//! monitor exits only once the exit is in `status.json` (or its state
+//! directory is gone, i.e. the container was deleted).
 
 use crate::launch::Created;
 use crate::logfile::LogFile;
@@ -17,12 +22,19 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 const MAX_CLIENTS: usize = 16;
 
 /// How long the loop must be idle before it releases the pages it does not
 /// need to wait (a few page faults when it next wakes).
 const IDLE_TRIM_MS: i32 = 1000;
+
+/// How often a `status.json` that could not be written is tried again.
+pub const RETRY_MS: u64 = 1000;
+
+/// How long after the init's exit its output is still copied into the log.
+use common::state::LOG_DRAIN_MS as DRAIN_MS;
 
 /// What a polled fd is.
 #[derive(Debug, Clone, Copy)]
@@ -138,6 +150,12 @@ pub struct Monitor {
     trim: bool,
     /// Found at the first release.
     idle_pages: Option<crate::sys::IdlePages>,
+    /// `status.json` is behind the state in memory; try again at this time.
+    retry_at: Option<Instant>,
+    /// Log writes are failing (said once, until one succeeds again), and the
+    /// bytes lost since.
+    log_failing: bool,
+    log_lost: u64,
 }
 
 fn send_to(stream: &mut UnixStream, msg: &ShimMsg) -> bool {
@@ -192,6 +210,9 @@ impl Monitor {
             exit: None,
             trim: true,
             idle_pages: None,
+            retry_at: None,
+            log_failing: false,
+            log_lost: 0,
         };
         m.persist();
         let hello = m.hello();
@@ -208,13 +229,60 @@ impl Monitor {
         }
     }
 
+    /// Writes the state to `status.json`. On failure the state stays in
+    /// memory (served on the socket) and the write is retried on a timer.
     fn persist(&mut self) {
         self.status.state = self.state.into();
         self.status.exit = self.exit;
-        if let Some(dir) = &self.out.state_dir {
-            if let Err(e) = status::write(dir, &self.status) {
-                eprintln!("zctr-shim: writing {}: {e}", dir.display());
+        let Some(dir) = &self.out.state_dir else {
+            return;
+        };
+        match status::write(dir, &self.status) {
+            Ok(()) => {
+                if self.retry_at.take().is_some() {
+                    crate::say!("zctr-shim: {}: status.json written again", self.id);
+                }
             }
+            Err(e) => {
+                if self.retry_at.is_none() {
+                    crate::say!(
+                        "zctr-shim: {}: writing status.json: {e} (kept in memory, retried every {RETRY_MS} ms)",
+                        self.id
+                    );
+                }
+                self.retry_at = Some(Instant::now() + Duration::from_millis(RETRY_MS));
+            }
+        }
+    }
+
+    /// Whether `status.json` lags behind and may still be written: false
+    /// once it is written, or once the state directory is gone (the
+    /// container was deleted: nobody will read it).
+    fn unsaved(&self) -> bool {
+        match (&self.retry_at, &self.out.state_dir) {
+            (Some(_), Some(dir)) => std::fs::symlink_metadata(dir).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// The `Exited` message, once the init has exited.
+    fn exited(&self) -> Option<ShimMsg> {
+        self.exit.map(|rec| ShimMsg::Exited {
+            status: rec.status(),
+            oom_killed: rec.oom_killed,
+            at_ms: rec.at_ms,
+        })
+    }
+
+    /// Sends `Hello` to client `idx`, then `Exited` if the init has exited:
+    /// a client learns the exit from the socket even when `status.json`
+    /// could not be written.
+    fn greet(&mut self, idx: usize) {
+        let (hello, exited) = (self.hello(), self.exited());
+        let c = &mut self.clients[idx];
+        c.send(&hello);
+        if let Some(exited) = exited {
+            c.send(&exited);
         }
     }
 
@@ -260,8 +328,7 @@ impl Monitor {
                 }
             }
             ManagerMsg::Status => {
-                let hello = self.hello();
-                self.clients[idx].send(&hello);
+                self.greet(idx);
                 None
             }
         };
@@ -283,7 +350,7 @@ impl Monitor {
                 self.starting = false;
             }
             Ok(crate::channel::Event::Failed(f)) => {
-                eprintln!("zctr-shim: {}: {f}", self.id);
+                crate::say!("zctr-shim: {}: {f}", self.id);
                 let msg = ShimMsg::CommandFailed {
                     errno: f.errno,
                     message: f.to_string(),
@@ -335,16 +402,16 @@ impl Monitor {
     }
 
     fn accept(&mut self) {
-        let Some(l) = &self.out.listener else { return };
-        while let Ok((stream, _)) = l.accept() {
+        loop {
+            let Some(l) = &self.out.listener else { return };
+            let Ok((stream, _)) = l.accept() else { return };
             if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            let mut c = Client::new(stream);
-            c.send(&self.hello());
-            if !c.dead {
-                self.clients.push(c);
-            }
+            // Appended: the indices polled in this pass stay valid. One that
+            // cannot take its greeting is dropped at the end of the pass.
+            self.clients.push(Client::new(stream));
+            self.greet(self.clients.len() - 1);
         }
     }
 
@@ -397,8 +464,25 @@ impl Monitor {
         match crate::sys::read(fd, &mut buf) {
             Ok(0) => false,
             Ok(n) => {
-                if let Err(e) = log.write(&buf[..n]) {
-                    eprintln!("zctr-shim: log: {e}");
+                match log.write(&buf[..n]) {
+                    Ok(()) if self.log_failing => {
+                        self.log_failing = false;
+                        crate::say!(
+                            "zctr-shim: {}: log written again, {} bytes lost",
+                            self.id,
+                            self.log_lost
+                        );
+                        self.log_lost = 0;
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        // Said once per failing stretch, not once per chunk.
+                        if !self.log_failing {
+                            crate::say!("zctr-shim: {}: log: {e} (output lost)", self.id);
+                        }
+                        self.log_failing = true;
+                        self.log_lost += n as u64;
+                    }
                 }
                 true
             }
@@ -407,18 +491,24 @@ impl Monitor {
         }
     }
 
-    /// Runs until the container's init has exited and its output is drained.
-    /// Returns how it ended.
+    /// Runs until the container's init has exited, its output is drained
+    /// (EOF on both pipes, or [`DRAIN_MS`] after the exit) and its exit is in
+    /// `status.json` (see [`Monitor::unsaved`]). Returns how it ended.
     pub fn run(mut self) -> ExitStatus {
         let mut log_open = [self.out.log.is_some(); 2];
         let mut channel_open = true;
-        let mut drain_deadline: Option<std::time::Instant> = None;
+        let mut drain_deadline: Option<Instant> = None;
         loop {
             if let Some(rec) = self.exit {
-                let deadline = *drain_deadline.get_or_insert_with(|| {
-                    std::time::Instant::now() + std::time::Duration::from_secs(2)
-                });
-                if !log_open.iter().any(|&o| o) || std::time::Instant::now() >= deadline {
+                let deadline = *drain_deadline
+                    .get_or_insert_with(|| Instant::now() + Duration::from_millis(DRAIN_MS));
+                if log_open.iter().any(|&o| o) && Instant::now() >= deadline {
+                    // Done copying; orphans still writing get EPIPE.
+                    log_open = [false; 2];
+                    self.out.log = None;
+                }
+                if !log_open.iter().any(|&o| o) && !self.unsaved() {
+                    self.last_round();
                     self.finish();
                     return rec.status();
                 }
@@ -445,15 +535,29 @@ impl Monitor {
             for (idx, c) in self.clients.iter().enumerate() {
                 set.add(Source::Client(idx), c.stream.as_raw_fd());
             }
-            let timeout_ms = if self.exit.is_some() {
+            let draining = self.exit.is_some() && log_open.iter().any(|&o| o);
+            let mut timeout_ms = if draining {
                 100
-            } else if self.trim {
+            } else if self.trim && self.exit.is_none() {
                 IDLE_TRIM_MS
             } else {
                 -1
             };
+            if let Some(at) = self.retry_at {
+                let left = at.saturating_duration_since(Instant::now()).as_millis();
+                let left = left.min(i32::MAX as u128) as i32;
+                timeout_ms = if timeout_ms < 0 {
+                    left
+                } else {
+                    timeout_ms.min(left)
+                };
+            }
             let mut polled = crate::sys::poll(set.fds(), timeout_ms);
-            if matches!(polled, Ok(0)) && self.trim && self.exit.is_none() {
+            if matches!(polled, Ok(0))
+                && self.trim
+                && self.exit.is_none()
+                && self.retry_at.is_none()
+            {
                 // Idle for a while: what setup and the last events touched is
                 // not needed to wait. Drop it and wait on the same set.
                 self.trim = false;
@@ -467,9 +571,12 @@ impl Monitor {
                 Ok(_) => self.trim = true,
                 Err(Errno::EINTR) => {}
                 Err(e) => {
-                    eprintln!("zctr-shim: poll: {e}");
+                    crate::say!("zctr-shim: poll: {e}");
                     continue;
                 }
+            }
+            if self.retry_at.is_some_and(|at| Instant::now() >= at) {
+                self.persist();
             }
             let ready = set.ready();
             for &source in ready {
@@ -497,6 +604,18 @@ impl Monitor {
                 }
             }
             self.clients.retain(|c| !c.dead);
+        }
+    }
+
+    /// Answers what clients sent and greets who connected since the last
+    /// pass, so that none is left with a command unanswered (or a reset
+    /// connection) because the monitor exited first.
+    fn last_round(&mut self) {
+        self.accept();
+        for idx in 0..self.clients.len() {
+            if !self.clients[idx].dead {
+                self.on_client(idx);
+            }
         }
     }
 

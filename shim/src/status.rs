@@ -43,18 +43,26 @@ pub fn proc_id(pid: i32) -> io::Result<ProcId> {
 }
 
 /// Writes `status` to `<dir>/status.json` via a temp file, fsync and rename.
+/// On failure the temp file is removed (on a full disk it would hold the last
+/// free blocks) and `status.json` keeps its previous content.
 pub fn write(dir: &Path, status: &ShimStatus) -> io::Result<()> {
     let tmp = dir.join(format!(".{STATUS_FILE}.tmp"));
-    let json = serde_json::to_vec(status).map_err(io::Error::other)?;
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(&json)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dir.join(STATUS_FILE))?;
+    let written = write_tmp(&tmp, status).and_then(|()| fs::rename(&tmp, dir.join(STATUS_FILE)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+fn write_tmp(tmp: &Path, status: &ShimStatus) -> io::Result<()> {
+    let json = serde_json::to_vec(status).map_err(io::Error::other)?;
+    let mut f = fs::File::create(tmp)?;
+    f.write_all(&json)?;
+    f.sync_all()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod logs;
+mod logwatch;
 
 use crate::error::Error;
 use crate::lifecycle::parse_signal;
