@@ -19,7 +19,7 @@ pub mod mountopts;
 pub mod overlay;
 pub mod plan;
 pub mod readfile;
-pub mod seccomp;
 pub mod say;
+pub mod seccomp;
 pub mod status;
 pub mod sys;
