@@ -73,6 +73,7 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v curl >/dev/null || missing+=(curl)
 command -v cpio >/dev/null || missing+=(cpio)
 command -v jq >/dev/null || missing+=(jq)
+command -v xz >/dev/null || missing+=(xz-utils)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -139,6 +140,19 @@ add_host_binary() {
 add_host_binary ip
 add_host_binary curl
 for b in ${ZCTR_VM_HOST_BINS:-}; do add_host_binary "$b"; done
+
+# Kernel modules zctr needs that Debian builds as modules (overlayfs: every
+# container's rootfs is an overlay); the init loads them with busybox insmod,
+# which takes only uncompressed modules. A kernel with them built in has none.
+mkdir -p "$ROOT/vm/modules"
+for m in fs/overlayfs/overlay; do
+    src=/lib/modules/$KVER/kernel/$m.ko
+    if [ -f "$src.xz" ]; then
+        xz -dc "$src.xz" >"$ROOT/vm/modules/${m##*/}.ko"
+    elif [ -f "$src" ]; then
+        cp "$src" "$ROOT/vm/modules/"
+    fi
+done
 
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
     >"$ROOT/etc/passwd"
