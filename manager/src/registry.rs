@@ -384,14 +384,12 @@ impl Registry {
 
     pub async fn ps(&self, id: &str) -> Result<Vec<ProcessInfo>> {
         let c = self.get(id)?;
-        let rootfs = c.record().config.rootfs;
+        let init = c.record().init.map(|p| p.pid);
         let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
+        let idc = id.to_string();
         blocking(move || -> Result<Vec<ProcessInfo>> {
             let pids = cgroups.pids(&cg)?;
-            Ok(pids
-                .into_iter()
-                .filter_map(|p| procfs::process_info(p, Some(&rootfs)))
-                .collect())
+            Ok(procfs::container_processes(&idc, &pids, init))
         })
         .await
     }
