@@ -46,29 +46,28 @@ pub enum SafeOpenError {
 /// Reads the host file `path` (symlinks followed) if it is a regular file of
 /// at most `max` bytes.
 pub fn read_host_file(path: &Path, max: u64) -> Result<Vec<u8>, SafeOpenError> {
-    let fd = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|source| SafeOpenError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    read_checked(fd.into(), path, max)
+    let fd = open_path(path, OFlag::empty())?;
+    read_checked(fd, path, max)
 }
 
 /// Opens the directory `path` as a root for [`read_in_root`] (`O_PATH`; a
 /// `/proc/PID/root` link is followed to that process's root).
 pub fn open_root(path: &Path) -> Result<OwnedFd, SafeOpenError> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(path)
-        .map(OwnedFd::from)
-        .map_err(|source| SafeOpenError::Open {
-            path: path.to_path_buf(),
-            source,
-        })
+    open_path(path, OFlag::O_DIRECTORY)
+}
+
+/// `open(path, O_PATH | O_CLOEXEC | extra)`. Not through `std::fs`: on musl
+/// `O_ACCMODE` includes `O_PATH`, and std masks it out of custom flags.
+fn open_path(path: &Path, extra: OFlag) -> Result<OwnedFd, SafeOpenError> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_CLOEXEC | extra,
+        Mode::empty(),
+    )
+    .map_err(|e| SafeOpenError::Open {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// Reads `rel` resolved inside `root` as if `root` were `/`, if it is a
