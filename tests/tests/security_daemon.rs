@@ -469,3 +469,40 @@ fn cli_with_a_closed_stdout_ends_quietly() {
     }
     env.zctr(&["delete", "c"]);
 }
+
+/// Break 4, the other side: the header timeout (1 s here) never cuts a
+/// response that is still streaming or a request still in flight.
+#[test]
+fn long_wait_and_follow_outlive_the_header_timeout() {
+    let Some(env) = Env::with_daemon(DaemonSetup {
+        wrapper: Vec::new(),
+        env: vec![("ZCTR_HEADER_TIMEOUT".into(), "1".into())],
+    }) else {
+        return;
+    };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+    // Prints "spawned" at once and "done" 3 s later.
+    env.zctr(&support::run_args(
+        "f",
+        &rootfs,
+        &[],
+        &[probe, "orphans", "0", "0", "--hold", "3"],
+    ));
+    let start = Instant::now();
+    let logs = env.zctr(&["logs", "--follow", "f"]);
+    assert!(start.elapsed() > Duration::from_millis(2500), "{logs}");
+    assert!(logs.contains("done"), "{logs}");
+
+    env.zctr(&support::run_args(
+        "w",
+        &rootfs,
+        &[],
+        &[probe, "sleep", "3"],
+    ));
+    let start = Instant::now();
+    assert_eq!(env.zctr(&["wait", "w"]).trim(), "0");
+    assert!(start.elapsed() > Duration::from_millis(2500));
+    env.zctr(&["delete", "f"]);
+    env.zctr(&["delete", "w"]);
+}
