@@ -183,6 +183,15 @@ impl ImageMeta {
         Ok(m)
     }
 
+    /// Parses and validates the bytes of the meta file `path` (read by the
+    /// caller, e.g. with its own size cap); errors include `path`.
+    pub fn from_file_bytes(bytes: &[u8], path: &Path) -> Result<Self, MetaError> {
+        let parsed: Result<Self, MetaError> = serde_json::from_slice(bytes)
+            .map_err(|source| MetaError::Json { path: None, source })
+            .and_then(|m: Self| m.validate().map(|()| m));
+        parsed.map_err(|e| e.with_path(path))
+    }
+
     /// Reads, parses and validates a meta file; errors include `path`.
     pub fn from_file(path: &Path) -> Result<Self, MetaError> {
         let text = std::fs::read_to_string(path).map_err(|source| MetaError::Read {

@@ -3,6 +3,7 @@
 //! read the image meta, generate `config.json` with `common::spec` and write
 //! it atomically.
 
+use crate::safe_open::{self, SafeOpenError, META_MAX};
 use crate::store::{self, StoreError, BUNDLE_DIR};
 use common::config::{ConfigError, ContainerConfig, MountKind};
 use common::id::ContainerId;
@@ -24,6 +25,9 @@ pub enum BundleError {
     SourceMissing { field: String, path: PathBuf },
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// The meta file is not a regular file of at most [`META_MAX`] bytes.
+    #[error("image meta {0}")]
+    MetaFile(#[from] SafeOpenError),
     #[error("spec generation: {0}")]
     Spec(#[from] SpecError),
     #[error(transparent)]
@@ -68,10 +72,15 @@ pub fn check_host_paths(config: &ContainerConfig) -> Result<(), BundleError> {
     Ok(())
 }
 
-/// Reads the meta file named by the config, or an empty meta when there is none.
+/// Reads the meta file named by the config, or an empty meta when there is
+/// none. The client names the path: it is read with
+/// [`safe_open::read_host_file`] (regular files of at most [`META_MAX`]
+/// bytes; a FIFO or a device is refused without being opened).
 pub fn load_meta(config: &ContainerConfig) -> Result<ImageMeta, BundleError> {
     Ok(match &config.meta {
-        Some(path) => ImageMeta::from_file(path)?,
+        Some(path) => {
+            ImageMeta::from_file_bytes(&safe_open::read_host_file(path, META_MAX)?, path)?
+        }
         None => ImageMeta::default(),
     })
 }
@@ -163,8 +172,24 @@ mod tests {
         assert_eq!(load_meta(&c).unwrap(), ImageMeta::default());
         let meta = t.path().join("meta.json");
         fs::write(&meta, b"{not json").unwrap();
-        c.meta = Some(meta);
-        assert!(matches!(load_meta(&c), Err(BundleError::Meta(_))));
+        c.meta = Some(meta.clone());
+        let e = load_meta(&c).unwrap_err();
+        assert!(matches!(e, BundleError::Meta(_)), "{e}");
+        assert!(e.to_string().contains(&*meta.to_string_lossy()), "{e}");
+        for (bad, what) in [
+            ("/dev/zero", "not a regular file"),
+            ("/", "not a regular file"),
+        ] {
+            c.meta = Some(bad.into());
+            let e = load_meta(&c).unwrap_err();
+            assert!(matches!(e, BundleError::MetaFile(_)), "{e}");
+            assert!(e.to_string().contains(what), "{e}");
+        }
+        let big = t.path().join("big.json");
+        fs::write(&big, vec![b' '; META_MAX as usize + 1]).unwrap();
+        c.meta = Some(big);
+        let e = load_meta(&c).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
     }
 
     #[test]

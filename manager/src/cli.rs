@@ -290,9 +290,44 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     })
 }
 
+/// Standard output was closed by its reader (`zctr inspect x | head -1`):
+/// the command stops there, and `main` ends quietly with
+/// [`STDOUT_CLOSED_STATUS`].
+#[derive(Debug, thiserror::Error)]
+#[error("standard output closed")]
+pub struct StdoutClosed;
+
+/// Exit status after [`StdoutClosed`]: 128 + SIGPIPE, what the shell shows
+/// for a program killed by SIGPIPE (Rust ignores SIGPIPE, so a closed pipe
+/// is a write error here, never a signal).
+pub const STDOUT_CLOSED_STATUS: i32 = 128 + libc::SIGPIPE;
+
+/// Maps a stdout write error: a closed pipe becomes [`StdoutClosed`].
+fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(StdoutClosed)
+    } else {
+        anyhow::Error::new(e).context("writing to standard output")
+    }
+}
+
+/// Writes to stdout, never panicking (`println!` panics on a closed pipe).
+fn write_out(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
+}
+
+/// `println!` that returns a closed stdout as an error instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_out(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
 fn print_json(v: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+    outln!("{}", serde_json::to_string_pretty(v)?)
 }
 
 /// Runs one client command; returns the process exit code.
@@ -333,9 +368,9 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             if json {
                 print_json(&v)?;
             } else {
-                println!("{:<24} {:<9} {:>8} {:>5}", "ID", "STATUS", "PID", "EXIT");
+                outln!("{:<24} {:<9} {:>8} {:>5}", "ID", "STATUS", "PID", "EXIT")?;
                 for x in v.as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "{:<24} {:<9} {:>8} {:>5}",
                         x["id"].as_str().unwrap_or(""),
                         x["status"].as_str().unwrap_or(""),
@@ -347,7 +382,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
                             .as_i64()
                             .map(|p| p.to_string())
                             .unwrap_or("-".into()),
-                    );
+                    )?;
                 }
             }
         }
@@ -362,10 +397,13 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             if json {
                 print_json(&v)?;
             } else {
-                println!(
+                outln!(
                     "{:>8} {:>6} {:<10} {:<5} CMD",
-                    "PID", "NSPID", "USER", "STATE"
-                );
+                    "PID",
+                    "NSPID",
+                    "USER",
+                    "STATE"
+                )?;
                 for x in v.as_array().into_iter().flatten() {
                     let user = x["user"]
                         .as_str()
@@ -378,7 +416,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
                         .flatten()
                         .filter_map(|s| s.as_str())
                         .collect();
-                    println!(
+                    outln!(
                         "{:>8} {:>6} {:<10} {:<5} {}",
                         x["pid"]
                             .as_i64()
@@ -391,7 +429,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
                         user,
                         x["state"].as_str().unwrap_or(""),
                         cmd.join(" ")
-                    );
+                    )?;
                 }
             }
         }
@@ -399,8 +437,8 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             let v = c.call(Method::POST, &p(&id, "wait"), None).await?;
             let code = v["exit"]["exit_code"].as_i64().unwrap_or(255) as i32;
             match v["stop_reason"].as_str() {
-                Some(r) => println!("{code} ({r})"),
-                None => println!("{code}"),
+                Some(r) => outln!("{code} ({r})")?,
+                None => outln!("{code}")?,
             }
             return Ok(code);
         }
@@ -410,11 +448,9 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
                 .send(Method::GET, &format!("{}{q}", p(&id, "logs")), None)
                 .await?
                 .into_body();
-            let mut out = std::io::stdout();
             while let Some(frame) = body.frame().await {
                 if let Ok(data) = frame?.into_data() {
-                    out.write_all(&data)?;
-                    out.flush()?;
+                    write_out(&data)?;
                 }
             }
         }
@@ -433,7 +469,7 @@ async fn create(c: &Client, a: CreateArgs, start: bool) -> Result<()> {
     if a.json {
         print_json(&v)?;
     } else {
-        println!("{}", v["id"].as_str().unwrap_or(""));
+        outln!("{}", v["id"].as_str().unwrap_or(""))?;
     }
     Ok(())
 }

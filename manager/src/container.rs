@@ -232,7 +232,7 @@ pub async fn mark_stopped(
     .await
     .unwrap_or((false, Ok(())));
     if let Err(e) = killed {
-        eprintln!("zctr: {}: {e}", c.id);
+        crate::say!("zctr: {}: {e}", c.id);
     }
     let _ = c.update(&env.store, |r| {
         r.status = Status::Stopped;

@@ -5,6 +5,7 @@
 use crate::api;
 use crate::cgroups::{self, CgroupPath};
 use crate::error::Error;
+use crate::nofile;
 use crate::registry::{Registry, Settings};
 use crate::store::Store;
 use std::fs;
@@ -21,6 +22,9 @@ pub struct Options {
     pub socket: PathBuf,
     pub cgroup_parent: String,
     pub shim: PathBuf,
+    /// Timeouts and the connection cap of the API (the cap is lowered to
+    /// fit the descriptor limit).
+    pub limits: api::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +37,16 @@ pub enum DaemonError {
     NoShim(PathBuf),
     #[error("signal handler: {0}")]
     Signal(io::Error),
+    #[error("raising RLIMIT_NOFILE: {0}")]
+    Nofile(io::Error),
 }
 
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
     if !opts.shim.is_file() {
         return Err(DaemonError::NoShim(opts.shim));
     }
+    let nofile = nofile::raise().map_err(|e| DaemonError::Nofile(e.into()))?;
+    let limits = opts.limits.fit_nofile(nofile);
     let store = Store::open(&opts.root).map_err(Error::from)?;
     let cgroups: Arc<dyn cgroups::Cgroups> = Arc::from(cgroups::detect().map_err(Error::from)?);
     let parent = CgroupPath::new(&opts.cgroup_parent).map_err(Error::from)?;
@@ -73,7 +81,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let listener = UnixListener::bind(&opts.socket).map_err(sock_err)?;
     fs::set_permissions(&opts.socket, fs::Permissions::from_mode(0o600)).map_err(sock_err)?;
     crate::say!(
-        "zctr: serving on {} (root {}, cgroups {:?})",
+        "zctr: serving on {} (root {}, cgroups {:?}, nofile {nofile}, {limits:?})",
         opts.socket.display(),
         opts.root.display(),
         reg.cgroups().layout()
@@ -87,7 +95,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             _ = int.recv() => {}
         }
     };
-    api::serve(listener, reg, shutdown).await;
+    api::serve(listener, reg, limits, shutdown).await;
     let _ = fs::remove_file(&opts.socket);
     crate::say!("zctr: stopped; containers keep running");
     Ok(())

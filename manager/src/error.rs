@@ -37,6 +37,8 @@ pub enum Error {
     ShimCommand { errno: i32, message: String },
     #[error("container {0}: its shim is not reachable")]
     ShimUnavailable(String),
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("container {id}: {what} timed out")]
     Timeout { id: String, what: &'static str },
     #[error("the daemon is shutting down")]

@@ -12,8 +12,10 @@ mod error;
 mod lifecycle;
 mod logtail;
 mod model;
+mod nofile;
 mod procfs;
 mod registry;
+mod safe_open;
 mod say;
 mod shim_conn;
 mod spawn;
@@ -23,6 +25,15 @@ mod testutil;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// A positive number of seconds (decimals allowed, at most a day).
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86400.0 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a number of seconds in (0, 86400]")),
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "zctr", version, about = "zctr container manager")]
@@ -52,6 +63,18 @@ enum Top {
         /// The shim binary (default: zctr-shim beside this executable).
         #[arg(long)]
         shim: Option<PathBuf>,
+        /// Seconds a connection has to send a complete request head, counted
+        /// from its accept or from the end of its previous response (so
+        /// also the idle keep-alive timeout).
+        #[arg(long, env = "ZCTR_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+        header_timeout: Duration,
+        /// Seconds a request body has to arrive in full.
+        #[arg(long, env = "ZCTR_BODY_TIMEOUT", default_value = "30", value_parser = seconds)]
+        body_timeout: Duration,
+        /// Most API connections open at once (lowered to fit RLIMIT_NOFILE).
+        #[arg(long, env = "ZCTR_MAX_CONNECTIONS", default_value = "512",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
     },
     #[command(flatten)]
     Client(Box<cli::Command>),
@@ -67,6 +90,9 @@ fn main() -> anyhow::Result<()> {
             root,
             cgroup_parent,
             shim,
+            header_timeout,
+            body_timeout,
+            max_connections,
         } => {
             let shim = match shim {
                 Some(s) => s,
@@ -80,11 +106,22 @@ fn main() -> anyhow::Result<()> {
                 socket: args.socket,
                 cgroup_parent,
                 shim,
+                limits: api::Limits {
+                    header_timeout,
+                    body_timeout,
+                    max_connections: max_connections as usize,
+                },
             }))?;
             Ok(())
         }
         Top::Client(cmd) => {
-            let code = rt.block_on(cli::run(&args.socket, *cmd))?;
+            let code = match rt.block_on(cli::run(&args.socket, *cmd)) {
+                Ok(code) => code,
+                Err(e) if e.downcast_ref::<cli::StdoutClosed>().is_some() => {
+                    cli::STDOUT_CLOSED_STATUS
+                }
+                Err(e) => return Err(e),
+            };
             drop(rt);
             std::process::exit(code);
         }

@@ -1,9 +1,12 @@
 //! What the manager reads from `/proc`: start times (so a reused pid is never
 //! taken for a live shim) and the per-process facts `ps` shows.
 
+use crate::safe_open::{self, SafeOpenError, PASSWD_MAX};
 use common::state::{parse_proc_stat, ProcId};
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// Field 22 of `/proc/PID/stat` (start time in clock ticks since boot).
@@ -47,8 +50,41 @@ pub struct ProcessInfo {
     pub cmdline: Vec<String>,
 }
 
-/// Reads what `ps` shows about `pid`; `rootfs` is used to name the user.
-pub fn process_info(pid: i32, rootfs: Option<&Path>) -> Option<ProcessInfo> {
+/// Longest command line `ps` reads of one process (the rest is cut off).
+const CMDLINE_MAX: u64 = 64 << 10;
+
+/// What `ps` shows about `pids`, the processes of one container. User names
+/// come from the `/etc/passwd` that `root_pid` (the init when it is among
+/// `pids`, else the first of them) sees as its own: read through
+/// `/proc/PID/root` with [`safe_open::read_in_root`], so a hostile passwd
+/// (a symlink out, a FIFO, a device, a huge file) only costs the names
+/// (`user` is then `null` and clients show the number).
+pub fn container_processes(id: &str, pids: &[i32], init: Option<i32>) -> Vec<ProcessInfo> {
+    let root_pid = init
+        .filter(|i| pids.contains(i))
+        .or_else(|| pids.first().copied());
+    let passwd = root_pid.and_then(|p| match container_passwd(p) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            crate::say!("zctr: ps {id}: user names not shown: {e}");
+            None
+        }
+    });
+    pids.iter()
+        .filter_map(|p| process_info(*p, passwd.as_deref()))
+        .collect()
+}
+
+/// The `/etc/passwd` that process `pid` sees.
+fn container_passwd(pid: i32) -> Result<String, SafeOpenError> {
+    let root = safe_open::open_root(Path::new(&format!("/proc/{pid}/root")))?;
+    let bytes = safe_open::read_in_root(root.as_fd(), Path::new("etc/passwd"), PASSWD_MAX)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Reads what `ps` shows about `pid`; `passwd` (the text of the
+/// container's `/etc/passwd`) is used to name the user.
+pub fn process_info(pid: i32, passwd: Option<&str>) -> Option<ProcessInfo> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let ns_pid =
         status_field(&status, "NSpid").and_then(|v| v.split_whitespace().last()?.parse().ok());
@@ -61,13 +97,11 @@ pub fn process_info(pid: i32, rootfs: Option<&Path>) -> Option<ProcessInfo> {
         let map = fs::read_to_string(format!("/proc/{pid}/uid_map")).ok()?;
         map_to_inside(&map, u)
     });
-    let user = match (ns_uid, rootfs) {
-        (Some(u), Some(root)) => fs::read_to_string(root.join("etc/passwd"))
-            .ok()
-            .and_then(|p| passwd_name(&p, u)),
+    let user = match (ns_uid, passwd) {
+        (Some(u), Some(p)) => passwd_name(p, u),
         _ => None,
     };
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+    let cmdline = read_capped(&format!("/proc/{pid}/cmdline"), CMDLINE_MAX)
         .map(|b| {
             b.split(|c| *c == 0)
                 .filter(|s| !s.is_empty())
@@ -84,6 +118,13 @@ pub fn process_info(pid: i32, rootfs: Option<&Path>) -> Option<ProcessInfo> {
         state,
         cmdline,
     })
+}
+
+/// At most `max` bytes of a /proc file (these report size 0, so no stat check).
+fn read_capped(path: &str, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    fs::File::open(path)?.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {

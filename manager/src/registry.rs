@@ -217,10 +217,10 @@ impl Registry {
                 })
                 .await;
                 if let Err(ce) = &cleaned.0 {
-                    eprintln!("zctr: {id}: rollback of the cgroup: {ce}");
+                    crate::say!("zctr: {id}: rollback of the cgroup: {ce}");
                 }
                 if let Err(de) = &cleaned.1 {
-                    eprintln!("zctr: {id}: rollback of the state dir: {de}");
+                    crate::say!("zctr: {id}: rollback of the state dir: {de}");
                 }
                 self.forget(id.as_str());
                 Err(e)
@@ -355,7 +355,7 @@ impl Registry {
             let (c, _op) = this.create_now(req).await?;
             if let Err(e) = this.start_locked(&c).await {
                 if let Err(de) = this.delete_locked(&c, true).await {
-                    eprintln!("zctr: {}: delete after a failed start: {de}", c.id);
+                    crate::say!("zctr: {}: delete after a failed start: {de}", c.id);
                 }
                 return Err(e);
             }
@@ -461,7 +461,7 @@ impl Registry {
             // Nothing may be left; killing an empty cgroup costs little. A
             // cgroup that cannot go keeps the record, for another delete.
             if let Err(e) = env.cgroups.kill_all(&cg) {
-                eprintln!("zctr: {idc}: {e}");
+                crate::say!("zctr: {idc}: {e}");
             }
             env.cgroups.remove(&cg)?;
             env.store.remove_dir(&idc)?;
@@ -484,7 +484,7 @@ impl Registry {
         // kill the whole cgroup, thawed first, in every hierarchy.
         let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
         if let Err(e) = blocking(move || cgroups.kill_all(&cg)).await {
-            eprintln!("zctr: {}: {e}", c.id);
+            crate::say!("zctr: {}: {e}", c.id);
         }
         if c.wait_stopped(Some(Duration::from_secs(5))).await {
             return;
@@ -498,14 +498,12 @@ impl Registry {
 
     pub async fn ps(&self, id: &str) -> Result<Vec<ProcessInfo>> {
         let c = self.get(id)?;
-        let rootfs = c.record().config.rootfs;
+        let init = c.record().init.map(|p| p.pid);
         let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
+        let idc = id.to_string();
         blocking(move || -> Result<Vec<ProcessInfo>> {
             let pids = cgroups.pids(&cg)?;
-            Ok(pids
-                .into_iter()
-                .filter_map(|p| procfs::process_info(p, Some(&rootfs)))
-                .collect())
+            Ok(procfs::container_processes(&idc, &pids, init))
         })
         .await
     }

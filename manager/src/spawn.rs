@@ -96,18 +96,29 @@ pub async fn spawn(
     let theirs: OwnedFd = theirs.into();
     let child_fd = theirs.as_raw_fd();
     let proc_fds: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
+    // The shim (and a container without its own rlimits) gets the descriptor
+    // limit the daemon was started with, not the one it raised for itself.
+    let nofile = crate::nofile::original().map(|(soft, hard)| libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    });
 
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file);
-    // SAFETY: the closure only calls async-signal-safe functions (write, setsid,
-    // dup2, fcntl) on fds opened before the fork, and allocates nothing.
+    // SAFETY: the closure only calls async-signal-safe functions (write,
+    // setrlimit, setsid, dup2, fcntl) on fds opened before the fork, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &proc_fds {
                 if libc::write(fd, b"0".as_ptr().cast(), 1) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(lim) = &nofile {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, lim) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }

@@ -24,7 +24,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
             BundleError::RootfsMissing(_) => (S::BAD_REQUEST, "rootfs_missing"),
             BundleError::RootfsNotDir(_) => (S::BAD_REQUEST, "rootfs_not_dir"),
             BundleError::SourceMissing { .. } => (S::BAD_REQUEST, "source_missing"),
-            BundleError::Meta(_) => (S::BAD_REQUEST, "bad_meta"),
+            BundleError::Meta(_) | BundleError::MetaFile(_) => (S::BAD_REQUEST, "bad_meta"),
             BundleError::Spec(_) => (S::BAD_REQUEST, "invalid_config"),
             BundleError::Store(s) => store(s),
         },
@@ -40,6 +40,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::ShimCommand { .. } => (S::INTERNAL_SERVER_ERROR, "shim_refused"),
         Error::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout"),
         Error::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+        Error::RequestTimeout(_) => (S::REQUEST_TIMEOUT, "request_timeout"),
     }
 }
 
@@ -72,6 +73,11 @@ mod tests {
                 "invalid_state",
             ),
             (Error::BadRequest("x".into()), 400, "bad_request"),
+            (
+                Error::RequestTimeout(std::time::Duration::from_secs(1)),
+                408,
+                "request_timeout",
+            ),
             (
                 BundleError::RootfsMissing(PathBuf::from("/x")).into(),
                 400,

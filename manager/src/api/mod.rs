@@ -1,9 +1,12 @@
 //! HTTP/1.1 + JSON over the daemon's Unix socket. Routes are listed in
 //! `docs/api.md`; errors are `{"code", "message"}` (see [`error`]).
 
+pub mod conn;
 pub mod error;
 pub mod logs;
 mod logwatch;
+
+pub use conn::Limits;
 
 use crate::error::Error;
 use crate::lifecycle::parse_signal;
@@ -13,15 +16,13 @@ use bytes::Bytes;
 use common::id::ContainerId;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::UnixListener;
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -29,31 +30,23 @@ pub type Body = BoxBody<Bytes, Infallible>;
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
 
-/// Serves connections until `shutdown` completes.
-pub async fn serve(listener: UnixListener, reg: Arc<Registry>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let reg = reg.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let reg = reg.clone();
-                        async move { Ok::<_, Infallible>(handle(reg, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
+/// Serves connections until `shutdown` completes, within `limits` (see [`conn`]).
+pub async fn serve(
+    listener: UnixListener,
+    reg: Arc<Registry>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let handler = move |req| handle(reg.clone(), limits.body_timeout, req);
+    conn::serve(listener, limits, handler, shutdown).await
 }
 
-async fn handle(reg: Arc<Registry>, req: Request<Incoming>) -> Response<Body> {
-    match route(reg, req).await {
+async fn handle(
+    reg: Arc<Registry>,
+    body_timeout: Duration,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match route(reg, body_timeout, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -115,15 +108,21 @@ pub fn parse_create(body: &[u8]) -> Result<CreateRequest, Error> {
     serde_json::from_value(value).map_err(|e| Error::BadRequest(format!("create request: {e}")))
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
-    Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+/// The request body: at most [`MAX_BODY`] bytes, all within `timeout`.
+async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, Error> {
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    tokio::time::timeout(timeout, collect)
         .await
+        .map_err(|_| Error::RequestTimeout(timeout))?
         .map(|c| c.to_bytes())
         .map_err(|e| Error::BadRequest(format!("request body: {e}")))
 }
 
-async fn route(reg: Arc<Registry>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn route(
+    reg: Arc<Registry>,
+    body_timeout: Duration,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
     let q = query(&req);
     let path = req.uri().path().trim_end_matches('/').to_string();
     let parts: Vec<&str> = path.split('/').skip(1).collect();
@@ -135,7 +134,7 @@ async fn route(reg: Arc<Registry>, req: Request<Incoming>) -> Result<Response<Bo
         )),
         (Method::GET, ["v1", "containers"]) => Ok(json(StatusCode::OK, &reg.list())),
         (Method::POST, ["v1", "containers"]) => {
-            let body = read_body(req).await?;
+            let body = read_body(req, body_timeout).await?;
             let create = parse_create(&body)?;
             let c = if flag(&q, "start") {
                 reg.run(create).await?

@@ -21,8 +21,18 @@ pub fn zctr_bin() -> PathBuf {
     bins::find("zctr").unwrap_or_else(|_| bins::workspace_root().join("target/debug/zctr"))
 }
 
+/// How the daemon is started beyond the harness's own arguments.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonSetup {
+    /// A command the daemon runs under, e.g. `["prlimit", "--nofile=256", "--"]`.
+    pub wrapper: Vec<String>,
+    /// Environment variables of the daemon (e.g. `ZCTR_HEADER_TIMEOUT`).
+    pub env: Vec<(String, String)>,
+}
+
 pub struct Env {
     daemon: Option<Child>,
+    pub setup: DaemonSetup,
     pub socket: PathBuf,
     pub root: PathBuf,
     pub parent: String,
@@ -35,16 +45,21 @@ pub struct Env {
 impl Env {
     /// `None` (after a message) when not root: the tests skip.
     pub fn new() -> Option<Env> {
-        Env::build(None)
+        Env::build(None, DaemonSetup::default())
+    }
+
+    /// Like [`Env::new`], the daemon started as `setup` says (also on restarts).
+    pub fn with_daemon(setup: DaemonSetup) -> Option<Env> {
+        Env::build(None, setup)
     }
 
     /// Like [`Env::new`], with the state root on a tmpfs of `kib` KiB of its
     /// own (unmounted with the scratch directory), so that it can be filled.
     pub fn with_small_state_disk(kib: u32) -> Option<Env> {
-        Env::build(Some(kib))
+        Env::build(Some(kib), DaemonSetup::default())
     }
 
-    fn build(state_kib: Option<u32>) -> Option<Env> {
+    fn build(state_kib: Option<u32>, setup: DaemonSetup) -> Option<Env> {
         if !is_root() {
             eprintln!("skipped: needs root");
             return None;
@@ -54,6 +69,7 @@ impl Env {
         let rootfs = Rootfs::new(tmp.join("rootfs")).unwrap();
         let mut env = Env {
             daemon: None,
+            setup,
             socket: tmp.join("zctr.sock"),
             root: tmp.join("state"),
             parent: cg.relative_path().to_string(),
@@ -86,7 +102,16 @@ impl Env {
             .append(true)
             .open(self.tmp.join("daemon.log"))
             .unwrap();
-        let child = Command::new(zctr_bin())
+        let mut cmd = match self.setup.wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(zctr_bin());
+                c
+            }
+            None => Command::new(zctr_bin()),
+        };
+        let child = cmd
+            .envs(self.setup.env.iter().map(|(k, v)| (k, v)))
             .arg("--socket")
             .arg(&self.socket)
             .arg("daemon")
