@@ -139,6 +139,8 @@ add_host_binary() {
 }
 add_host_binary ip
 add_host_binary curl
+# bash: the seccomp test runs a distribution shell (with its libraries) under the default filter.
+add_host_binary bash
 for b in ${ZCTR_VM_HOST_BINS:-}; do add_host_binary "$b"; done
 
 # Kernel modules zctr needs that Debian builds as modules (overlayfs: every

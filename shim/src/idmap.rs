@@ -52,6 +52,9 @@ impl Trees {
             for m in &plan.mounts {
                 let fd = match (&m.source, m.idmap) {
                     (Some(src), idmap) if idmap.is_on() => {
+                        if m.flags & libc::MS_RDONLY == 0 {
+                            source_out_of_reach(src, &m.display)?;
+                        }
                         let recursive = m.flags & libc::MS_REC != 0;
                         let fd = clone_tree(src, recursive, propagation, "clone volume mount")?;
                         let raw = fd.as_raw_fd();
@@ -112,6 +115,34 @@ impl Trees {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Through a writable idmapped bind the container's root writes files owned
+/// by host root, set-id bits included: its source must be out of reach of
+/// unprivileged host users (see `reach`).
+fn source_out_of_reach(src: &CStr, dest: &CStr) -> Result<(), SetupError> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(src.to_bytes()));
+    let what = format!("{} (source {})", show(dest), show(src));
+    match crate::reach::host_path_open_to_others(path) {
+        Ok(None) => Ok(()),
+        Ok(Some(p)) => Err(SetupError::new(
+            "idmap mount",
+            libc::EPERM,
+            format!(
+                "{what}: a writable idmapped mount makes the container's root the host's root \
+                 there, so its source must not be reachable by unprivileged host users, and {} is: \
+                 put it below a directory owned by root with mode 0700 (or 0750, group root), \
+                 or mount it read-only",
+                p.display()
+            ),
+        )),
+        Err(e) => Err(SetupError::new(
+            "idmap mount",
+            e.raw_os_error().unwrap_or(0),
+            format!("{what}: {e}"),
+        )),
     }
 }
 

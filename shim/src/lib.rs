@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod mountopts;
 pub mod overlay;
 pub mod plan;
+pub mod reach;
 pub mod readfile;
 pub mod say;
 pub mod seccomp;

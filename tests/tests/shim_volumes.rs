@@ -15,8 +15,13 @@ use std::path::{Path, PathBuf};
 
 /// A host-root-owned volume source below the fixture's scratch dir, holding
 /// `secret` (root, 0600) and mode 0755 itself.
+/// A host directory for a volume, below a root-only (0700) directory: a
+/// writable idmapped volume must be out of reach of unprivileged host users.
 fn host_volume(c: &Ctr, name: &str) -> PathBuf {
-    let dir = c.tmp.join(name);
+    let private = c.tmp.join("private");
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir = private.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     fill_volume(&dir);
     dir
@@ -89,7 +94,11 @@ fn without_the_idmap_the_volume_stays_out_of_reach() {
         return;
     }
     let mut c = Ctr::unprivileged(&[]);
-    let src = host_volume(&c, "vol");
+    // Where the container's user namespace can reach it (it binds the source
+    // itself, with its own credentials).
+    let src = c.tmp.join("vol");
+    std::fs::create_dir_all(&src).unwrap();
+    fill_volume(&src);
     add_volume(&mut c, &src, "/data", &["rbind", "rw"]);
     probe_volume(&mut c, "/data");
     let r = c.report();
@@ -237,4 +246,35 @@ fn idmapped_trees_from_a_shared_mount_do_not_propagate_to_the_host() {
     c.ctl_ok("kill", &["KILL"]);
     c.wait_status("stopped", |s| s["state"] == "stopped");
     assert!(host_mounts_below(c.rootfs.path()).is_empty());
+}
+
+#[test]
+fn a_writable_idmapped_volume_reachable_by_host_users_is_refused() {
+    if !root_or_skip("idmapped volume reachable by host users") {
+        return;
+    }
+    // Every directory on the way is searchable by others: a setuid-root file
+    // the container's root wrote there would serve any host user.
+    let mut c = Ctr::unprivileged(&[]);
+    let open = c.tmp.join("open-vol");
+    std::fs::create_dir_all(&open).unwrap();
+    fill_volume(&open);
+    add_volume(&mut c, &open, "/data", &["rbind", "rw", "idmap"]);
+    c.set_args(&[PROBE, "exit", "0"]);
+    let out = c.run();
+    assert!(!out.status.success(), "{}", zctr_tests::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("idmap mount") && err.contains("not be reachable by unprivileged host users"),
+        "{err}"
+    );
+    // Read-only, the same source is fine: the container cannot write there.
+    let mut c = Ctr::unprivileged(&[]);
+    let open = c.tmp.join("open-vol");
+    std::fs::create_dir_all(&open).unwrap();
+    fill_volume(&open);
+    add_volume(&mut c, &open, "/data", &["rbind", "ro", "idmap"]);
+    c.set_args(&[PROBE, "exit", "0"]);
+    let out = c.run();
+    assert!(out.status.success(), "{}", zctr_tests::describe(&out));
 }
