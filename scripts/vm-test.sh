@@ -141,6 +141,8 @@ add_host_binary ip
 add_host_binary curl
 # bash: the seccomp test runs a distribution shell (with its libraries) under the default filter.
 add_host_binary bash
+# setpriv with --reuid (busybox's has none): the set-id tests run files as a host user.
+add_host_binary setpriv
 for b in ${ZCTR_VM_HOST_BINS:-}; do add_host_binary "$b"; done
 
 # Kernel modules zctr needs that Debian builds as modules (overlayfs: every
