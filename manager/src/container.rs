@@ -6,7 +6,8 @@
 use crate::cgroups::{CgroupPath, Cgroups};
 use crate::model::{now_ms, ContainerRecord, ExitInfo, Status};
 use crate::procfs;
-use crate::shim_conn::{self, ShimReader, ShimWriter};
+use crate::shim_conn::{ShimReader, ShimWriter};
+use crate::spawn::Shims;
 use crate::store::{self, Store, StoreError};
 use common::id::ContainerId;
 use common::protocol::{ManagerMsg, ShimMsg, ShimState};
@@ -24,6 +25,7 @@ pub const SHIM_DIED: &str = "shim died";
 pub struct Env {
     pub store: Store,
     pub cgroups: Arc<dyn Cgroups>,
+    pub shims: Arc<dyn Shims>,
 }
 
 /// The live link to a shim: commands go out, every frame comes back on `events`.
@@ -277,8 +279,7 @@ async fn on_disconnect(env: Arc<Env>, c: Arc<Container>) {
             conclude(&env, &c).await;
             return;
         }
-        if let Ok(stream) = shim_conn::connect(&c.dir).await {
-            let (r, w) = shim_conn::split(stream);
+        if let Ok((r, w)) = env.shims.connect(&c.dir).await {
             attach(env, c, r, w);
             return;
         }
