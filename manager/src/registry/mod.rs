@@ -15,6 +15,8 @@ mod exchange;
 mod ops;
 mod recover;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use crate::cgroups::{CgroupPath, Cgroups};
 use crate::container::{Container, Env};
