@@ -29,6 +29,9 @@ pub struct Env {
 }
 
 /// The live link to a shim: commands go out, every frame comes back on `events`.
+/// The reader task drops its sender when the connection ends, which closes
+/// `events` for its subscribers, but only once no copy of the link is held:
+/// a waiter subscribes and drops its copy (`registry::exchange`).
 #[derive(Clone)]
 pub struct ShimLink {
     pub cmd: mpsc::UnboundedSender<ManagerMsg>,

@@ -1,7 +1,7 @@
 //! Requests to a shim and their replies: one helper, [`exchange`], that
-//! sends, then waits for the first frame that answers, within a limit; and
-//! the two exchanges the registry makes with it (`start`, and a command
-//! followed by `Status`).
+//! sends, then waits for the first frame that answers, within a limit, and
+//! notices at once when the connection ends; and the two exchanges the
+//! registry makes with it (`start`, and a command followed by `Status`).
 
 use crate::container::{Container, ShimLink};
 use crate::error::{Error, Result};
@@ -25,6 +25,11 @@ pub(super) enum ExchangeError {
 
 /// Sends `requests` in order on `link`, then waits at most `limit` for the
 /// first frame `reply` answers (`Some`); other frames are ignored.
+///
+/// Takes the link by value and keeps only a subscription and the command
+/// sender: a copy of the event sender held here would keep the channel open
+/// after the connection ended, and a dead shim would look like a slow one
+/// (a `start` whose shim died reported a timeout after the full limit).
 pub(super) async fn exchange<T>(
     link: ShimLink,
     requests: &[ManagerMsg],
@@ -33,6 +38,7 @@ pub(super) async fn exchange<T>(
 ) -> Result<T, ExchangeError> {
     let ShimLink { cmd, events, .. } = link;
     let mut rx = events.subscribe();
+    drop(events);
     for r in requests {
         cmd.send(r.clone()).map_err(|_| ExchangeError::NotSent)?;
     }

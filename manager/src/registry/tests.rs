@@ -242,6 +242,10 @@ async fn settled(c: &Container) -> Status {
         .unwrap()
 }
 
+async fn stopped(c: &Container) {
+    assert!(c.wait_stopped(Some(Duration::from_secs(10))).await);
+}
+
 // ----- create and its rollback -----
 
 #[tokio::test]
@@ -485,6 +489,46 @@ async fn an_exchange_ignores_unrelated_events() {
         e => panic!("{e}"),
     }
     let _far = shim.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_exchange_notices_at_once_that_the_shim_is_gone() {
+    let h = harness(&Arc::new(FakeShims::default()));
+    let (c, mut far) = h.linked("web", Status::Running);
+    let shim = tokio::spawn(async move {
+        assert_eq!(far.recv().await, Some(ManagerMsg::Status));
+        // The shim dies: its end of the connection closes.
+    });
+    let started = Instant::now();
+    let got = exchange::exchange(link_of(&c), &[ManagerMsg::Status], COMMAND_LIMIT, |m| {
+        matches!(m, ShimMsg::Hello { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(got, Err(ExchangeError::Gone));
+    assert!(started.elapsed() < Duration::from_secs(3), "{started:?}");
+    shim.await.unwrap();
+}
+
+#[tokio::test]
+async fn start_reports_a_shim_that_dies_as_unavailable_at_once() {
+    let shims = Arc::new(FakeShims::default());
+    let h = harness(&shims);
+    let c = h.reg.create(h.request("web")).await.unwrap();
+    let mut far = shims.far_end();
+    let shim = tokio::spawn(async move {
+        assert_eq!(far.recv().await, Some(ManagerMsg::Start));
+    });
+    let started = Instant::now();
+    let e = h.reg.start("web").await.unwrap_err();
+    assert!(matches!(e, Error::ShimUnavailable(_)), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{started:?}");
+    shim.await.unwrap();
+    // Its monitor saw it die (its pid is gone) and recorded that.
+    stopped(&c).await;
+    assert_eq!(
+        c.record().stop_reason.as_deref(),
+        Some(container::SHIM_DIED)
+    );
 }
 
 #[tokio::test]
