@@ -6,7 +6,8 @@
 use crate::cgroups::{CgroupPath, Cgroups};
 use crate::model::{now_ms, ContainerRecord, ExitInfo, Status};
 use crate::procfs;
-use crate::shim_conn::{self, ShimReader, ShimWriter};
+use crate::shim_conn::{ShimReader, ShimWriter};
+use crate::spawn::Shims;
 use crate::store::{self, Store, StoreError};
 use common::id::ContainerId;
 use common::protocol::{ManagerMsg, ShimMsg, ShimState};
@@ -24,9 +25,13 @@ pub const SHIM_DIED: &str = "shim died";
 pub struct Env {
     pub store: Store,
     pub cgroups: Arc<dyn Cgroups>,
+    pub shims: Arc<dyn Shims>,
 }
 
 /// The live link to a shim: commands go out, every frame comes back on `events`.
+/// The reader task drops its sender when the connection ends, which closes
+/// `events` for its subscribers, but only once no copy of the link is held:
+/// a waiter subscribes and drops its copy (`registry::exchange`).
 #[derive(Clone)]
 pub struct ShimLink {
     pub cmd: mpsc::UnboundedSender<ManagerMsg>,
@@ -277,8 +282,7 @@ async fn on_disconnect(env: Arc<Env>, c: Arc<Container>) {
             conclude(&env, &c).await;
             return;
         }
-        if let Ok(stream) = shim_conn::connect(&c.dir).await {
-            let (r, w) = shim_conn::split(stream);
+        if let Ok((r, w)) = env.shims.connect(&c.dir).await {
             attach(env, c, r, w);
             return;
         }

@@ -7,6 +7,7 @@ use crate::cgroups::{self, CgroupPath};
 use crate::error::Error;
 use crate::nofile;
 use crate::registry::{Registry, Settings};
+use crate::spawn::OsShims;
 use crate::store::Store;
 use std::fs;
 use std::io;
@@ -53,6 +54,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let reg = Registry::new(
         store,
         cgroups.clone(),
+        Arc::new(OsShims),
         Settings {
             shim: opts.shim.clone(),
             cgroup_parent: parent,

@@ -13,10 +13,12 @@ use crate::shim_conn::{self, ShimConnError, ShimReader, ShimWriter};
 use common::protocol::ShimMsg;
 use common::state::ProcId;
 use std::fs::{File, OpenOptions};
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -54,6 +56,50 @@ pub struct Spawned {
     pub init_pid: i32,
     pub reader: ShimReader,
     pub writer: ShimWriter,
+}
+
+/// A future a [`Shims`] method returns.
+pub type ShimFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How the daemon reaches shims: start one for a new container, or connect
+/// to the socket of one that runs. The registry and the container monitor go
+/// through this seam only, so their logic is unit-tested with a fake shim on
+/// a socketpair; [`OsShims`] is the real thing.
+pub trait Shims: Send + Sync {
+    /// Starts the shim `argv` (see [`spawn`]) and waits for `Created`.
+    fn spawn<'a>(
+        &'a self,
+        argv: &'a [String],
+        log: &'a Path,
+        cgroup_procs: &'a [PathBuf],
+    ) -> ShimFuture<'a, Result<Spawned, SpawnError>>;
+    /// Connects to the shim whose state dir is `state_dir`.
+    fn connect<'a>(
+        &'a self,
+        state_dir: &'a Path,
+    ) -> ShimFuture<'a, Result<(ShimReader, ShimWriter), ShimConnError>>;
+}
+
+/// Shims as processes: [`spawn`] and [`shim_conn::connect`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsShims;
+
+impl Shims for OsShims {
+    fn spawn<'a>(
+        &'a self,
+        argv: &'a [String],
+        log: &'a Path,
+        cgroup_procs: &'a [PathBuf],
+    ) -> ShimFuture<'a, Result<Spawned, SpawnError>> {
+        Box::pin(spawn(argv, log, cgroup_procs))
+    }
+
+    fn connect<'a>(
+        &'a self,
+        state_dir: &'a Path,
+    ) -> ShimFuture<'a, Result<(ShimReader, ShimWriter), ShimConnError>> {
+        Box::pin(async move { Ok(shim_conn::split(shim_conn::connect(state_dir).await?)) })
+    }
 }
 
 /// The argv of `zctr-shim create` for a container. Every container gets a
