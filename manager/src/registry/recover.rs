@@ -41,8 +41,14 @@ impl Registry {
             crate::say!("zctr: ignoring {name:?} in the state root: not a container id");
             return Ok(());
         };
-        let cgroup = container_cgroup(&self.settings.cgroup_parent, &id)?;
+        let computed = container_cgroup(&self.settings.cgroup_parent, &id)?;
         let record: Result<ContainerRecord, _> = self.env.store.load(id.as_str());
+        // The cgroup the container was created in (another build may have
+        // named it otherwise), if it lies below the daemon's parent.
+        let cgroup = match &record {
+            Ok(r) => recorded_cgroup(&self.settings.cgroup_parent, &r.cgroup).unwrap_or(computed),
+            Err(_) => computed,
+        };
         let record = match record {
             Ok(r) if r.status != Status::Creating => r,
             other => {
@@ -107,5 +113,33 @@ impl Registry {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// `recorded` as a cgroup path, if it is a valid path strictly below `parent`.
+fn recorded_cgroup(parent: &CgroupPath, recorded: &str) -> Option<CgroupPath> {
+    let path = CgroupPath::new(recorded).ok()?;
+    let below = path
+        .as_str()
+        .strip_prefix(parent.as_str())
+        .is_some_and(|rest| rest.starts_with('/'));
+    below.then_some(path)
+}
+
+#[cfg(test)]
+mod recorded_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_valid_path_below_the_parent_is_taken_from_the_record() {
+        let parent = CgroupPath::new("zctr").unwrap();
+        let take = |r: &str| recorded_cgroup(&parent, r).map(|p| p.as_str().to_string());
+        assert_eq!(take("zctr/web.zctr").as_deref(), Some("zctr/web.zctr"));
+        assert_eq!(take("zctr/web").as_deref(), Some("zctr/web"));
+        assert_eq!(take("zctr"), None);
+        assert_eq!(take("zctrx/web"), None);
+        assert_eq!(take("other/web"), None);
+        assert_eq!(take("zctr/../etc"), None);
+        assert_eq!(take(""), None);
     }
 }

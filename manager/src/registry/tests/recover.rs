@@ -106,3 +106,27 @@ async fn recovery_keeps_stopped_records_and_reconnects_live_shims() {
     assert!(Arc::ptr_eq(&live, &h.reg.get("live").unwrap()));
     assert_eq!(h.calls(), ["kill_all done", "remove done"]);
 }
+
+#[tokio::test]
+async fn recovery_uses_the_cgroup_the_record_names() {
+    let h = harness(&Arc::new(FakeShims::default()));
+    // Created by another build, which named its cgroup without the suffix.
+    let mut old = h.record("old", Status::Running, Some(DEAD));
+    old.cgroup = "zctr-test/old-style".into();
+    h.persist(&old);
+    // A record naming a cgroup outside the daemon's parent is not trusted.
+    let mut odd = h.record("odd", Status::Running, Some(DEAD));
+    odd.cgroup = "elsewhere/odd".into();
+    h.persist(&odd);
+    h.reg.recover().await.unwrap();
+    let calls = h.calls();
+    for call in [
+        "kill_all old-style",
+        "remove old-style",
+        "kill_all odd",
+        "remove odd",
+    ] {
+        assert!(calls.contains(&call.to_string()), "{calls:?}");
+    }
+    assert!(!calls.iter().any(|c| c.contains("elsewhere")), "{calls:?}");
+}
