@@ -4,12 +4,12 @@
 //! from the plan, paths for `/proc/self/fd/N` are formatted on the stack, and a
 //! failure is one fixed-size report on the channel followed by `_exit`.
 
-use crate::channel::ChildEnd;
-use crate::plan::{ExecArrays, MountKind, MountStep, Plan};
-use crate::sys;
+use crate::setup::plan::{ExecArrays, MountKind, MountStep, Plan};
+use crate::setup::sys;
 use nix::errno::Errno;
 use std::ffi::CStr;
 use std::os::fd::RawFd;
+use zctr_shim_core::channel::ChildEnd;
 
 /// A failed step: its name, errno and the path or value concerned.
 #[derive(Debug)]
@@ -356,7 +356,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
 fn install_seccomp<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     if let Some(f) = &ctx.plan.seccomp {
         debug(ctx, "seccomp");
-        crate::seccomp::install(f).at("install seccomp filter", b"")?;
+        crate::setup::seccomp::install(f).at("install seccomp filter", b"")?;
     }
     Ok(())
 }

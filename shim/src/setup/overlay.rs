@@ -14,13 +14,13 @@
 //! the overlay keeps its own clone of each layer. The resulting detached mount
 //! goes to the child with `GO`; nothing is ever mounted in the host's namespace.
 
-use crate::launch::SetupError;
-use crate::sys;
+use crate::setup::sys;
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use zctr_shim_core::SetupError;
 
 /// The overlay's directories, made and checked.
 pub struct Layers {

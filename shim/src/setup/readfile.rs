@@ -5,7 +5,7 @@
 //! the open file), and never more than a cap read into memory (`/dev/zero` or
 //! a huge file cannot exhaust it). Every error names the file.
 
-use crate::sys;
+use crate::setup::sys;
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::io::Read;

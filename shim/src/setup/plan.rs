@@ -2,13 +2,13 @@
 //! fork: C strings, parsed mount flags, capability masks, namespace flags. The
 //! child walks this plan and allocates nothing.
 
-use crate::cgroup::{self, Hierarchy};
-use crate::mountopts;
+use crate::setup::mountopts;
 use libc::c_ulong;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use zctr_shim_core::cgroup::{self, Hierarchy};
 
 /// A bad `config.json`: which field, and why.
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +175,7 @@ pub struct Plan {
     /// unmapped uid + an overlay: never on a rootfs the container writes to).
     pub idmap_rootfs: bool,
     /// `linux.seccomp`, compiled (see `seccomp`).
-    pub seccomp: Option<crate::seccomp::Filter>,
+    pub seccomp: Option<crate::setup::seccomp::Filter>,
     /// The container's root is an overlay: the rootfs is its read-only lower
     /// layer, and `<dir>/upper` and `<dir>/work` (a directory the shim makes
     /// 0700) take every write. See "Writes and the host" in docs/shim.md.
@@ -211,7 +211,7 @@ impl HostFacts {
     pub fn probe() -> std::io::Result<Self> {
         Ok(HostFacts {
             hierarchies: cgroup::hierarchies()?,
-            last_cap: crate::sys::last_cap(),
+            last_cap: crate::setup::sys::last_cap(),
             bounding: own_bounding(),
         })
     }
@@ -806,7 +806,7 @@ pub fn build(
         exec_candidates,
         cgroups_path,
         idmap_rootfs,
-        seccomp: crate::seccomp::plan(linux.seccomp().as_ref())?,
+        seccomp: crate::setup::seccomp::plan(linux.seccomp().as_ref())?,
         rootfs_overlay: overlay.map(Path::to_path_buf),
     })
 }

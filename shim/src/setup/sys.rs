@@ -1,25 +1,17 @@
-//! Thin wrappers over the raw syscalls the shim needs and `nix` does not offer in
-//! the form required after fork (no allocation, errno kept). This is one of the
-//! two modules allowed to use `unsafe` (the other is `fdpass`).
+//! Thin wrappers over the raw syscalls setup needs and `nix` does not offer in
+//! the form required after fork (no allocation, errno kept): clone, mounts,
+//! pivot_root, capabilities, seccomp, exec. The setup crate's one module
+//! allowed to use `unsafe` (see the list in `lib.rs`); the wrappers the
+//! monitor also needs are `zctr_shim_core::sys`, re-exported here.
 //!
 //! Every wrapper takes C strings that were prepared before fork and returns
 //! `Result<_, Errno>`; none allocates.
-#![allow(unsafe_code)]
 
 use libc::{c_int, c_long, c_ulong, c_void, pid_t};
 use nix::errno::Errno;
 use std::ffi::CStr;
 use std::os::fd::RawFd;
-
-pub type SysResult<T> = Result<T, Errno>;
-
-fn check(ret: c_long) -> SysResult<c_long> {
-    if ret < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(ret)
-    }
-}
+pub use zctr_shim_core::sys::*;
 
 fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
     s.map_or(std::ptr::null(), |s| s.as_ptr())
@@ -108,11 +100,6 @@ pub fn mkdirat(dirfd: RawFd, path: &CStr, mode: u32) -> SysResult<()> {
 pub fn symlinkat(target: &CStr, dirfd: RawFd, path: &CStr) -> SysResult<()> {
     // SAFETY: NUL-terminated paths.
     check(unsafe { libc::symlinkat(target.as_ptr(), dirfd, path.as_ptr()) } as c_long).map(drop)
-}
-
-pub fn close(fd: RawFd) {
-    // SAFETY: closing an fd we own; errors are irrelevant here.
-    unsafe { libc::close(fd) };
 }
 
 pub fn mount(
@@ -351,81 +338,6 @@ pub fn fchmod(fd: RawFd, mode: u32) -> SysResult<()> {
     check(unsafe { libc::fchmod(fd, mode) } as c_long).map(drop)
 }
 
-/// Aligned room for one SCM_RIGHTS control message carrying one fd.
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 64]);
-
-/// Sends `byte` with, when given, `fd` attached (SCM_RIGHTS).
-pub fn send_byte_with_fd(sock: RawFd, byte: u8, fd: Option<RawFd>) -> SysResult<()> {
-    let mut data = [byte];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut cbuf = CmsgBuf([0; 64]);
-    // SAFETY: msghdr is plain data; every pointer in it refers to locals that
-    // outlive the sendmsg call, and CMSG_* stay within `cbuf` (64 bytes hold
-    // CMSG_SPACE(4)).
-    let ret = unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if let Some(fd) = fd {
-            let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
-            msg.msg_control = cbuf.0.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), fd);
-        }
-        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL)
-    };
-    check(ret as c_long).map(drop)
-}
-
-/// Receives one byte and the fd attached to it, if any (close-on-exec).
-/// Allocates nothing. Returns (bytes read, fd).
-pub fn recv_byte_with_fd(sock: RawFd) -> SysResult<(usize, u8, Option<RawFd>)> {
-    let mut data = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut cbuf = CmsgBuf([0; 64]);
-    // SAFETY: as in send_byte_with_fd; the kernel writes at most
-    // msg_controllen bytes into `cbuf`, and CMSG_* walk only what it wrote.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.0.as_mut_ptr().cast();
-        msg.msg_controllen = cbuf.0.len() as _;
-        let n = loop {
-            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n >= 0 || Errno::last() != Errno::EINTR {
-                break n;
-            }
-        };
-        let n = check(n as c_long)? as usize;
-        let mut fd = None;
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let got = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>());
-                match fd {
-                    None => fd = Some(got),
-                    // Only one fd is ever sent: close any extra.
-                    Some(_) => close(got),
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-        Ok((n, data[0], fd))
-    }
-}
-
 pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
     // SAFETY: plain syscall.
     check(unsafe { libc::setns(fd, nstype) } as c_long).map(drop)
@@ -623,38 +535,6 @@ pub fn getcwd(buf: &mut [u8]) -> SysResult<usize> {
     check(ret).map(|n| n as usize)
 }
 
-/// write(2) of the whole buffer, retrying on EINTR.
-pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
-    while !buf.is_empty() {
-        // SAFETY: pointer/length of a live slice.
-        let n = unsafe { libc::write(fd, buf.as_ptr() as *const c_void, buf.len()) };
-        if n < 0 {
-            let e = Errno::last();
-            if e == Errno::EINTR {
-                continue;
-            }
-            return Err(e);
-        }
-        buf = &buf[n as usize..];
-    }
-    Ok(())
-}
-
-/// read(2), retrying on EINTR.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
-    loop {
-        // SAFETY: pointer/length of a live mutable slice.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut c_void, buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = Errno::last();
-        if e != Errno::EINTR {
-            return Err(e);
-        }
-    }
-}
-
 pub fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
     // SAFETY: plain syscall.
     check(unsafe { libc::dup2(old, new) } as c_long).map(drop)
@@ -664,15 +544,6 @@ pub fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
 pub fn exit_now(code: c_int) -> ! {
     // SAFETY: _exit never returns.
     unsafe { libc::_exit(code) }
-}
-
-/// Closes every fd in `first..=last`.
-pub fn close_range(first: u32, last: u32) -> SysResult<()> {
-    if first > last {
-        return Ok(());
-    }
-    // SAFETY: plain syscall.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
 }
 
 pub fn mknodat(dirfd: RawFd, name: &CStr, mode: u32, major: u64, minor: u64) -> SysResult<()> {
@@ -716,53 +587,6 @@ pub fn reset_signals() -> SysResult<()> {
     Ok(())
 }
 
-pub fn kill(pid: pid_t, sig: c_int) -> SysResult<()> {
-    // SAFETY: plain syscall.
-    check(unsafe { libc::kill(pid, sig) } as c_long).map(drop)
-}
-
-/// Takes ownership of an inherited stream-socket fd (e.g. `--control-fd`).
-/// The caller guarantees nothing else owns `fd`.
-pub fn adopt_stream(fd: RawFd) -> SysResult<std::os::unix::net::UnixStream> {
-    // SAFETY: F_GETFD only checks that fd is open.
-    check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as c_long)?;
-    // SAFETY: fd is open and, per the caller's contract, owned by nobody else.
-    Ok(unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-}
-
-/// Takes ownership of an fd inherited across exec (checked to be open).
-pub fn adopt_fd(fd: RawFd) -> SysResult<std::os::fd::OwnedFd> {
-    // SAFETY: F_GETFD only checks that fd is open.
-    check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as c_long)?;
-    // SAFETY: fd is open and, per the caller's contract, owned by nobody else.
-    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-}
-
-/// Clears FD_CLOEXEC so `fd` survives the next exec.
-pub fn keep_across_exec(fd: RawFd) -> SysResult<()> {
-    // SAFETY: plain fcntl on an fd number.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } as c_long).map(drop)
-}
-
-/// poll(2) on `fds`; `timeout_ms` < 0 waits forever. Returns how many are ready.
-pub fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> SysResult<usize> {
-    // SAFETY: fds is a valid, exclusively borrowed array of pollfd.
-    let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    check(ret as c_long).map(|n| n as usize)
-}
-
-/// Sets FD_CLOEXEC again.
-pub fn set_cloexec(fd: RawFd) -> SysResult<()> {
-    // SAFETY: plain fcntl on an fd number.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } as c_long).map(drop)
-}
-
-/// Takes ownership of an fd a raw syscall just returned.
-pub fn own_fd(fd: RawFd) -> std::os::fd::OwnedFd {
-    // SAFETY: fd was just returned by the kernel to us and is owned by no one else.
-    unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
-}
-
 /// readlinkat(2) into `buf`; returns the target's length.
 pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
     // SAFETY: buf is a live mutable slice of the given length.
@@ -780,125 +604,3 @@ pub fn fork() -> SysResult<pid_t> {
     // SAFETY: the shim has one thread here; the child continues with plain code.
     check(unsafe { libc::fork() } as c_long).map(|p| p as pid_t)
 }
-
-/// What the idle monitor can drop from its page tables: the clean (never
-/// written) pages of the file-backed, read-only mappings of its own executable
-/// (code and constants), and the stack below the current frame. Clean file
-/// pages fault back in from the page cache when used; dead stack below the
-/// stack pointer comes back zeroed. Mappings with private (relocated or
-/// written) pages, such as RELRO, are left alone: dropping those would lose
-/// their contents.
-pub struct IdlePages {
-    ranges: [(usize, usize); 8],
-    n: usize,
-    stack_low: usize,
-}
-
-impl IdlePages {
-    /// Reads /proc/self/smaps once (the mappings do not change after start-up).
-    pub fn find() -> IdlePages {
-        let mut pages = IdlePages {
-            ranges: [(0, 0); 8],
-            n: 0,
-            stack_low: 0,
-        };
-        let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
-            return pages;
-        };
-        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-            return pages;
-        };
-        let mut current: Option<(usize, usize)> = None;
-        for line in smaps.lines() {
-            let mut f = line.split_whitespace();
-            let first = f.next().unwrap_or("");
-            if let Some((a, b)) = first.split_once('-') {
-                if let (Ok(start), Ok(end)) =
-                    (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-                {
-                    let perms = f.next().unwrap_or("");
-                    let path = f.nth(3).unwrap_or("");
-                    current = None;
-                    if path == exe.as_os_str() && !perms.contains('w') {
-                        current = Some((start, end));
-                    } else if path == "[stack]" {
-                        pages.stack_low = start;
-                    }
-                    continue;
-                }
-            }
-            // Private pages (resident or swapped out) would revert to the
-            // file's contents: only mappings with neither are released.
-            if first == "Anonymous:" && f.next() != Some("0") {
-                current = None;
-            }
-            if first == "Swap:" {
-                if let (Some(range), Some("0")) = (current.take(), f.next()) {
-                    if pages.n < pages.ranges.len() {
-                        pages.ranges[pages.n] = range;
-                        pages.n += 1;
-                    }
-                }
-            }
-        }
-        pages
-    }
-
-    /// Drops the pages, then blocks in poll(2) on `fds` (`timeout_ms` < 0:
-    /// forever). Nothing runs in between, so what stays resident while the
-    /// monitor idles is little more than this function and two syscalls.
-    /// Never inlined: its own frame must lie below every caller's, so that
-    /// the stack released below it holds nothing live.
-    #[inline(never)]
-    pub fn release_and_poll(
-        &self,
-        fds: &mut [libc::pollfd],
-        timeout_ms: c_int,
-    ) -> SysResult<usize> {
-        /// Room kept below this frame for the madvise and poll calls.
-        const STACK_MARGIN: usize = 16 * 1024;
-        let marker = 0u8;
-        let sp = std::hint::black_box(&marker) as *const u8 as usize;
-        let low = sp.saturating_sub(STACK_MARGIN) & !(PAGE - 1);
-        if self.stack_low != 0 && low > self.stack_low {
-            // SAFETY: stack pages well below the current frame hold nothing live.
-            unsafe {
-                libc::madvise(
-                    self.stack_low as *mut c_void,
-                    low - self.stack_low,
-                    libc::MADV_DONTNEED,
-                )
-            };
-        }
-        for &(start, end) in &self.ranges[..self.n] {
-            // SAFETY: a clean read-only private file mapping of our own
-            // executable: accesses refault the same bytes.
-            unsafe { libc::madvise(start as *mut c_void, end - start, libc::MADV_DONTNEED) };
-        }
-        let ts;
-        let timeout = if timeout_ms < 0 {
-            std::ptr::null()
-        } else {
-            ts = libc::timespec {
-                tv_sec: (timeout_ms / 1000) as _,
-                tv_nsec: (timeout_ms % 1000) as libc::c_long * 1_000_000,
-            };
-            &ts as *const libc::timespec
-        };
-        // SAFETY: fds is a valid, exclusively borrowed pollfd array; a null
-        // sigmask leaves the mask alone.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_ppoll,
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                timeout,
-                std::ptr::null::<libc::sigset_t>(),
-                0usize,
-            )
-        };
-        check(ret).map(|n| n as usize)
-    }
-}
-
-const PAGE: usize = 4096;
