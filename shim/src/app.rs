@@ -63,7 +63,9 @@ fn background() -> Result<Option<std::os::fd::OwnedFd>, i32> {
             return Err(1);
         }
     };
-    match sys::fork() {
+    // SAFETY: the shim is single-threaded (it never starts a thread) and has
+    // set nothing up yet; the child goes on with the ordinary code below.
+    match unsafe { sys::fork() } {
         Err(e) => {
             eprintln!("zctr-shim: fork: {}", e.desc());
             Err(1)
@@ -110,7 +112,10 @@ fn create_or_run_here(
     foreground: bool,
     ready: &mut Option<std::os::fd::OwnedFd>,
 ) -> i32 {
-    let mut control = match a.control_fd.map(sys::adopt_stream).transpose() {
+    // SAFETY: `--control-fd` names an fd the caller passed to this process;
+    // nothing in it has wrapped that number before.
+    let control = a.control_fd.map(|fd| unsafe { sys::adopt_stream(fd) });
+    let mut control = match control.transpose() {
         Ok(c) => c,
         Err(e) => {
             zctr_shim_core::say!(

@@ -293,7 +293,9 @@ impl Record {
             None => None,
         };
         let adopt = |fd: RawFd, what: &str| {
-            sys::adopt_fd(fd).map_err(|e| format!("{what} fd {fd}: {}", e.desc()))
+            // SAFETY: the record names each inherited fd once, and nothing
+            // else in this fresh process (after exec) has taken them.
+            unsafe { sys::adopt_fd(fd) }.map_err(|e| format!("{what} fd {fd}: {}", e.desc()))
         };
         let channel = ShimEnd::from_fd(adopt(self.channel_fd, "channel")?);
         let cgroup = ContainerCgroup::from_parts(

@@ -18,8 +18,15 @@ pub fn check(ret: c_long) -> SysResult<c_long> {
     }
 }
 
-pub fn close(fd: RawFd) {
-    // SAFETY: closing an fd we own; errors are irrelevant here.
+/// Closes `fd`; errors are irrelevant here.
+///
+/// # Safety
+///
+/// `fd` must be open and owned by the caller, and nothing may use or close
+/// it afterwards: closing an fd that an `OwnedFd`, a `File` or a socket still
+/// holds makes that owner act on whatever file next gets the number.
+pub unsafe fn close(fd: RawFd) {
+    // SAFETY: per the contract, `fd` is the caller's to close.
     unsafe { libc::close(fd) };
 }
 
@@ -67,9 +74,14 @@ pub fn kill(pid: pid_t, sig: c_int) -> SysResult<()> {
     check(unsafe { libc::kill(pid, sig) } as c_long).map(drop)
 }
 
-/// Takes ownership of an inherited stream-socket fd (e.g. `--control-fd`).
-/// The caller guarantees nothing else owns `fd`.
-pub fn adopt_stream(fd: RawFd) -> SysResult<std::os::unix::net::UnixStream> {
+/// Takes ownership of an inherited stream-socket fd (e.g. `--control-fd`),
+/// checked to be open.
+///
+/// # Safety
+///
+/// Nothing else in this process may own or close `fd` (it was inherited, and
+/// no other wrapper was made of it): the returned stream closes it on drop.
+pub unsafe fn adopt_stream(fd: RawFd) -> SysResult<std::os::unix::net::UnixStream> {
     // SAFETY: F_GETFD only checks that fd is open.
     check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as c_long)?;
     // SAFETY: fd is open and, per the caller's contract, owned by nobody else.
@@ -77,7 +89,12 @@ pub fn adopt_stream(fd: RawFd) -> SysResult<std::os::unix::net::UnixStream> {
 }
 
 /// Takes ownership of an fd inherited across exec (checked to be open).
-pub fn adopt_fd(fd: RawFd) -> SysResult<std::os::fd::OwnedFd> {
+///
+/// # Safety
+///
+/// Nothing else in this process may own or close `fd`: the returned
+/// `OwnedFd` closes it on drop.
+pub unsafe fn adopt_fd(fd: RawFd) -> SysResult<std::os::fd::OwnedFd> {
     // SAFETY: F_GETFD only checks that fd is open.
     check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as c_long)?;
     // SAFETY: fd is open and, per the caller's contract, owned by nobody else.
@@ -85,8 +102,13 @@ pub fn adopt_fd(fd: RawFd) -> SysResult<std::os::fd::OwnedFd> {
 }
 
 /// Takes ownership of an fd a raw syscall just returned.
-pub fn own_fd(fd: RawFd) -> std::os::fd::OwnedFd {
-    // SAFETY: fd was just returned by the kernel to us and is owned by no one else.
+///
+/// # Safety
+///
+/// `fd` must be open, and owned by nobody else (typically: the kernel just
+/// returned it to the caller): the returned `OwnedFd` closes it on drop.
+pub unsafe fn own_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    // SAFETY: per the contract, `fd` is open and has no other owner.
     unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
 
@@ -177,6 +199,7 @@ pub fn recv_byte_with_fd(sock: RawFd) -> SysResult<(usize, u8, Option<RawFd>)> {
                 match fd {
                     None => fd = Some(got),
                     // Only one fd is ever sent: close any extra.
+                    // SAFETY: the kernel just installed `got` for us; nothing else holds it.
                     Some(_) => close(got),
                 }
             }

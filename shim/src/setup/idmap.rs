@@ -162,7 +162,6 @@ fn clone_tree(
     step: &str,
 ) -> Result<OwnedFd, SetupError> {
     let tree = sys::open_tree_clone(path, recursive)
-        .map(sys::own_fd)
         .map_err(|e| SetupError::errno(step, &show(path), e))?;
     sys::mount_setattr_propagation(tree.as_raw_fd(), propagation)
         .map_err(|e| SetupError::errno(step, &format!("{}: make slave", show(path)), e))?;

@@ -119,9 +119,12 @@ fn spawn(
         stdio: stdio.fds,
         debug,
     };
+    // SAFETY: the shim is single-threaded (it never starts a thread); the
+    // child runs `child::run`, which ends in exec or `_exit` and never returns.
+    let cloned =
+        unsafe { sys::clone_process(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
     let (pid, born_in_cgroup) =
-        sys::clone_process(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
-            .map_err(|e| SetupError::errno("clone", "creating the container process", e))?;
+        cloned.map_err(|e| SetupError::errno("clone", "creating the container process", e))?;
     if pid == 0 {
         child::run(&ctx);
     }

@@ -2,10 +2,13 @@
 //! exec. [`plan`] turns the config into everything the child needs (before
 //! fork), [`launch`] makes the namespaces, cgroup and id maps and runs the
 //! [`child`], which walks the plan. Every failure is a
-//! [`zctr_shim_core::SetupError`].
+//! [`zctr_shim_core::SetupError`]. The modules here allowed to use `unsafe`
+//! are listed in the crate root.
 
+#[allow(unsafe_code)]
 pub mod child;
 pub mod idmap;
+#[allow(unsafe_code)]
 pub mod launch;
 pub mod mountopts;
 pub mod overlay;

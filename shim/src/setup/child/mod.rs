@@ -94,7 +94,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     for &(fd, nstype) in ctx.join {
         debug(ctx, "join namespace");
         sys::setns(fd, nstype).at("join namespace", b"")?;
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
     }
     if plan.userns {
         debug(ctx, "become root in the user namespace");
@@ -126,7 +127,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     }
     debug(ctx, "pivot_root");
     pivot(root, plan.rootfs.to_bytes())?;
-    sys::close(root);
+    // SAFETY: `root` was opened by this process above and is not used after this.
+    unsafe { sys::close(root) };
     let root = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
         .at("open new root", b"/")?;
     for p in &plan.masked {
@@ -138,7 +140,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         let fd = sys::openat(libc::AT_FDCWD, path, libc::O_WRONLY | libc::O_TRUNC, 0)
             .at("sysctl", path.to_bytes())?;
         let r = sys::write_all(fd, value.to_bytes());
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
         r.at("sysctl", path.to_bytes())?;
     }
     for p in &plan.readonly_paths {
@@ -149,7 +152,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         debug(ctx, "read-only root");
         remount_readonly(root, b"").at("read-only root", b"/")?;
     }
-    sys::close(root);
+    // SAFETY: `root` was opened by this process above and is not used after this.
+    unsafe { sys::close(root) };
     debug(ctx, "find executable");
     find_executable(plan)?;
     if plan.loopback_up {
@@ -222,11 +226,13 @@ fn chdir_in_root(cwd: &CStr) -> Result<(), Errno> {
                 RESOLVE,
             )
         });
-        sys::close(root);
+        // SAFETY: `root` was opened by this process above and is not used after this.
+        unsafe { sys::close(root) };
         r
     }?;
     let r = sys::fchdir(fd);
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r
 }
 
@@ -239,12 +245,14 @@ fn mount_rootfs<'a>(ctx: &ChildCtx<'a>, overlay: Option<RawFd>) -> Result<RawFd,
         (Some(tree), _) => {
             debug(ctx, "attach rootfs overlay");
             sys::move_mount_to(tree, rootfs).at("attach rootfs overlay", detail)?;
-            sys::close(tree);
+            // SAFETY: `tree` is this process's copy of a detached mount, not used after this.
+            unsafe { sys::close(tree) };
         }
         (None, Some(tree)) => {
             debug(ctx, "attach idmapped rootfs");
             sys::move_mount_to(tree, rootfs).at("attach idmapped rootfs", detail)?;
-            sys::close(tree);
+            // SAFETY: `tree` is this process's copy of a detached mount, not used after this.
+            unsafe { sys::close(tree) };
         }
         (None, None) => {
             debug(ctx, "bind rootfs");
@@ -277,7 +285,8 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a>
     let r = match (&m.kind, tree) {
         (MountKind::Bind { .. }, Some(tree)) => {
             let r = sys::move_mount_onto(tree, fd);
-            sys::close(tree);
+            // SAFETY: `tree` is this process's copy of a detached mount, not used after this.
+            unsafe { sys::close(tree) };
             r
         }
         (MountKind::Bind { .. }, None) => sys::mount(
@@ -295,7 +304,8 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a>
             m.data.as_deref(),
         ),
     };
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r.at("mount", detail)?;
     if m.needs_remount() {
         let fd = open_in_root(root, m.dest.to_bytes()).at("reopen bind mount", detail)?;
@@ -304,13 +314,15 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a>
             let flags = (m.flags | locked | libc::MS_REMOUNT | libc::MS_BIND) & !libc::MS_REC;
             sys::mount(None, target, None, flags, None)
         });
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
         r.at("remount bind with options", detail)?;
     }
     if m.propagation != 0 {
         let fd = open_in_root(root, m.dest.to_bytes()).at("reopen mount", detail)?;
         let r = sys::mount(None, fd_path(fd, &mut buf), None, m.propagation, None);
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
         r.at("set mount propagation", detail)?;
     }
     Ok(())
@@ -331,7 +343,8 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
                 libc::MS_BIND,
                 None,
             );
-            sys::close(fd);
+            // SAFETY: `fd` was opened by this process above and is not used after this.
+            unsafe { sys::close(fd) };
             r.at("bind device node", rel)?;
         } else {
             let slash = rel.iter().rposition(|&b| b == b'/').unwrap_or(0);
@@ -344,11 +357,13 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
                     r => r,
                 }
             });
-            sys::close(parent);
+            // SAFETY: `parent` was opened by this process above and is not used after this.
+            unsafe { sys::close(parent) };
             r.at("mknod", rel)?;
             let fd = open_in_root(root, rel).at("open device node", rel)?;
             let r = sys::fchownat_empty(fd, d.uid, d.gid);
-            sys::close(fd);
+            // SAFETY: `fd` was opened by this process above and is not used after this.
+            unsafe { sys::close(fd) };
             r.at("chown device node", rel)?;
         }
     }
@@ -369,7 +384,8 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
         match sys::symlinkat(target, dev, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => {
-                sys::close(dev);
+                // SAFETY: `dev` was opened by this process above and is not used after this.
+                unsafe { sys::close(dev) };
                 return Err(Fail {
                     step: "create /dev symlink",
                     errno: e,
@@ -378,7 +394,8 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
             }
         }
     }
-    sys::close(dev);
+    // SAFETY: `dev` was opened by this process above and is not used after this.
+    unsafe { sys::close(dev) };
     Ok(())
 }
 
@@ -411,7 +428,8 @@ fn mask<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
             sys::mount(Some(c"/dev/null"), target, None, libc::MS_BIND, None)
         }
     });
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r.at("mask path", detail)
 }
 
@@ -427,7 +445,8 @@ fn remount_readonly(root: RawFd, rel: &[u8]) -> Result<(), Errno> {
             None,
         )
     });
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r
 }
 
@@ -447,7 +466,8 @@ fn readonly_path<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
         libc::MS_BIND | libc::MS_REC,
         None,
     );
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r.at("bind read-only path", detail)?;
     remount_readonly(root, rel).at("remount read-only path", detail)
 }
@@ -501,7 +521,8 @@ fn find_executable(plan: &Plan) -> Step<'_> {
         let rel = match path.to_bytes() {
             [b'/', rel @ ..] => rel,
             _ => {
-                sys::close(root);
+                // SAFETY: `root` was opened by this process above and is not used after this.
+                unsafe { sys::close(root) };
                 return Ok(());
             }
         };
@@ -510,17 +531,20 @@ fn find_executable(plan: &Plan) -> Step<'_> {
             in_buf(rel, &mut buf).and_then(|rel| sys::openat2(root, rel, libc::O_PATH, 0, RESOLVE));
         let Ok(fd) = fd else { continue };
         let mode = sys::fstat_owner_mode(fd).map(|(_, _, mode)| mode);
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
         match mode {
             Ok(mode) if mode & libc::S_IFMT == libc::S_IFREG && mode & 0o111 != 0 => {
-                sys::close(root);
+                // SAFETY: `root` was opened by this process above and is not used after this.
+                unsafe { sys::close(root) };
                 return Ok(());
             }
             Ok(_) => result = Errno::EACCES,
             Err(_) => {}
         }
     }
-    sys::close(root);
+    // SAFETY: `root` was opened by this process above and is not used after this.
+    unsafe { sys::close(root) };
     let arg0 = plan.argv.first().map_or(&b""[..], |a| a.to_bytes());
     Err(Fail {
         step: "find executable",
@@ -532,7 +556,9 @@ fn find_executable(plan: &Plan) -> Step<'_> {
 fn exec(ctx: &ChildCtx) -> Errno {
     let mut result = Errno::ENOENT;
     for path in &ctx.plan.exec_candidates {
-        match sys::execve(path, &ctx.exec.argv, &ctx.exec.envp) {
+        // SAFETY: `exec` came from `Plan::exec_arrays`: both arrays end in a
+        // null pointer and point into the plan's C strings, alive until exec.
+        match unsafe { sys::execve(path, &ctx.exec.argv, &ctx.exec.envp) } {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => result = Errno::EACCES,
             e => return e,

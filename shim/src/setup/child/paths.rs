@@ -92,7 +92,8 @@ fn resolve_create_depth(
         let last = end == rel.len();
         match open_in_root(root, &rel[..end]) {
             Ok(fd) if last => return Ok(fd),
-            Ok(fd) => sys::close(fd),
+            // SAFETY: just opened here, and only closed: the walk goes on by name.
+            Ok(fd) => unsafe { sys::close(fd) },
             Err(Errno::ENOENT) => {
                 let parent = if start == 0 {
                     sys::openat2(root, c".", libc::O_PATH, 0, RESOLVE)?
@@ -108,7 +109,8 @@ fn resolve_create_depth(
                         libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
                         0o644,
                     )
-                    .map(sys::close)
+                    // SAFETY: the fd openat just returned, only closed.
+                    .map(|fd| unsafe { sys::close(fd) })
                 } else {
                     match sys::mkdirat(parent, name, 0o755) {
                         Err(Errno::EEXIST) => Ok(()),
@@ -119,19 +121,22 @@ fn resolve_create_depth(
                     // `name` exists but does not resolve: a dangling symlink.
                     let mut link = [0u8; PATH_MAX];
                     let r = sys::readlinkat(parent, name, &mut link);
-                    sys::close(parent);
+                    // SAFETY: `parent` was opened by this process above and is not used after this.
+                    unsafe { sys::close(parent) };
                     let n = r?;
                     let mut next = [0u8; PATH_MAX];
                     let len = splice_link(&rel[..start], &link[..n], &rel[end..], &mut next)?;
                     return resolve_create_depth(root, &next[..len], create, depth + 1);
                 }
-                sys::close(parent);
+                // SAFETY: `parent` was opened by this process above and is not used after this.
+                unsafe { sys::close(parent) };
                 made?;
                 let fd = open_in_root(root, &rel[..end])?;
                 if last {
                     return Ok(fd);
                 }
-                sys::close(fd);
+                // SAFETY: `fd` was opened by this process above and is not used after this.
+                unsafe { sys::close(fd) };
             }
             Err(e) => return Err(e),
         }
@@ -204,11 +209,13 @@ mod tests {
         let rootfd = std::fs::File::open(&root).unwrap();
         for rel in ["abs/x/y", "rel/x/y"] {
             let fd = resolve_create(rootfd.as_raw_fd(), rel.as_bytes(), Create::Dir).unwrap();
-            sys::close(fd);
+            // SAFETY: `fd` came from resolve_create above and is not used after this.
+            unsafe { sys::close(fd) };
         }
         for rel in ["abs/file", "rel/file"] {
             let fd = resolve_create(rootfd.as_raw_fd(), rel.as_bytes(), Create::File).unwrap();
-            sys::close(fd);
+            // SAFETY: `fd` came from resolve_create above and is not used after this.
+            unsafe { sys::close(fd) };
         }
         // Nothing was created outside; everything landed inside the root.
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
@@ -229,9 +236,11 @@ mod tests {
         let rootfd = std::fs::File::open(&base).unwrap();
         let fd = resolve_create(rootfd.as_raw_fd(), b"a/b/c", Create::Dir).unwrap();
         assert!(sys::is_dir(fd).unwrap());
-        sys::close(fd);
+        // SAFETY: `fd` came from resolve_create above and is not used after this.
+        unsafe { sys::close(fd) };
         let fd = resolve_create(rootfd.as_raw_fd(), b"a/b/c", Create::Dir).unwrap();
-        sys::close(fd);
+        // SAFETY: `fd` came from resolve_create above and is not used after this.
+        unsafe { sys::close(fd) };
         let long = CString::new(vec![b'x'; PATH_MAX]).unwrap();
         assert_eq!(
             resolve_create(rootfd.as_raw_fd(), long.to_bytes(), Create::Dir),

@@ -10,8 +10,11 @@
 use libc::{c_int, c_long, c_ulong, c_void, pid_t};
 use nix::errno::Errno;
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 pub use zctr_shim_core::sys::*;
+
+mod mount_api;
+pub use mount_api::*;
 
 fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
     s.map_or(std::ptr::null(), |s| s.as_ptr())
@@ -24,16 +27,23 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// its first instruction; on ENOSYS/E2BIG it falls back to clone and the caller
 /// must move the child itself (returned flag `false`).
 ///
-/// Safe to call only from a single-threaded process: the child continues on a
-/// copy of the caller's stack, like fork.
-pub fn clone_process(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<(pid_t, bool)> {
+/// # Safety
+///
+/// Only from a single-threaded process: the child continues on a copy of the
+/// caller's stack, like fork, with one thread; a lock another thread held at
+/// the clone (malloc's, stdio's) stays locked in the child forever. The child
+/// must not return into the caller's frames (it runs its own code and ends in
+/// exec or `_exit`).
+pub unsafe fn clone_process(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<(pid_t, bool)> {
     if let Some(fd) = cgroup_fd {
+        // SAFETY: clone_args is plain integers; all-zero is a valid value.
         let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
         args.flags = flags | CLONE_INTO_CGROUP;
         args.exit_signal = libc::SIGCHLD as u64;
         args.cgroup = fd as u64;
-        // SAFETY: clone3 without a stack behaves like fork; the args struct lives
-        // on our stack for the duration of the call.
+        // SAFETY: clone3 without a stack behaves like fork (the caller is
+        // single-threaded, per the contract); the args struct lives on our
+        // stack for the duration of the call.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_clone3,
@@ -47,7 +57,8 @@ pub fn clone_process(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<(pid_t, 
             Err(e) => return Err(e),
         }
     }
-    // SAFETY: raw clone with a NULL stack is fork with extra flags.
+    // SAFETY: raw clone with a NULL stack is fork with extra flags; the
+    // caller is single-threaded, per the contract.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -69,6 +80,7 @@ pub fn openat2(
     mode: u32,
     resolve: u64,
 ) -> SysResult<RawFd> {
+    // SAFETY: open_how is plain integers; all-zero is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.mode = mode as u64;
@@ -84,6 +96,24 @@ pub fn openat2(
         )
     };
     check(ret).map(|fd| fd as RawFd)
+}
+
+/// [`openat2`], the new fd owned (closed on drop).
+pub fn openat2_owned(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: c_int,
+    mode: u32,
+    resolve: u64,
+) -> SysResult<OwnedFd> {
+    // SAFETY: openat2 just returned this fd to us; nothing else holds it.
+    openat2(dirfd, path, flags, mode, resolve).map(|fd| unsafe { own_fd(fd) })
+}
+
+/// [`openat`], the new fd owned (closed on drop).
+pub fn openat_owned(dirfd: RawFd, path: &CStr, flags: c_int, mode: u32) -> SysResult<OwnedFd> {
+    // SAFETY: openat just returned this fd to us; nothing else holds it.
+    openat(dirfd, path, flags, mode).map(|fd| unsafe { own_fd(fd) })
 }
 
 pub fn openat(dirfd: RawFd, path: &CStr, flags: c_int, mode: u32) -> SysResult<RawFd> {
@@ -145,6 +175,7 @@ pub fn chdir(path: &CStr) -> SysResult<()> {
 
 /// Mount flags (MS_*) of the mount holding `fd`, as far as a bind remount must keep them.
 pub fn locked_mount_flags(fd: RawFd) -> SysResult<c_ulong> {
+    // SAFETY: statvfs is plain integers; all-zero is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: st is a valid out-pointer.
     check(unsafe { libc::fstatvfs(fd, &mut st) } as c_long)?;
@@ -166,161 +197,9 @@ pub fn locked_mount_flags(fd: RawFd) -> SysResult<c_ulong> {
     Ok(flags)
 }
 
-const OPEN_TREE_CLONE: u32 = 1;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// A detached recursive clone of the mount tree at `path` (open_tree OPEN_TREE_CLONE).
-pub fn open_tree_clone(path: &CStr, recursive: bool) -> SysResult<RawFd> {
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as u32;
-    }
-    // SAFETY: NUL-terminated path.
-    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    check(ret).map(|fd| fd as RawFd)
-}
-
-fn mount_setattr(fd: RawFd, attr: &mut MountAttr, recursive: bool) -> SysResult<()> {
-    let empty = c"";
-    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: attr lives on the caller's stack; empty path with AT_EMPTY_PATH targets fd.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd,
-            empty.as_ptr(),
-            flags as c_ulong,
-            attr as *mut MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    check(ret).map(drop)
-}
-
-/// Makes the detached mount `fd` (and with `recursive` its submounts) an
-/// idmapped mount through the user namespace `userns_fd`.
-pub fn mount_setattr_idmap(fd: RawFd, userns_fd: RawFd, recursive: bool) -> SysResult<()> {
-    let mut attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns_fd as u64,
-    };
-    mount_setattr(fd, &mut attr, recursive)
-}
-
-/// Sets the propagation type (MS_SLAVE, MS_PRIVATE, ...) of the detached
-/// mount `fd` and all its submounts.
-pub fn mount_setattr_propagation(fd: RawFd, propagation: c_ulong) -> SysResult<()> {
-    let mut attr = MountAttr {
-        attr_set: 0,
-        attr_clr: 0,
-        propagation,
-        userns_fd: 0,
-    };
-    mount_setattr(fd, &mut attr, true)
-}
-
-fn move_mount(fd: RawFd, to_dir: RawFd, to_path: &CStr, flags: u32) -> SysResult<()> {
-    let empty = c"";
-    // SAFETY: NUL-terminated paths; the fds are the caller's.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd,
-            empty.as_ptr(),
-            to_dir,
-            to_path.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | flags,
-        )
-    };
-    check(ret).map(drop)
-}
-
-/// Attaches the detached mount `fd` on `target`.
-pub fn move_mount_to(fd: RawFd, target: &CStr) -> SysResult<()> {
-    move_mount(fd, libc::AT_FDCWD, target, 0)
-}
-
-/// Attaches the detached mount `fd` on the file or directory open as `target`
-/// (an O_PATH fd is enough).
-pub fn move_mount_onto(fd: RawFd, target: RawFd) -> SysResult<()> {
-    move_mount(fd, target, c"", MOVE_MOUNT_T_EMPTY_PATH)
-}
-
-/// fsopen(2): a filesystem context for `fstype` ("overlay"), close-on-exec.
-pub fn fsopen(fstype: &CStr) -> SysResult<RawFd> {
-    const FSOPEN_CLOEXEC: c_ulong = 1;
-    // SAFETY: NUL-terminated name.
-    let ret = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
-    check(ret).map(|fd| fd as RawFd)
-}
-
-const FSCONFIG_SET_STRING: c_int = 1;
-const FSCONFIG_CMD_CREATE: c_int = 6;
-
-fn fsconfig(
-    fs: RawFd,
-    cmd: c_int,
-    key: Option<&CStr>,
-    value: *const c_void,
-    aux: c_int,
-) -> SysResult<()> {
-    // SAFETY: key is NUL-terminated or NULL; value is what `cmd` expects
-    // (a NUL-terminated string or NULL) and outlives the call.
-    let ret = unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, opt_ptr(key), value, aux) };
-    check(ret).map(drop)
-}
-
-/// fsconfig(FSCONFIG_SET_STRING, key, value).
-pub fn fsconfig_set_string(fs: RawFd, key: &CStr, value: &CStr) -> SysResult<()> {
-    fsconfig(fs, FSCONFIG_SET_STRING, Some(key), value.as_ptr().cast(), 0)
-}
-
-/// fsconfig(FSCONFIG_CMD_CREATE): makes the superblock.
-pub fn fsconfig_create(fs: RawFd) -> SysResult<()> {
-    fsconfig(fs, FSCONFIG_CMD_CREATE, None, std::ptr::null(), 0)
-}
-
-/// The kernel's messages about a failed fsconfig, read from the context fd
-/// (each read returns one message; none left: ENODATA).
-pub fn fs_context_log(fs: RawFd, buf: &mut [u8]) -> usize {
-    let mut len = 0;
-    while len < buf.len() {
-        match read(fs, &mut buf[len..]) {
-            Ok(n) if n > 0 => {
-                len += n;
-                if len < buf.len() {
-                    buf[len] = b';';
-                    len += 1;
-                }
-            }
-            _ => break,
-        }
-    }
-    len
-}
-
-/// fsmount(2): a detached mount of the created superblock, close-on-exec.
-pub fn fsmount(fs: RawFd) -> SysResult<RawFd> {
-    const FSMOUNT_CLOEXEC: c_ulong = 1;
-    // SAFETY: plain syscall on the context fd.
-    let ret = unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0 as c_ulong) };
-    check(ret).map(|fd| fd as RawFd)
-}
-
 /// fstat(2).
 pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain integers; all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: st is a valid out-pointer.
     check(unsafe { libc::fstat(fd, &mut st) } as c_long)?;
@@ -521,9 +400,19 @@ pub fn loopback_up() -> SysResult<()> {
 }
 
 /// execve(2); returns only on failure.
-pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
-    // SAFETY: argv and envp are NULL-terminated arrays of pointers into C strings
-    // that the plan keeps alive.
+///
+/// # Safety
+///
+/// `argv` and `envp` must each end in a null pointer, and every other pointer
+/// in them must point at a NUL-terminated string that stays alive for the
+/// call (the plan's C strings, see `Plan::exec_arrays`).
+pub unsafe fn execve(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> Errno {
+    // SAFETY: per the contract, argv and envp are NULL-terminated arrays of
+    // pointers to live C strings; path is NUL-terminated.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     Errno::last()
 }
@@ -560,6 +449,7 @@ pub fn fchownat_empty(fd: RawFd, uid: u32, gid: u32) -> SysResult<()> {
 
 /// True if `fd` refers to a directory.
 pub fn is_dir(fd: RawFd) -> SysResult<bool> {
+    // SAFETY: stat is plain integers; all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: st is a valid out-pointer.
     check(unsafe { libc::fstat(fd, &mut st) } as c_long)?;
@@ -599,8 +489,13 @@ pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize>
     Ok(n)
 }
 
-/// fork(2). Only called while the shim is single-threaded, before any setup.
-pub fn fork() -> SysResult<pid_t> {
-    // SAFETY: the shim has one thread here; the child continues with plain code.
+/// fork(2).
+///
+/// # Safety
+///
+/// Only from a single-threaded process: the child has one thread, and a lock
+/// another thread held at the fork (malloc's, stdio's) stays locked in it.
+pub unsafe fn fork() -> SysResult<pid_t> {
+    // SAFETY: the caller is single-threaded, per the contract.
     check(unsafe { libc::fork() } as c_long).map(|p| p as pid_t)
 }
