@@ -1,19 +1,19 @@
 //! The shim's modes, wired together: parse → plan → create → monitor.
 
 use crate::cli::{Command, CreateArgs, USAGE};
-use crate::handoff::{self, Prepared};
-use crate::launch::{self, SetupError, Stdio};
-use crate::logfile::LogFile;
-use crate::monitor::{self, Outputs};
-use crate::plan::{self, HostFacts};
-use crate::{client, sys};
-use common::protocol::{self, ShimMsg};
+use crate::client;
+use crate::setup::launch::{self, Stdio};
+use crate::setup::plan::{self, HostFacts};
+use crate::setup::sys;
 use common::state::{LOG_FILE, LOG_FILE_OLD, SOCKET_FILE};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use zctr_shim_core::handoff::{self, Outputs, Prepared};
+use zctr_shim_core::logfile::LogFile;
+use zctr_shim_core::{signals, SetupError};
 
 /// The largest config.json the shim reads (a generated one is a few KiB).
 const CONFIG_MAX: u64 = 4 * 1024 * 1024;
@@ -44,28 +44,6 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
-fn report_failure(control: Option<&mut UnixStream>, e: &SetupError) {
-    crate::say!("zctr-shim: setup failed: {e}");
-    if let Some(c) = control {
-        let _ = protocol::write_frame(
-            c,
-            &ShimMsg::SetupFailed {
-                step: e.step.clone(),
-                errno: e.errno,
-                message: truncate(&e.message),
-            },
-        );
-    }
-}
-
-fn truncate(s: &str) -> String {
-    let mut end = s.len().min(protocol::MAX_TEXT);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
-}
-
 fn default_id(bundle: &Path) -> String {
     bundle
         .canonicalize()
@@ -85,7 +63,9 @@ fn background() -> Result<Option<std::os::fd::OwnedFd>, i32> {
             return Err(1);
         }
     };
-    match sys::fork() {
+    // SAFETY: the shim is single-threaded (it never starts a thread) and has
+    // set nothing up yet; the child goes on with the ordinary code below.
+    match unsafe { sys::fork() } {
         Err(e) => {
             eprintln!("zctr-shim: fork: {}", e.desc());
             Err(1)
@@ -132,10 +112,13 @@ fn create_or_run_here(
     foreground: bool,
     ready: &mut Option<std::os::fd::OwnedFd>,
 ) -> i32 {
-    let mut control = match a.control_fd.map(sys::adopt_stream).transpose() {
+    // SAFETY: `--control-fd` names an fd the caller passed to this process;
+    // nothing in it has wrapped that number before.
+    let control = a.control_fd.map(|fd| unsafe { sys::adopt_stream(fd) });
+    let mut control = match control.transpose() {
         Ok(c) => c,
         Err(e) => {
-            crate::say!(
+            zctr_shim_core::say!(
                 "zctr-shim: --control-fd {}: {}",
                 a.control_fd.unwrap_or(-1),
                 e.desc()
@@ -146,10 +129,11 @@ fn create_or_run_here(
     match prepare_and_monitor(&a, foreground, &mut control, ready) {
         Ok(code) => code,
         Err(e) => {
-            if let Some(w) = ready {
-                let _ = sys::write_all(w.as_raw_fd(), e.to_string().as_bytes());
-            }
-            report_failure(control.as_mut(), &e);
+            e.report(
+                "zctr-shim",
+                ready.as_ref().map(|w| w.as_raw_fd()),
+                control.as_ref().map(|c| c.as_raw_fd()),
+            );
             1
         }
     }
@@ -182,7 +166,7 @@ fn prepare_and_monitor(
     }
     sys::set_child_subreaper().map_err(|e| SetupError::new("subreaper", e as i32, e.desc()))?;
     let config_path = a.bundle.join("config.json");
-    let text = crate::readfile::read_in(&a.bundle, "config.json", CONFIG_MAX)
+    let text = crate::setup::readfile::read_in(&a.bundle, "config.json", CONFIG_MAX)
         .map_err(|e| SetupError::new("config", e.errno, e.to_string()))?;
     let spec: oci_spec::runtime::Spec = serde_json::from_slice(&text).map_err(|e| {
         SetupError::new(
@@ -201,7 +185,7 @@ fn prepare_and_monitor(
         )
     })?;
     let signals =
-        monitor::signal_fd().map_err(|e| SetupError::new("signals", e as i32, e.desc()))?;
+        signals::signal_fd().map_err(|e| SetupError::new("signals", e as i32, e.desc()))?;
 
     let mut log = None;
     let stdio = if foreground {
@@ -253,11 +237,11 @@ fn prepare_and_monitor(
     // The process that stays for the container's life need not map the setup
     // code: become the small monitor executable, or else serve from here.
     let e = handoff::exec_monitor(&prepared);
-    crate::say!(
+    zctr_shim_core::say!(
         "zctr-shim: monitoring in-process, {} unusable: {e}",
         handoff::MONITOR_BIN
     );
-    handoff::serve(prepared, signals)
+    zctr_shim_monitor::serve(prepared, signals)
 }
 
 fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), SetupError> {

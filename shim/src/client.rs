@@ -86,7 +86,7 @@ pub fn kill(dir: &Path, signal: i32) -> i32 {
 const STATUS_MAX: u64 = 64 * 1024;
 
 pub fn state(dir: &Path) -> i32 {
-    match crate::readfile::read_in(dir, STATUS_FILE, STATUS_MAX) {
+    match crate::setup::readfile::read_in(dir, STATUS_FILE, STATUS_MAX) {
         Ok(s) => {
             println!("{}", String::from_utf8_lossy(&s).trim_end());
             0

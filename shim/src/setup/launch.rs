@@ -2,71 +2,19 @@
 //! child's "ready" (the point just before exec). On any failure the child is
 //! killed and reaped and the cgroup directories the shim made are removed.
 
-use crate::cgroup::{ContainerCgroup, Hierarchy};
-use crate::channel::{self, ChildFailure, Event, ShimEnd};
-use crate::child::{self, ChildCtx};
-use crate::idmap::Trees;
-use crate::overlay::Layers;
-use crate::plan::Plan;
-use crate::sys;
-use nix::errno::Errno;
+use super::child::{self, ChildCtx};
+use super::idmap::Trees;
+use super::overlay::Layers;
+use super::plan::{JoinNs, Plan};
+use super::sys;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-
-/// A failed setup step, as reported to the manager.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{step}: {message}")]
-pub struct SetupError {
-    pub step: String,
-    pub errno: i32,
-    pub message: String,
-}
-
-impl SetupError {
-    pub fn new(step: &str, errno: i32, message: impl Into<String>) -> Self {
-        SetupError {
-            step: step.into(),
-            errno,
-            message: message.into(),
-        }
-    }
-
-    fn io(step: &str, e: &std::io::Error) -> Self {
-        SetupError::new(step, e.raw_os_error().unwrap_or(0), e.to_string())
-    }
-
-    pub(crate) fn errno(step: &str, what: &str, e: Errno) -> Self {
-        SetupError::new(step, e as i32, format!("{what}: {}", e.desc()))
-    }
-}
-
-impl From<ChildFailure> for SetupError {
-    fn from(f: ChildFailure) -> Self {
-        let message = f.to_string();
-        SetupError {
-            step: f.step,
-            errno: f.errno,
-            message,
-        }
-    }
-}
-
-/// A container whose init waits just before exec.
-pub struct Created {
-    pub pid: i32,
-    pub channel: ShimEnd,
-    pub cgroup: ContainerCgroup,
-    /// OOM kills in the cgroup before the container ran.
-    pub oom_base: u64,
-}
-
-impl Created {
-    pub fn channel_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(&self.channel)
-    }
-}
+use zctr_shim_core::cgroup::{ContainerCgroup, Hierarchy};
+use zctr_shim_core::channel::{self, Event, ShimEnd};
+use zctr_shim_core::handoff::Created;
+use zctr_shim_core::SetupError;
 
 /// Where the container's stdio goes.
 pub struct Stdio {
@@ -113,7 +61,7 @@ pub fn create(
 
 /// Opens a namespace file named by the config: non-blocking, so that a FIFO
 /// there fails (setns refuses what is not a namespace) instead of hanging.
-fn open_ns(j: &crate::plan::JoinNs) -> Result<OwnedFd, SetupError> {
+fn open_ns(j: &JoinNs) -> Result<OwnedFd, SetupError> {
     open_fd(&j.path, libc::O_CLOEXEC | libc::O_NONBLOCK).map_err(|e| {
         SetupError::new(
             "join namespace",
@@ -171,9 +119,12 @@ fn spawn(
         stdio: stdio.fds,
         debug,
     };
+    // SAFETY: the shim is single-threaded (it never starts a thread); the
+    // child runs `child::run`, which ends in exec or `_exit` and never returns.
+    let cloned =
+        unsafe { sys::clone_process(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
     let (pid, born_in_cgroup) =
-        sys::clone_process(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
-            .map_err(|e| SetupError::errno("clone", "creating the container process", e))?;
+        cloned.map_err(|e| SetupError::errno("clone", "creating the container process", e))?;
     if pid == 0 {
         child::run(&ctx);
     }

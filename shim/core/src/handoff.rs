@@ -8,13 +8,15 @@
 //! as inherited fds plus one bincode record (hex) on its command line. So the
 //! process that stays for the container's whole life maps none of the setup
 //! code. Where the monitor executable is missing, the same loop runs in-process.
+//!
+//! This module owns what crosses the line: [`Prepared`] and its parts, the
+//! record that carries them, its sending half ([`exec_monitor`], run by the
+//! setup executable) and its receiving half ([`receive`], run by the monitor).
 
 use crate::cgroup::{ContainerCgroup, Hierarchy};
 use crate::channel::ShimEnd;
-use crate::launch::{Created, SetupError};
 use crate::logfile::LogFile;
-use crate::monitor::{self, Monitor, Outputs};
-use crate::sys;
+use crate::{signals, sys, SetupError};
 use bincode::{Decode, Encode};
 use nix::sys::signalfd::SignalFd;
 use std::ffi::{CString, OsStr, OsString};
@@ -38,48 +40,29 @@ pub struct Prepared {
     pub debug: bool,
 }
 
-/// Takes `p` over in this process: reports "created", starts the container
-/// when asked, and runs the monitor loop until the container is gone.
-/// Returns the exit code for the shim (the container's for `run`).
-pub fn serve(p: Prepared, signals: SignalFd) -> Result<i32, SetupError> {
-    let Prepared {
-        id,
-        created,
-        out,
-        mut ready,
-        start,
-        debug,
-    } = p;
-    if debug {
-        crate::say!(
-            "zctr-shim: container {id} created, init pid {}",
-            created.pid
-        );
+/// A container whose init waits just before exec.
+pub struct Created {
+    pub pid: i32,
+    pub channel: ShimEnd,
+    pub cgroup: ContainerCgroup,
+    /// OOM kills in the cgroup before the container ran.
+    pub oom_base: u64,
+}
+
+impl Created {
+    pub fn channel_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.channel)
     }
-    let mut m = match Monitor::new(id, created, signals, out) {
-        Ok(m) => m,
-        Err(e) => {
-            let e = SetupError::new("monitor", e.raw_os_error().unwrap_or(0), e.to_string());
-            if let Some(w) = ready.take() {
-                let _ = sys::write_all(w.as_raw_fd(), e.to_string().as_bytes());
-            }
-            return Err(e);
-        }
-    };
-    if let Some(w) = ready.take() {
-        // Written and closed: the waiting parent sees "ok" then EOF and exits 0.
-        let _ = sys::write_all(w.as_raw_fd(), b"ok");
-    }
-    if start {
-        if let Err((errno, msg)) = m.start() {
-            return Err(SetupError::new("start", errno, msg));
-        }
-    }
-    let status = m.run();
-    if start && debug {
-        crate::say!("zctr-shim: container exited: {status:?}");
-    }
-    Ok(status.code())
+}
+
+/// What the monitor writes to and listens on.
+pub struct Outputs {
+    pub state_dir: Option<PathBuf>,
+    pub listener: Option<UnixListener>,
+    /// The connection the caller handed us (`--control-fd`).
+    pub control: Option<UnixStream>,
+    /// Read ends of the container's stdout and stderr pipes, with the log they feed.
+    pub log: Option<(OwnedFd, OwnedFd, LogFile)>,
 }
 
 /// What precedes the record: which build wrote it, and how to give the
@@ -111,21 +94,11 @@ impl Abandon {
     /// Says why on the ready pipe and the control fd, kills and reaps the
     /// init, and removes what the shim made.
     fn run(&self, why: &str) {
-        crate::say!("{MONITOR_BIN}: {why}");
-        if let Some(fd) = self.ready_fd {
-            let _ = sys::write_all(fd, why.as_bytes());
-        }
-        if let Some(fd) = self.control_fd {
-            let mut buf = [0u8; 2048];
-            let msg = common::protocol::ShimMsg::SetupFailed {
-                step: "monitor".into(),
-                errno: libc::EIO,
-                message: why.chars().take(common::protocol::MAX_TEXT / 4).collect(),
-            };
-            if let Ok(n) = common::protocol::encode_frame(&msg, &mut buf) {
-                let _ = sys::write_all(fd, &buf[..n]);
-            }
-        }
+        SetupError::new("monitor", libc::EIO, why).report(
+            MONITOR_BIN,
+            self.ready_fd,
+            self.control_fd,
+        );
         if self.init_pid > 0 {
             let _ = sys::kill(self.init_pid, libc::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.init_pid), None);
@@ -320,7 +293,9 @@ impl Record {
             None => None,
         };
         let adopt = |fd: RawFd, what: &str| {
-            sys::adopt_fd(fd).map_err(|e| format!("{what} fd {fd}: {}", e.desc()))
+            // SAFETY: the record names each inherited fd once, and nothing
+            // else in this fresh process (after exec) has taken them.
+            unsafe { sys::adopt_fd(fd) }.map_err(|e| format!("{what} fd {fd}: {}", e.desc()))
         };
         let channel = ShimEnd::from_fd(adopt(self.channel_fd, "channel")?);
         let cgroup = ContainerCgroup::from_parts(
@@ -438,51 +413,31 @@ fn close_other_fds(keep: &[RawFd]) {
     let _ = sys::close_range(next, u32::MAX);
 }
 
-/// Entry point of `zctr-shim-monitor --id ID --handoff HEX`.
-pub fn monitor_main(args: Vec<String>) -> i32 {
-    let hex = match args.as_slice() {
-        [id_flag, _, handoff_flag, hex] if id_flag == "--id" && handoff_flag == "--handoff" => hex,
-        _ => {
-            crate::say!(
-                "{MONITOR_BIN}: started by zctr-shim after setup, not by hand \
-                 (usage: {MONITOR_BIN} --id ID --handoff HEX)"
-            );
-            return 2;
-        }
-    };
+/// Takes over what `zctr-shim` handed over in `hex` (the `--handoff`
+/// argument): checks the record, closes every other fd, and owns the ones it
+/// names. On failure the container is given up (see [`Abandon`]) and the
+/// monitor's exit code is returned.
+pub fn receive(hex: &str) -> Result<(Prepared, SignalFd), i32> {
     let (header, rec) = match Record::decode(hex) {
         Ok(decoded) => decoded,
         Err(e) => {
             // Nothing is known: exiting closes the handshake socket, which
             // ends the waiting container process.
             crate::say!("{MONITOR_BIN}: bad handoff: {e}");
-            return 1;
+            return Err(1);
         }
     };
     let give_up = |why: String| {
         header.abandon.run(&why);
         1
     };
-    let rec = match rec {
-        Ok(rec) => rec,
-        Err(why) => return give_up(why),
-    };
+    let rec = rec.map_err(give_up)?;
     close_other_fds(&rec.fds());
-    let signals = match monitor::signal_fd() {
-        Ok(s) => s,
-        Err(e) => return give_up(format!("signalfd: {}", e.desc())),
-    };
-    let prepared = match rec.into_prepared() {
-        Ok(p) => p,
-        Err(e) => return give_up(format!("taking over: {e}")),
-    };
-    match serve(prepared, signals) {
-        Ok(code) => code,
-        Err(e) => {
-            crate::say!("zctr-shim: {e}");
-            1
-        }
-    }
+    let signals = signals::signal_fd().map_err(|e| give_up(format!("signalfd: {}", e.desc())))?;
+    let prepared = rec
+        .into_prepared()
+        .map_err(|e| give_up(format!("taking over: {e}")))?;
+    Ok((prepared, signals))
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 //! from the plan, paths for `/proc/self/fd/N` are formatted on the stack, and a
 //! failure is one fixed-size report on the channel followed by `_exit`.
 
-use crate::channel::ChildEnd;
-use crate::plan::{ExecArrays, MountKind, MountStep, Plan};
-use crate::sys;
+mod paths;
+
+use crate::setup::plan::{ExecArrays, MountKind, MountStep, Plan};
+use crate::setup::sys;
 use nix::errno::Errno;
+use paths::{fd_path, in_buf, open_in_root, resolve_create, Create, PATH_MAX, RESOLVE};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
+use zctr_shim_core::channel::ChildEnd;
 
 /// A failed step: its name, errno and the path or value concerned.
 #[derive(Debug)]
@@ -52,166 +55,6 @@ pub struct ChildCtx<'a> {
     pub debug: bool,
 }
 
-const PATH_MAX: usize = 4096;
-
-/// `/proc/self/fd/N` for `fd`, formatted into `buf`.
-fn fd_path(fd: RawFd, buf: &mut [u8; 32]) -> &CStr {
-    const PREFIX: &[u8] = b"/proc/self/fd/";
-    buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 12];
-    let mut n = fd as u32;
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..len {
-        buf[PREFIX.len() + i] = digits[len - 1 - i];
-    }
-    buf[PREFIX.len() + len] = 0;
-    CStr::from_bytes_with_nul(&buf[..PREFIX.len() + len + 1]).expect("one NUL at the end")
-}
-
-/// `bytes` as a C string in `buf`.
-fn in_buf<'b>(bytes: &[u8], buf: &'b mut [u8; PATH_MAX]) -> Result<&'b CStr, Errno> {
-    if bytes.len() >= PATH_MAX || bytes.contains(&0) {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    buf[..bytes.len()].copy_from_slice(bytes);
-    buf[bytes.len()] = 0;
-    CStr::from_bytes_with_nul(&buf[..=bytes.len()]).map_err(|_| Errno::EINVAL)
-}
-
-const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-
-/// Opens `rel` (relative, e.g. "dev/pts") as an O_PATH fd, resolving every
-/// component — symlinks included — as if `root` were `/`, so nothing outside
-/// the rootfs can ever be reached.
-fn open_in_root(root: RawFd, rel: &[u8]) -> Result<RawFd, Errno> {
-    let mut buf = [0u8; PATH_MAX];
-    if rel.is_empty() {
-        return sys::openat2(root, c".", libc::O_PATH, 0, RESOLVE);
-    }
-    sys::openat2(root, in_buf(rel, &mut buf)?, libc::O_PATH, 0, RESOLVE)
-}
-
-/// What to create when a destination does not exist yet.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Create {
-    Dir,
-    File,
-}
-
-/// Like [`open_in_root`], creating missing components (directories, and a
-/// final empty file for [`Create::File`]) one at a time, each relative to a
-/// parent that was itself resolved inside the root.
-pub fn resolve_create(root: RawFd, rel: &[u8], create: Create) -> Result<RawFd, Errno> {
-    resolve_create_depth(root, rel, create, 0)
-}
-
-/// A dangling symlink on the way is followed by rewriting the path through its
-/// target (kept inside the root) and starting over; `depth` bounds link loops.
-fn resolve_create_depth(
-    root: RawFd,
-    rel: &[u8],
-    create: Create,
-    depth: u32,
-) -> Result<RawFd, Errno> {
-    if depth > 16 {
-        return Err(Errno::ELOOP);
-    }
-    match open_in_root(root, rel) {
-        Err(Errno::ENOENT) => {}
-        other => return other,
-    }
-    let mut start = 0;
-    loop {
-        let end = rel[start..]
-            .iter()
-            .position(|&b| b == b'/')
-            .map_or(rel.len(), |p| start + p);
-        let last = end == rel.len();
-        match open_in_root(root, &rel[..end]) {
-            Ok(fd) if last => return Ok(fd),
-            Ok(fd) => sys::close(fd),
-            Err(Errno::ENOENT) => {
-                let parent = if start == 0 {
-                    sys::openat2(root, c".", libc::O_PATH, 0, RESOLVE)?
-                } else {
-                    open_in_root(root, &rel[..start - 1])?
-                };
-                let mut buf = [0u8; PATH_MAX];
-                let name = in_buf(&rel[start..end], &mut buf)?;
-                let made = if last && create == Create::File {
-                    sys::openat(
-                        parent,
-                        name,
-                        libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
-                        0o644,
-                    )
-                    .map(sys::close)
-                } else {
-                    match sys::mkdirat(parent, name, 0o755) {
-                        Err(Errno::EEXIST) => Ok(()),
-                        r => r,
-                    }
-                };
-                if made.is_ok() && open_in_root(root, &rel[..end]) == Err(Errno::ENOENT) {
-                    // `name` exists but does not resolve: a dangling symlink.
-                    let mut link = [0u8; PATH_MAX];
-                    let r = sys::readlinkat(parent, name, &mut link);
-                    sys::close(parent);
-                    let n = r?;
-                    let mut next = [0u8; PATH_MAX];
-                    let len = splice_link(&rel[..start], &link[..n], &rel[end..], &mut next)?;
-                    return resolve_create_depth(root, &next[..len], create, depth + 1);
-                }
-                sys::close(parent);
-                made?;
-                let fd = open_in_root(root, &rel[..end])?;
-                if last {
-                    return Ok(fd);
-                }
-                sys::close(fd);
-            }
-            Err(e) => return Err(e),
-        }
-        start = end + 1;
-    }
-}
-
-/// The path that a symlink at `dir/<link>` leads to, followed by `rest`, written
-/// into `out` relative to the root: an absolute target starts from the root, a
-/// relative one from `dir` (a prefix ending in '/', or empty).
-fn splice_link(
-    dir: &[u8],
-    target: &[u8],
-    rest: &[u8],
-    out: &mut [u8; PATH_MAX],
-) -> Result<usize, Errno> {
-    let parts: [&[u8]; 3] = if target.first() == Some(&b'/') {
-        [b"", &target[1..], rest]
-    } else {
-        [dir, target, rest]
-    };
-    let mut len = 0;
-    for p in parts {
-        if len + p.len() >= PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        out[len..len + p.len()].copy_from_slice(p);
-        len += p.len();
-    }
-    // Leading slashes of an absolute target like "//x" carry no meaning.
-    let skip = out[..len].iter().take_while(|&&b| b == b'/').count();
-    out.copy_within(skip..len, 0);
-    Ok(len - skip)
-}
-
 fn debug(ctx: &ChildCtx, step: &str) {
     if ctx.debug {
         let _ = sys::write_all(2, b"zctr-shim: child: ");
@@ -251,7 +94,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     for &(fd, nstype) in ctx.join {
         debug(ctx, "join namespace");
         sys::setns(fd, nstype).at("join namespace", b"")?;
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
     }
     if plan.userns {
         debug(ctx, "become root in the user namespace");
@@ -283,7 +127,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     }
     debug(ctx, "pivot_root");
     pivot(root, plan.rootfs.to_bytes())?;
-    sys::close(root);
+    // SAFETY: `root` was opened by this process above and is not used after this.
+    unsafe { sys::close(root) };
     let root = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
         .at("open new root", b"/")?;
     for p in &plan.masked {
@@ -295,7 +140,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         let fd = sys::openat(libc::AT_FDCWD, path, libc::O_WRONLY | libc::O_TRUNC, 0)
             .at("sysctl", path.to_bytes())?;
         let r = sys::write_all(fd, value.to_bytes());
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
         r.at("sysctl", path.to_bytes())?;
     }
     for p in &plan.readonly_paths {
@@ -306,7 +152,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         debug(ctx, "read-only root");
         remount_readonly(root, b"").at("read-only root", b"/")?;
     }
-    sys::close(root);
+    // SAFETY: `root` was opened by this process above and is not used after this.
+    unsafe { sys::close(root) };
     debug(ctx, "find executable");
     find_executable(plan)?;
     if plan.loopback_up {
@@ -356,7 +203,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
 fn install_seccomp<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     if let Some(f) = &ctx.plan.seccomp {
         debug(ctx, "seccomp");
-        crate::seccomp::install(f).at("install seccomp filter", b"")?;
+        crate::setup::seccomp::install(f).at("install seccomp filter", b"")?;
     }
     Ok(())
 }
@@ -379,11 +226,13 @@ fn chdir_in_root(cwd: &CStr) -> Result<(), Errno> {
                 RESOLVE,
             )
         });
-        sys::close(root);
+        // SAFETY: `root` was opened by this process above and is not used after this.
+        unsafe { sys::close(root) };
         r
     }?;
     let r = sys::fchdir(fd);
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r
 }
 
@@ -396,12 +245,14 @@ fn mount_rootfs<'a>(ctx: &ChildCtx<'a>, overlay: Option<RawFd>) -> Result<RawFd,
         (Some(tree), _) => {
             debug(ctx, "attach rootfs overlay");
             sys::move_mount_to(tree, rootfs).at("attach rootfs overlay", detail)?;
-            sys::close(tree);
+            // SAFETY: `tree` is this process's copy of a detached mount, not used after this.
+            unsafe { sys::close(tree) };
         }
         (None, Some(tree)) => {
             debug(ctx, "attach idmapped rootfs");
             sys::move_mount_to(tree, rootfs).at("attach idmapped rootfs", detail)?;
-            sys::close(tree);
+            // SAFETY: `tree` is this process's copy of a detached mount, not used after this.
+            unsafe { sys::close(tree) };
         }
         (None, None) => {
             debug(ctx, "bind rootfs");
@@ -434,7 +285,8 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a>
     let r = match (&m.kind, tree) {
         (MountKind::Bind { .. }, Some(tree)) => {
             let r = sys::move_mount_onto(tree, fd);
-            sys::close(tree);
+            // SAFETY: `tree` is this process's copy of a detached mount, not used after this.
+            unsafe { sys::close(tree) };
             r
         }
         (MountKind::Bind { .. }, None) => sys::mount(
@@ -452,7 +304,8 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a>
             m.data.as_deref(),
         ),
     };
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r.at("mount", detail)?;
     if m.needs_remount() {
         let fd = open_in_root(root, m.dest.to_bytes()).at("reopen bind mount", detail)?;
@@ -461,13 +314,15 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a>
             let flags = (m.flags | locked | libc::MS_REMOUNT | libc::MS_BIND) & !libc::MS_REC;
             sys::mount(None, target, None, flags, None)
         });
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
         r.at("remount bind with options", detail)?;
     }
     if m.propagation != 0 {
         let fd = open_in_root(root, m.dest.to_bytes()).at("reopen mount", detail)?;
         let r = sys::mount(None, fd_path(fd, &mut buf), None, m.propagation, None);
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
         r.at("set mount propagation", detail)?;
     }
     Ok(())
@@ -488,7 +343,8 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
                 libc::MS_BIND,
                 None,
             );
-            sys::close(fd);
+            // SAFETY: `fd` was opened by this process above and is not used after this.
+            unsafe { sys::close(fd) };
             r.at("bind device node", rel)?;
         } else {
             let slash = rel.iter().rposition(|&b| b == b'/').unwrap_or(0);
@@ -501,11 +357,13 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
                     r => r,
                 }
             });
-            sys::close(parent);
+            // SAFETY: `parent` was opened by this process above and is not used after this.
+            unsafe { sys::close(parent) };
             r.at("mknod", rel)?;
             let fd = open_in_root(root, rel).at("open device node", rel)?;
             let r = sys::fchownat_empty(fd, d.uid, d.gid);
-            sys::close(fd);
+            // SAFETY: `fd` was opened by this process above and is not used after this.
+            unsafe { sys::close(fd) };
             r.at("chown device node", rel)?;
         }
     }
@@ -526,7 +384,8 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
         match sys::symlinkat(target, dev, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => {
-                sys::close(dev);
+                // SAFETY: `dev` was opened by this process above and is not used after this.
+                unsafe { sys::close(dev) };
                 return Err(Fail {
                     step: "create /dev symlink",
                     errno: e,
@@ -535,7 +394,8 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
             }
         }
     }
-    sys::close(dev);
+    // SAFETY: `dev` was opened by this process above and is not used after this.
+    unsafe { sys::close(dev) };
     Ok(())
 }
 
@@ -568,7 +428,8 @@ fn mask<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
             sys::mount(Some(c"/dev/null"), target, None, libc::MS_BIND, None)
         }
     });
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r.at("mask path", detail)
 }
 
@@ -584,7 +445,8 @@ fn remount_readonly(root: RawFd, rel: &[u8]) -> Result<(), Errno> {
             None,
         )
     });
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r
 }
 
@@ -604,7 +466,8 @@ fn readonly_path<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
         libc::MS_BIND | libc::MS_REC,
         None,
     );
-    sys::close(fd);
+    // SAFETY: `fd` was opened by this process above and is not used after this.
+    unsafe { sys::close(fd) };
     r.at("bind read-only path", detail)?;
     remount_readonly(root, rel).at("remount read-only path", detail)
 }
@@ -658,7 +521,8 @@ fn find_executable(plan: &Plan) -> Step<'_> {
         let rel = match path.to_bytes() {
             [b'/', rel @ ..] => rel,
             _ => {
-                sys::close(root);
+                // SAFETY: `root` was opened by this process above and is not used after this.
+                unsafe { sys::close(root) };
                 return Ok(());
             }
         };
@@ -667,17 +531,20 @@ fn find_executable(plan: &Plan) -> Step<'_> {
             in_buf(rel, &mut buf).and_then(|rel| sys::openat2(root, rel, libc::O_PATH, 0, RESOLVE));
         let Ok(fd) = fd else { continue };
         let mode = sys::fstat_owner_mode(fd).map(|(_, _, mode)| mode);
-        sys::close(fd);
+        // SAFETY: `fd` was opened by this process above and is not used after this.
+        unsafe { sys::close(fd) };
         match mode {
             Ok(mode) if mode & libc::S_IFMT == libc::S_IFREG && mode & 0o111 != 0 => {
-                sys::close(root);
+                // SAFETY: `root` was opened by this process above and is not used after this.
+                unsafe { sys::close(root) };
                 return Ok(());
             }
             Ok(_) => result = Errno::EACCES,
             Err(_) => {}
         }
     }
-    sys::close(root);
+    // SAFETY: `root` was opened by this process above and is not used after this.
+    unsafe { sys::close(root) };
     let arg0 = plan.argv.first().map_or(&b""[..], |a| a.to_bytes());
     Err(Fail {
         step: "find executable",
@@ -689,85 +556,13 @@ fn find_executable(plan: &Plan) -> Step<'_> {
 fn exec(ctx: &ChildCtx) -> Errno {
     let mut result = Errno::ENOENT;
     for path in &ctx.plan.exec_candidates {
-        match sys::execve(path, &ctx.exec.argv, &ctx.exec.envp) {
+        // SAFETY: `exec` came from `Plan::exec_arrays`: both arrays end in a
+        // null pointer and point into the plan's C strings, alive until exec.
+        match unsafe { sys::execve(path, &ctx.exec.argv, &ctx.exec.envp) } {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => result = Errno::EACCES,
             e => return e,
         }
     }
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::ffi::CString;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::symlink;
-
-    #[test]
-    fn fd_paths_are_formatted_without_allocating() {
-        let mut buf = [0u8; 32];
-        assert_eq!(fd_path(0, &mut buf).to_str().unwrap(), "/proc/self/fd/0");
-        assert_eq!(
-            fd_path(1234, &mut buf).to_str().unwrap(),
-            "/proc/self/fd/1234"
-        );
-    }
-
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("zctr-child-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn symlinks_never_lead_out_of_the_root() {
-        let base = scratch("escape");
-        let root = base.join("root");
-        let outside = base.join("outside");
-        std::fs::create_dir_all(&root).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        // An absolute symlink and a ../ symlink that both point at the host.
-        symlink(&outside, root.join("abs")).unwrap();
-        symlink("../../outside", root.join("rel")).unwrap();
-        let rootfd = std::fs::File::open(&root).unwrap();
-        for rel in ["abs/x/y", "rel/x/y"] {
-            let fd = resolve_create(rootfd.as_raw_fd(), rel.as_bytes(), Create::Dir).unwrap();
-            sys::close(fd);
-        }
-        for rel in ["abs/file", "rel/file"] {
-            let fd = resolve_create(rootfd.as_raw_fd(), rel.as_bytes(), Create::File).unwrap();
-            sys::close(fd);
-        }
-        // Nothing was created outside; everything landed inside the root.
-        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
-        assert!(root
-            .join(outside.strip_prefix("/").unwrap())
-            .join("x/y")
-            .is_dir());
-        assert!(root
-            .join(outside.strip_prefix("/").unwrap())
-            .join("file")
-            .is_file());
-        std::fs::remove_dir_all(&base).unwrap();
-    }
-
-    #[test]
-    fn existing_paths_resolve_and_missing_parents_are_made() {
-        let base = scratch("create");
-        let rootfd = std::fs::File::open(&base).unwrap();
-        let fd = resolve_create(rootfd.as_raw_fd(), b"a/b/c", Create::Dir).unwrap();
-        assert!(sys::is_dir(fd).unwrap());
-        sys::close(fd);
-        let fd = resolve_create(rootfd.as_raw_fd(), b"a/b/c", Create::Dir).unwrap();
-        sys::close(fd);
-        let long = CString::new(vec![b'x'; PATH_MAX]).unwrap();
-        assert_eq!(
-            resolve_create(rootfd.as_raw_fd(), long.to_bytes(), Create::Dir),
-            Err(Errno::ENAMETOOLONG)
-        );
-        std::fs::remove_dir_all(&base).unwrap();
-    }
 }

@@ -2,29 +2,30 @@
 //! over a signalfd, the child's handshake end, the control socket and its
 //! clients, and the container's log pipes. Once this loop runs it must not die:
 //! errors on a client drop that client, nothing else. No write error ends it
-//! either: stderr goes through [`crate::say`], a log write that fails loses
+//! either: stderr goes through [`zctr_shim_core::say`], a log write that fails loses
 //! those bytes, and a `status.json` that cannot be written is retried every
 //! [`RETRY_MS`] while the status is served from memory on the socket. The
 //! monitor exits only once the exit is in `status.json` (or its state
 //! directory is gone, i.e. the container was deleted).
 
-use crate::launch::Created;
-use crate::logfile::LogFile;
+use crate::idle::IdlePages;
+use crate::poll::{PollSet, Source};
 use crate::status;
 use common::protocol::{self, ExitStatus, FrameBuffer, ManagerMsg, ShimMsg, ShimState};
 use common::state::{ExitRecord, ProcId, ShimStatus};
 use nix::errno::Errno;
-use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+use zctr_shim_core::channel::Event;
+use zctr_shim_core::handoff::{Created, Outputs};
+use zctr_shim_core::{say, sys};
 
-const MAX_CLIENTS: usize = 16;
+pub(crate) const MAX_CLIENTS: usize = 16;
 
 /// How long the loop must be idle before it releases the pages it does not
 /// need to wait (a few page faults when it next wakes).
@@ -35,68 +36,6 @@ pub const RETRY_MS: u64 = 1000;
 
 /// How long after the init's exit its output is still copied into the log.
 use common::state::LOG_DRAIN_MS as DRAIN_MS;
-
-/// What a polled fd is.
-#[derive(Debug, Clone, Copy)]
-enum Source {
-    Signals,
-    Channel,
-    Listener,
-    Log(usize),
-    Client(usize),
-}
-
-/// The fds one poll waits on, and what each is.
-struct PollSet {
-    fds: [libc::pollfd; POLL_MAX],
-    sources: [Source; POLL_MAX],
-    len: usize,
-}
-
-/// Signals, channel, listener, two log pipes, and the clients.
-const POLL_MAX: usize = 5 + MAX_CLIENTS;
-
-impl PollSet {
-    fn new() -> Self {
-        PollSet {
-            fds: [libc::pollfd {
-                fd: -1,
-                events: 0,
-                revents: 0,
-            }; POLL_MAX],
-            sources: [Source::Signals; POLL_MAX],
-            len: 0,
-        }
-    }
-
-    fn add(&mut self, source: Source, fd: std::os::fd::RawFd) {
-        if self.len < POLL_MAX {
-            self.fds[self.len] = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            self.sources[self.len] = source;
-            self.len += 1;
-        }
-    }
-
-    fn fds(&mut self) -> &mut [libc::pollfd] {
-        &mut self.fds[..self.len]
-    }
-
-    /// The sources with events, in the order added; later ones are moved down.
-    fn ready(&mut self) -> &[Source] {
-        let mut n = 0;
-        for i in 0..self.len {
-            if self.fds[i].revents != 0 {
-                self.sources[n] = self.sources[i];
-                n += 1;
-            }
-        }
-        &self.sources[..n]
-    }
-}
 
 struct Client {
     stream: UnixStream,
@@ -123,16 +62,6 @@ impl Client {
     }
 }
 
-/// What the monitor writes to and listens on.
-pub struct Outputs {
-    pub state_dir: Option<PathBuf>,
-    pub listener: Option<UnixListener>,
-    /// The connection the caller handed us (`--control-fd`).
-    pub control: Option<UnixStream>,
-    /// Read ends of the container's stdout and stderr pipes, with the log they feed.
-    pub log: Option<(OwnedFd, OwnedFd, LogFile)>,
-}
-
 pub struct Monitor {
     id: String,
     shim: ProcId,
@@ -149,7 +78,7 @@ pub struct Monitor {
     /// the loop has been idle for [`IDLE_TRIM_MS`].
     trim: bool,
     /// Found at the first release.
-    idle_pages: Option<crate::sys::IdlePages>,
+    idle_pages: Option<IdlePages>,
     /// `status.json` is behind the state in memory; try again at this time.
     retry_at: Option<Instant>,
     /// Log writes are failing (said once, until one succeeds again), and the
@@ -240,12 +169,12 @@ impl Monitor {
         match status::write(dir, &self.status) {
             Ok(()) => {
                 if self.retry_at.take().is_some() {
-                    crate::say!("zctr-shim: {}: status.json written again", self.id);
+                    say!("zctr-shim: {}: status.json written again", self.id);
                 }
             }
             Err(e) => {
                 if self.retry_at.is_none() {
-                    crate::say!(
+                    say!(
                         "zctr-shim: {}: writing status.json: {e} (kept in memory, retried every {RETRY_MS} ms)",
                         self.id
                     );
@@ -309,7 +238,7 @@ impl Monitor {
         // could have sent one) must not keep it from reading the release and
         // exec'ing, or `start` would wait for a process nobody resumes.
         if status::is_stopped(self.init.pid) {
-            let _ = crate::sys::kill(self.init.pid, libc::SIGCONT);
+            let _ = sys::kill(self.init.pid, libc::SIGCONT);
         }
         self.starting = true;
         Ok(())
@@ -322,7 +251,7 @@ impl Monitor {
                 if self.exit.is_some() {
                     Some((libc::ESRCH, format!("container {} has exited", self.id)))
                 } else {
-                    crate::sys::kill(self.init.pid, signal)
+                    sys::kill(self.init.pid, signal)
                         .err()
                         .map(|e| (e as i32, format!("kill {signal}: {}", e.desc())))
                 }
@@ -339,7 +268,7 @@ impl Monitor {
 
     fn on_channel(&mut self) {
         match self.created.channel.recv() {
-            Ok(crate::channel::Event::Closed) | Err(_) => {
+            Ok(Event::Closed) | Err(_) => {
                 if self.starting && self.exit.is_none() {
                     self.starting = false;
                     self.state = ShimState::Running;
@@ -349,8 +278,8 @@ impl Monitor {
                 }
                 self.starting = false;
             }
-            Ok(crate::channel::Event::Failed(f)) => {
-                crate::say!("zctr-shim: {}: {f}", self.id);
+            Ok(Event::Failed(f)) => {
+                say!("zctr-shim: {}: {f}", self.id);
                 let msg = ShimMsg::CommandFailed {
                     errno: f.errno,
                     message: f.to_string(),
@@ -358,7 +287,7 @@ impl Monitor {
                 self.broadcast(&msg);
                 self.starting = false;
             }
-            Ok(crate::channel::Event::Ready) => {}
+            Ok(Event::Ready) => {}
         }
     }
 
@@ -368,7 +297,7 @@ impl Monitor {
             if sig == libc::SIGCHLD {
                 self.reap();
             } else if self.exit.is_none() {
-                let _ = crate::sys::kill(self.init.pid, sig);
+                let _ = sys::kill(self.init.pid, sig);
             }
         }
     }
@@ -461,13 +390,13 @@ impl Monitor {
             err.as_raw_fd()
         };
         let mut buf = [0u8; 16 * 1024];
-        match crate::sys::read(fd, &mut buf) {
+        match sys::read(fd, &mut buf) {
             Ok(0) => false,
             Ok(n) => {
                 match log.write(&buf[..n]) {
                     Ok(()) if self.log_failing => {
                         self.log_failing = false;
-                        crate::say!(
+                        say!(
                             "zctr-shim: {}: log written again, {} bytes lost",
                             self.id,
                             self.log_lost
@@ -478,7 +407,7 @@ impl Monitor {
                     Err(e) => {
                         // Said once per failing stretch, not once per chunk.
                         if !self.log_failing {
-                            crate::say!("zctr-shim: {}: log: {e} (output lost)", self.id);
+                            say!("zctr-shim: {}: log: {e} (output lost)", self.id);
                         }
                         self.log_failing = true;
                         self.log_lost += n as u64;
@@ -552,7 +481,7 @@ impl Monitor {
                     timeout_ms.min(left)
                 };
             }
-            let mut polled = crate::sys::poll(set.fds(), timeout_ms);
+            let mut polled = sys::poll(set.fds(), timeout_ms);
             if matches!(polled, Ok(0))
                 && self.trim
                 && self.exit.is_none()
@@ -561,9 +490,7 @@ impl Monitor {
                 // Idle for a while: what setup and the last events touched is
                 // not needed to wait. Drop it and wait on the same set.
                 self.trim = false;
-                let pages = self
-                    .idle_pages
-                    .get_or_insert_with(crate::sys::IdlePages::find);
+                let pages = self.idle_pages.get_or_insert_with(IdlePages::find);
                 polled = pages.release_and_poll(set.fds(), -1);
             }
             match polled {
@@ -571,7 +498,7 @@ impl Monitor {
                 Ok(_) => self.trim = true,
                 Err(Errno::EINTR) => {}
                 Err(e) => {
-                    crate::say!("zctr-shim: poll: {e}");
+                    say!("zctr-shim: poll: {e}");
                     continue;
                 }
             }
@@ -631,29 +558,4 @@ impl Monitor {
         }
         self.created.cgroup.cleanup();
     }
-}
-
-/// Blocks the signals the monitor handles and returns a signalfd for them.
-/// Called before clone, so no signal is lost; the child unblocks them.
-pub fn signal_fd() -> nix::Result<SignalFd> {
-    use nix::sys::signal::SigSet;
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-        Signal::SIGCONT,
-    ] {
-        set.add(s);
-    }
-    set.thread_block()?;
-    SignalFd::with_flags(
-        &set,
-        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
-    )
 }

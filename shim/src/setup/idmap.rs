@@ -10,12 +10,12 @@
 //! With a rootfs overlay the rootfs is cloned too (idmapped or not): the
 //! clone becomes the overlay's lower layer (`overlay`) instead of the root.
 
-use crate::launch::SetupError;
-use crate::plan::{Idmap, Plan};
-use crate::sys;
+use crate::setup::plan::{Idmap, Plan};
+use crate::setup::sys;
 use nix::errno::Errno;
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use zctr_shim_core::SetupError;
 
 /// Detached mount trees, one per idmapped item of the plan.
 #[derive(Default)]
@@ -125,7 +125,7 @@ fn source_out_of_reach(src: &CStr, dest: &CStr) -> Result<(), SetupError> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(src.to_bytes()));
     let what = format!("{} (source {})", show(dest), show(src));
-    match crate::reach::host_path_open_to_others(path) {
+    match crate::setup::reach::host_path_open_to_others(path) {
         Ok(None) => Ok(()),
         Ok(Some(p)) => Err(SetupError::new(
             "idmap mount",
@@ -162,7 +162,6 @@ fn clone_tree(
     step: &str,
 ) -> Result<OwnedFd, SetupError> {
     let tree = sys::open_tree_clone(path, recursive)
-        .map(sys::own_fd)
         .map_err(|e| SetupError::errno(step, &show(path), e))?;
     sys::mount_setattr_propagation(tree.as_raw_fd(), propagation)
         .map_err(|e| SetupError::errno(step, &format!("{}: make slave", show(path)), e))?;
@@ -189,7 +188,7 @@ fn set_idmap(
         Ok(()) => Ok(()),
         Err(e) if matches!(idmap, Idmap::Auto { .. }) && unsupported(e) => {
             if debug {
-                crate::say!(
+                zctr_shim_core::say!(
                     "zctr-shim: {} cannot be idmapped ({}); it is bound as is, files keep their host owners",
                     what.to_string_lossy(),
                     e.desc()

@@ -10,8 +10,8 @@
 //! does); the profile must then allow the calls that follow (setgroups,
 //! setres[ug]id, capset, prctl, chdir, getcwd, execve), as the defaults do.
 
-use crate::plan::PlanError;
-use crate::sys;
+use crate::setup::plan::PlanError;
+use crate::setup::sys;
 use nix::errno::Errno;
 use oci_spec::runtime::LinuxSeccomp;
 

@@ -5,7 +5,7 @@
 //! the open file), and never more than a cap read into memory (`/dev/zero` or
 //! a huge file cannot exhaust it). Every error names the file.
 
-use crate::sys;
+use crate::setup::sys;
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::io::Read;
@@ -49,8 +49,7 @@ pub fn read_in(dir: &Path, name: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
     let dir_c = c(dir.as_os_str().as_bytes())?;
     let name_c = c(name.as_bytes())?;
     let errno = |e: Errno| fail(&path, e as i32, e.desc());
-    let dirfd = sys::openat(libc::AT_FDCWD, &dir_c, libc::O_PATH | libc::O_DIRECTORY, 0)
-        .map(sys::own_fd)
+    let dirfd = sys::openat_owned(libc::AT_FDCWD, &dir_c, libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| {
             fail(
                 &path,
@@ -58,14 +57,13 @@ pub fn read_in(dir: &Path, name: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
                 format!("directory {}: {}", dir.display(), e.desc()),
             )
         })?;
-    let fd = sys::openat2(
+    let fd = sys::openat2_owned(
         std::os::fd::AsRawFd::as_raw_fd(&dirfd),
         &name_c,
         libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
         0,
         libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
     )
-    .map(sys::own_fd)
     .map_err(errno)?;
     let file = std::fs::File::from(fd);
     let meta = file

@@ -179,7 +179,9 @@ impl ChildEnd {
             (1, GO, fd) => Ok(fd),
             (_, _, fd) => {
                 if let Some(fd) = fd {
-                    sys::close(fd);
+                    // SAFETY: the kernel just installed `fd` for us with this
+                    // message; nothing else holds it, and it is dropped here.
+                    unsafe { sys::close(fd) };
                 }
                 Err(Errno::ECONNABORTED)
             }
@@ -228,7 +230,8 @@ mod tests {
         shim.send_go(Some(devnull.as_raw_fd())).unwrap();
         let got = child.wait_go().unwrap().expect("an fd came with GO");
         assert!(got > 2 && got != devnull.as_raw_fd());
-        sys::close(got);
+        // SAFETY: `got` came with GO, a new fd nothing else holds.
+        unsafe { sys::close(got) };
         shim.send_go(None).unwrap();
         assert_eq!(child.wait_start(), Err(Errno::ECONNABORTED));
         drop(child);

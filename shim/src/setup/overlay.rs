@@ -14,13 +14,13 @@
 //! the overlay keeps its own clone of each layer. The resulting detached mount
 //! goes to the child with `GO`; nothing is ever mounted in the host's namespace.
 
-use crate::launch::SetupError;
-use crate::sys;
+use crate::setup::sys;
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use zctr_shim_core::SetupError;
 
 /// The overlay's directories, made and checked.
 pub struct Layers {
@@ -58,13 +58,12 @@ fn subdir(
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return Err(SetupError::errno("rootfs overlay", &what, e)),
     }
-    sys::openat(
+    sys::openat_owned(
         dir.as_raw_fd(),
         name,
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
         0,
     )
-    .map(sys::own_fd)
     .map_err(|e| SetupError::errno("rootfs overlay", &what, e))
 }
 
@@ -80,13 +79,12 @@ impl Layers {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(SetupError::errno("rootfs overlay", &show(dir), e)),
         }
-        let fd = sys::openat(
+        let fd = sys::openat_owned(
             libc::AT_FDCWD,
             &c,
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
             0,
         )
-        .map(sys::own_fd)
         .map_err(|e| SetupError::errno("rootfs overlay", &show(dir), e))?;
         let (uid, _, _) = sys::fstat_owner_mode(fd.as_raw_fd())
             .map_err(|e| SetupError::errno("rootfs overlay", &show(dir), e))?;
@@ -133,13 +131,12 @@ impl Layers {
             // directories by path here, checking it is still the same one.
             let dir = self.reopen()?;
             let sub = |name: &std::ffi::CStr| {
-                sys::openat(
+                sys::openat_owned(
                     dir.as_raw_fd(),
                     name,
                     libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
                     0,
                 )
-                .map(sys::own_fd)
                 .map_err(|e| fail(&name.to_string_lossy(), e))
             };
             let (upper, work, mountpoint) = (sub(UPPER)?, sub(WORK)?, sub(LOWER)?);
@@ -154,13 +151,12 @@ impl Layers {
     fn reopen(&self) -> Result<OwnedFd, SetupError> {
         let c = CString::new(self.path.as_os_str().as_bytes()).expect("checked in prepare");
         let fail = |e: Errno| SetupError::errno("rootfs overlay", &show(&self.path), e);
-        let fd = sys::openat(
+        let fd = sys::openat_owned(
             libc::AT_FDCWD,
             &c,
             libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
             0,
         )
-        .map(sys::own_fd)
         .map_err(fail)?;
         let (a, b) = (
             sys::fstat(fd.as_raw_fd()).map_err(fail)?,
@@ -182,7 +178,6 @@ impl Layers {
     /// fsopen/fsconfig/fsmount of the overlay, `lower` attached.
     fn make(&self, lower: RawFd, upper: RawFd, work: RawFd) -> Result<OwnedFd, SetupError> {
         let fs = sys::fsopen(c"overlay")
-            .map(sys::own_fd)
             .map_err(|e| SetupError::errno("rootfs overlay", "fsopen overlay", e))?;
         let set = |key: &std::ffi::CStr, fd: RawFd| {
             sys::fsconfig_set_string(fs.as_raw_fd(), key, &fd_path(fd))
@@ -192,9 +187,7 @@ impl Layers {
         set(c"upperdir", upper)?;
         set(c"workdir", work)?;
         sys::fsconfig_create(fs.as_raw_fd()).map_err(|e| self.kernel_error(&fs, "create", e))?;
-        sys::fsmount(fs.as_raw_fd())
-            .map(sys::own_fd)
-            .map_err(|e| self.kernel_error(&fs, "fsmount", e))
+        sys::fsmount(fs.as_raw_fd()).map_err(|e| self.kernel_error(&fs, "fsmount", e))
     }
 
     /// An error of the overlay's fs context, with the kernel's own words.
@@ -222,9 +215,7 @@ impl Layers {
 fn in_private_mount_ns<T>(f: impl FnOnce() -> Result<T, SetupError>) -> Result<T, SetupError> {
     let ns_err = |what: &str, e: Errno| SetupError::errno("rootfs overlay", what, e);
     let open = |p: &std::ffi::CStr, flags| {
-        sys::openat(libc::AT_FDCWD, p, flags, 0)
-            .map(sys::own_fd)
-            .map_err(|e| ns_err(&p.to_string_lossy(), e))
+        sys::openat_owned(libc::AT_FDCWD, p, flags, 0).map_err(|e| ns_err(&p.to_string_lossy(), e))
     };
     let home = open(c"/proc/self/ns/mnt", libc::O_RDONLY)?;
     let cwd = open(c".", libc::O_PATH | libc::O_DIRECTORY)?;

@@ -1,0 +1,66 @@
+//! The fds one pass of the monitor loop polls, in a fixed array: the idle
+//! loop allocates nothing (and so touches no malloc code).
+
+use crate::monitor::MAX_CLIENTS;
+
+/// What a polled fd is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source {
+    Signals,
+    Channel,
+    Listener,
+    Log(usize),
+    Client(usize),
+}
+
+/// The fds one poll waits on, and what each is.
+pub(crate) struct PollSet {
+    fds: [libc::pollfd; POLL_MAX],
+    sources: [Source; POLL_MAX],
+    len: usize,
+}
+
+/// Signals, channel, listener, two log pipes, and the clients.
+const POLL_MAX: usize = 5 + MAX_CLIENTS;
+
+impl PollSet {
+    pub(crate) fn new() -> Self {
+        PollSet {
+            fds: [libc::pollfd {
+                fd: -1,
+                events: 0,
+                revents: 0,
+            }; POLL_MAX],
+            sources: [Source::Signals; POLL_MAX],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, source: Source, fd: std::os::fd::RawFd) {
+        if self.len < POLL_MAX {
+            self.fds[self.len] = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            self.sources[self.len] = source;
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn fds(&mut self) -> &mut [libc::pollfd] {
+        &mut self.fds[..self.len]
+    }
+
+    /// The sources with events, in the order added; later ones are moved down.
+    pub(crate) fn ready(&mut self) -> &[Source] {
+        let mut n = 0;
+        for i in 0..self.len {
+            if self.fds[i].revents != 0 {
+                self.sources[n] = self.sources[i];
+                n += 1;
+            }
+        }
+        &self.sources[..n]
+    }
+}

@@ -1,8 +1,0 @@
-//! zctr-shim-monitor: the monitor loop alone, which `zctr-shim` becomes
-//! (exec, same process) once a container is created. See `handoff`.
-#![deny(unsafe_code)]
-
-fn main() {
-    let code = zctr_shim::handoff::monitor_main(std::env::args().skip(1).collect());
-    std::process::exit(code);
-}
