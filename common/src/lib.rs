@@ -2,9 +2,11 @@
 #![forbid(unsafe_code)]
 
 pub mod capability;
+pub mod cgroup_files;
 pub mod config;
 pub mod id;
 pub mod meta;
+pub mod mountinfo;
 pub mod protocol;
 pub mod rules;
 pub mod seccomp;
