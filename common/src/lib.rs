@@ -10,5 +10,6 @@ pub mod mountinfo;
 pub mod protocol;
 pub mod rules;
 pub mod seccomp;
+pub mod signal;
 pub mod spec;
 pub mod state;
