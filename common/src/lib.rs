@@ -5,6 +5,7 @@ pub mod capability;
 pub mod cgroup_files;
 pub mod config;
 pub mod id;
+pub mod layout;
 pub mod meta;
 pub mod mountinfo;
 pub mod protocol;

@@ -10,7 +10,7 @@ use crate::model::{now_ms, ContainerRecord, CreateRequest, Inspect, Status, Summ
 use crate::procfs::{self, ProcessInfo};
 use crate::shim_conn;
 use crate::spawn;
-use crate::store::{self, Store, StoreError, BUNDLE_DIR};
+use crate::store::{self, Store, StoreError};
 use common::id::ContainerId;
 use common::protocol::{ManagerMsg, ShimMsg, ShimState};
 use common::state::{ShimStatus, STATUS_FILE};
@@ -34,8 +34,6 @@ pub const CGROUP_SUFFIX: &str = ".zctr";
 pub fn container_cgroup(parent: &CgroupPath, id: &ContainerId) -> Result<CgroupPath> {
     Ok(parent.child(&format!("{}{CGROUP_SUFFIX}", id.as_str()))?)
 }
-/// Name of the shim's own log (its stderr) in the state dir.
-pub const SHIM_LOG: &str = "shim.log";
 /// How long a command to a shim may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -164,7 +162,7 @@ impl Registry {
         let id = req.id.clone();
         let cgroup = container_cgroup(&self.settings.cgroup_parent, &id)?;
         let dir = self.env.store.dir(id.as_str());
-        let bundle_dir = dir.join(BUNDLE_DIR);
+        let bundle_dir = common::layout::bundle_dir(&dir);
         let record = ContainerRecord {
             id: id.clone(),
             config: req.config,
@@ -247,7 +245,7 @@ impl Registry {
         let procs = self.env.cgroups.procs_files(&self.shim_cgroup()?);
         let spawned = spawn::spawn(
             &record.shim_command,
-            &record.state_dir.join(SHIM_LOG),
+            &record.state_dir.join(common::layout::SHIM_LOG),
             &procs,
         )
         .await?;
