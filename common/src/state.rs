@@ -1,28 +1,14 @@
 //! Files a shim keeps in its container's state directory, read by the manager
 //! (including a manager that was away while they changed).
 //!
-//! Layout of `<state-root>/<id>/`:
-//!
-//! | file            | written by | content                                          |
-//! |-----------------|------------|--------------------------------------------------|
-//! | `container.json`| manager    | the create request and manager-side record       |
-//! | `bundle/`       | manager    | OCI bundle: `config.json` (root.path absolute)   |
-//! | `status.json`   | shim       | [`ShimStatus`], replaced atomically on each change|
-//! | `shim.sock`     | shim       | control socket: frames of [`crate::protocol`]    |
-//! | `container.log` | shim       | the container's stdout and stderr                |
-//! | `container.log.1`| shim      | the previous log file after rotation             |
+//! The names of the files are in [`crate::layout`].
 
 use crate::protocol::{ExitStatus, ShimState};
 use serde::{Deserialize, Serialize};
 
-/// Name of the shim's status file inside a state directory.
-pub const STATUS_FILE: &str = "status.json";
-/// Name of the shim's control socket inside a state directory.
-pub const SOCKET_FILE: &str = "shim.sock";
-/// Name of the container's log file inside a state directory.
-pub const LOG_FILE: &str = "container.log";
-/// Name of the rotated log file.
-pub const LOG_FILE_OLD: &str = "container.log.1";
+// Their home is `crate::layout`; kept here for code that still imports them
+// from `state` (other branches of issue 9's restructuring).
+pub use crate::layout::{LOG_FILE, LOG_FILE_OLD, SOCKET_FILE, STATUS_FILE};
 /// How long after the container's init exited its shim still copies output
 /// into the log (until both pipes reach EOF, at most this long). After that
 /// nothing more is written to the log files.

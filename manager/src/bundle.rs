@@ -4,9 +4,10 @@
 //! it atomically.
 
 use crate::safe_open::{self, SafeOpenError, META_MAX};
-use crate::store::{self, StoreError, BUNDLE_DIR};
+use crate::store::{self, StoreError};
 use common::config::{ConfigError, ContainerConfig, MountKind};
 use common::id::ContainerId;
+use common::layout;
 use common::meta::{ImageMeta, MetaError};
 use common::spec::SpecError;
 use oci_spec::runtime::LinuxResources;
@@ -114,13 +115,13 @@ pub fn prepare(
     let meta = load_meta(config)?;
     let mut spec = common::spec::generate(id, config, &meta, cgroups_path)?;
     common::spec::profile::limit_to_held(&mut spec, config, held_capabilities())?;
-    let bundle = state_dir.join(BUNDLE_DIR);
+    let bundle = layout::bundle_dir(state_dir);
     fs::create_dir_all(&bundle).map_err(|source| StoreError::Io {
         path: bundle.clone(),
         source,
     })?;
     store::write_atomic(
-        &bundle.join("config.json"),
+        &layout::config_file(&bundle),
         common::spec::to_json(&spec).as_bytes(),
     )?;
     Ok(Prepared {

@@ -1,8 +1,9 @@
 //! The client subcommands: thin wrappers over the HTTP API on the daemon's socket.
 
+use crate::create_args::{config_from, CreateArgs};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
@@ -11,55 +12,6 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tokio::net::UnixStream;
-
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// Container id: letters, digits, '_', '.', '-' (at most 64).
-    pub id: String,
-    /// Root filesystem directory.
-    #[arg(long)]
-    pub rootfs: Option<PathBuf>,
-    /// Image meta file (args, env, exposed ports, ...).
-    #[arg(long)]
-    pub meta: Option<PathBuf>,
-    /// A JSON container config to start from (flags override its fields).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Environment variable KEY=VALUE (repeatable).
-    #[arg(short, long = "env")]
-    pub env: Vec<String>,
-    /// Volume SOURCE:DEST[:OPTS], OPTS a comma list of ro and idmap (repeatable).
-    #[arg(short, long = "volume")]
-    pub volume: Vec<String>,
-    /// Privilege profile: unprivileged or privileged.
-    #[arg(long)]
-    pub profile: Option<String>,
-    #[arg(long)]
-    pub hostname: Option<String>,
-    /// Network: private, host, or the path of a network namespace to join.
-    #[arg(long)]
-    pub network: Option<String>,
-    /// CPU limit in CPUs (e.g. 0.5).
-    #[arg(long)]
-    pub cpus: Option<f64>,
-    /// Memory limit in bytes.
-    #[arg(long)]
-    pub memory: Option<u64>,
-    /// Limit on the number of processes.
-    #[arg(long)]
-    pub pids: Option<i64>,
-    /// Security option (repeatable): seccomp=default, seccomp=unconfined, or
-    /// seccomp=PATH of an OCI linux.seccomp JSON profile (read here, by the
-    /// client, and sent inline).
-    #[arg(long = "security-opt")]
-    pub security_opt: Vec<String>,
-    /// Print the whole container as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Command and arguments (after `--`); default: the meta's args.
-    #[arg(last = true)]
-    pub args: Vec<String>,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -165,129 +117,6 @@ impl Client {
         }
         Ok(serde_json::from_slice(&bytes)?)
     }
-}
-
-fn config_from(a: &CreateArgs) -> Result<Value> {
-    let mut cfg: Value = match &a.config {
-        Some(p) => serde_json::from_slice(
-            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("{} is not JSON", p.display()))?,
-        None => json!({}),
-    };
-    let obj = cfg
-        .as_object_mut()
-        .context("the --config file must hold a JSON object")?;
-    if let Some(r) = &a.rootfs {
-        obj.insert("rootfs".into(), json!(absolute(r)?));
-    }
-    if let Some(m) = &a.meta {
-        obj.insert("meta".into(), json!(absolute(m)?));
-    }
-    if !a.env.is_empty() {
-        let env = obj.entry("env").or_insert_with(|| json!({}));
-        for kv in &a.env {
-            let (k, v) = kv.split_once('=').context("--env takes KEY=VALUE")?;
-            env[k] = json!(v);
-        }
-    }
-    if !a.volume.is_empty() {
-        let vols = obj.entry("volumes").or_insert_with(|| json!([]));
-        for v in &a.volume {
-            let usage = "--volume takes SOURCE:DEST[:OPTS], OPTS a comma list of ro and idmap";
-            let parts: Vec<&str> = v.split(':').collect();
-            let (src, dst, opts) = match parts.as_slice() {
-                [s, d] => (*s, *d, ""),
-                [s, d, o] => (*s, *d, *o),
-                _ => bail!("{usage}"),
-            };
-            let (mut ro, mut idmap) = (false, false);
-            for o in opts.split(',').filter(|o| !o.is_empty()) {
-                match o {
-                    "ro" => ro = true,
-                    "idmap" => idmap = true,
-                    _ => bail!("{usage}: unknown option {o:?}"),
-                }
-            }
-            vols.as_array_mut()
-                .context("volumes must be a list")?
-                .push(json!({
-                    "source": absolute(Path::new(src))?,
-                    "destination": dst,
-                    "readonly": ro,
-                    "idmap": idmap,
-                }));
-        }
-    }
-    if let Some(p) = &a.profile {
-        obj.insert("profile".into(), json!(p));
-    }
-    if let Some(h) = &a.hostname {
-        obj.insert("hostname".into(), json!(h));
-    }
-    if let Some(n) = &a.network {
-        let net = match n.as_str() {
-            "private" | "host" => json!({"mode": n}),
-            path => json!({"mode": "join", "path": path}),
-        };
-        obj.insert("network".into(), net);
-    }
-    let limits = obj.entry("limits").or_insert_with(|| json!({}));
-    if let Some(c) = a.cpus {
-        limits["cpus"] = json!(c);
-    }
-    if let Some(m) = a.memory {
-        limits["memory_bytes"] = json!(m);
-    }
-    if let Some(p) = a.pids {
-        limits["pids"] = json!(p);
-    }
-    if !a.args.is_empty() {
-        obj.insert("args".into(), json!(a.args));
-    }
-    for o in &a.security_opt {
-        let (key, value) = o
-            .split_once('=')
-            .with_context(|| format!("--security-opt {o:?}: expected seccomp=VALUE"))?;
-        match key {
-            "seccomp" => obj.insert("seccomp".into(), seccomp_opt(value)?),
-            _ => bail!("--security-opt {o:?}: unsupported option {key:?} (supported: seccomp)"),
-        };
-    }
-    Ok(cfg)
-}
-
-/// Largest seccomp profile file the client reads.
-const MAX_SECCOMP_FILE: u64 = 1 << 20;
-
-/// `--security-opt seccomp=VALUE`: a name, or the path of a profile file the
-/// client reads itself (the daemon never opens client-named paths for this).
-fn seccomp_opt(value: &str) -> Result<Value> {
-    if value == "default" || value == "unconfined" {
-        return Ok(json!(value));
-    }
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(value)
-        .with_context(|| format!("seccomp profile {value}"))?;
-    let meta = f.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_SECCOMP_FILE {
-        bail!("seccomp profile {value}: not a regular file of at most {MAX_SECCOMP_FILE} bytes");
-    }
-    let mut text = Vec::new();
-    f.take(MAX_SECCOMP_FILE + 1).read_to_end(&mut text)?;
-    serde_json::from_slice(&text).with_context(|| format!("seccomp profile {value} is not JSON"))
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(p)
-    })
 }
 
 /// Standard output was closed by its reader (`zctr inspect x | head -1`):

@@ -98,34 +98,3 @@ mod tests {
         assert_eq!(e.to_string(), "cannot pause a stopped container");
     }
 }
-
-/// A signal by number (`9`) or name (`KILL`, `SIGKILL`, case-insensitive).
-pub fn parse_signal(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).ok().map(|s| s as i32);
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse::<nix::sys::signal::Signal>()
-        .ok()
-        .map(|s| s as i32)
-}
-
-#[cfg(test)]
-mod signal_tests {
-    use super::parse_signal;
-
-    #[test]
-    fn signals_by_number_and_name() {
-        assert_eq!(parse_signal("9"), Some(9));
-        assert_eq!(parse_signal("KILL"), Some(9));
-        assert_eq!(parse_signal("sigterm"), Some(15));
-        assert_eq!(parse_signal("USR1"), Some(10));
-        assert_eq!(parse_signal("NOPE"), None);
-        assert_eq!(parse_signal("999"), None);
-    }
-}

@@ -23,7 +23,7 @@
 //! shim's cap on the state disk); when the reader is slower than that, the
 //! oldest are dropped and reported as a gap.
 
-use common::state::{LOG_FILE, LOG_FILE_OLD};
+use common::layout::{LOG_FILE, LOG_FILE_OLD};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::VecDeque;
 use std::fs::File;

@@ -7,6 +7,7 @@ mod bundle;
 mod cgroups;
 mod cli;
 mod container;
+mod create_args;
 mod daemon;
 mod error;
 mod lifecycle;

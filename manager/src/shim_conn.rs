@@ -2,8 +2,8 @@
 //! to a fresh shim, or a new connection to `<state-dir>/shim.sock` after a
 //! daemon restart.
 
+use common::layout::SOCKET_FILE;
 use common::protocol::{encode_frame_vec, FrameBuffer, FrameError, ManagerMsg, ShimMsg};
-use common::state::SOCKET_FILE;
 use std::io;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

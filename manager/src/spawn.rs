@@ -119,8 +119,7 @@ pub fn shim_command(shim: &Path, bundle: &Path, id: &str, state_dir: &Path) -> V
         "--control-fd".into(),
         CONTROL_FD.to_string(),
         "--rootfs-overlay".into(),
-        state_dir
-            .join(crate::store::ROOTFS_OVERLAY_DIR)
+        common::layout::rootfs_overlay_dir(state_dir)
             .display()
             .to_string(),
     ]
@@ -305,7 +304,7 @@ mod tests {
     #[tokio::test]
     async fn a_shim_that_exits_at_once_is_reported_with_its_log() {
         let t = TempDir::new("spawn");
-        let log = t.path().join("shim.log");
+        let log = t.path().join(common::layout::SHIM_LOG);
         let argv: Vec<String> = ["/bin/sh", "-c", "echo boom >&2; exit 3"]
             .iter()
             .map(|s| s.to_string())
@@ -320,7 +319,7 @@ mod tests {
         // A fake shim: checks fd 3 is a socket and its session, then sends
         // Hello and SetupFailed frames (bytes from common's golden tests).
         let t = TempDir::new("spawn-fd3");
-        let log = t.path().join("shim.log");
+        let log = t.path().join(common::layout::SHIM_LOG);
         let script = r#"test -S /proc/self/fd/3 || exit 9
             sid=$(cut -d' ' -f6 /proc/$$/stat); [ "$sid" = "$$" ] || exit 8
             printf 'ZCTR\001\000\012\000\000\000\004\005mount\004\001x' >&3"#;

@@ -8,15 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Name of the daemon's lock file inside the state root.
-pub const LOCK_FILE: &str = "daemon.lock";
-/// Name of the manager's record inside a container's directory.
-pub const RECORD_FILE: &str = "container.json";
-/// Name of the bundle directory inside a container's directory.
-pub const BUNDLE_DIR: &str = "bundle";
-/// Name of the directory inside a container's directory that holds its rootfs
-/// overlay's upper and work dirs: every write of the container to its root.
-pub const ROOTFS_OVERLAY_DIR: &str = "rootfs-overlay";
+use common::layout::{LOCK_FILE, RECORD_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -5,7 +5,7 @@ use crate::client;
 use crate::setup::launch::{self, Stdio};
 use crate::setup::plan::{self, HostFacts};
 use crate::setup::sys;
-use common::state::{LOG_FILE, LOG_FILE_OLD, SOCKET_FILE};
+use common::layout::{self, LOG_FILE, LOG_FILE_OLD, SHIM_LOG, SOCKET_FILE};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -165,8 +165,8 @@ fn prepare_and_monitor(
         detach_stdio(a.state_dir.as_deref().expect("create has a state dir"))?;
     }
     sys::set_child_subreaper().map_err(|e| SetupError::new("subreaper", e as i32, e.desc()))?;
-    let config_path = a.bundle.join("config.json");
-    let text = crate::setup::readfile::read_in(&a.bundle, "config.json", CONFIG_MAX)
+    let config_path = layout::config_file(&a.bundle);
+    let text = crate::setup::readfile::read_in(&a.bundle, layout::CONFIG_FILE, CONFIG_MAX)
         .map_err(|e| SetupError::new("config", e.errno, e.to_string()))?;
     let spec: oci_spec::runtime::Spec = serde_json::from_slice(&text).map_err(|e| {
         SetupError::new(
@@ -263,7 +263,7 @@ fn detach_stdio(dir: &Path) -> Result<(), SetupError> {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join("shim.log"))
+        .open(dir.join(SHIM_LOG))
         .map_err(fail)?;
     for (src, dst) in [
         (null.as_raw_fd(), 0),

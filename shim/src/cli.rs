@@ -63,29 +63,6 @@ fn usage(msg: impl Into<String>) -> UsageError {
     UsageError(msg.into())
 }
 
-/// Signal by name ("TERM", "SIGTERM", "kill") or number.
-pub fn parse_signal(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
-    }
-    let name = s.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    Some(match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "WINCH" => libc::SIGWINCH,
-        "ALRM" => libc::SIGALRM,
-        _ => return None,
-    })
-}
-
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
     let mut it = args.into_iter();
     let Some(cmd) = it.next() else {
@@ -161,7 +138,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         "kill" => {
             let signal = match positional.as_slice() {
                 [] => libc::SIGTERM,
-                [s] => parse_signal(s).ok_or_else(|| usage(format!("unknown signal {s:?}")))?,
+                [s] => common::signal::parse(s)
+                    .ok_or_else(|| usage(format!("unknown signal {s:?}")))?,
                 _ => return Err(usage("kill takes at most one signal")),
             };
             Ok(Command::Kill {

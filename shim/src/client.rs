@@ -1,7 +1,7 @@
 //! `zctr-shim start|kill|state`: talk to a running shim through its socket.
 
+use common::layout::{SOCKET_FILE, STATUS_FILE};
 use common::protocol::{read_frame, write_frame, ManagerMsg, ShimMsg};
-use common::state::{SOCKET_FILE, STATUS_FILE};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;

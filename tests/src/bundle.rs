@@ -13,7 +13,7 @@ pub fn write<T: serde::Serialize + ?Sized>(
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).ctx(|| format!("mkdir {}", dir.display()))?;
     let text = serde_json::to_vec_pretty(spec).map_err(Error::Json)?;
-    let path = dir.join("config.json");
+    let path = common::layout::config_file(dir);
     std::fs::write(&path, text).ctx(|| format!("write {}", path.display()))?;
     Ok(path)
 }

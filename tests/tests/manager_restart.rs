@@ -201,7 +201,7 @@ fn manager_logs_keep_what_was_written_while_the_daemon_was_down() {
         );
     }
     env.kill_daemon_group();
-    let log_file = env.root.join("late").join("container.log");
+    let log_file = env.root.join("late").join(common::layout::LOG_FILE);
     assert!(
         wait_until(Duration::from_secs(15), || std::fs::read_to_string(
             &log_file

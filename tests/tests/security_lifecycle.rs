@@ -37,7 +37,7 @@ fn leftover_state(env: &Env) -> Vec<PathBuf> {
     std::fs::read_dir(&env.root)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name() != "daemon.lock")
+        .filter(|e| e.file_name() != common::layout::LOCK_FILE)
         .map(|e| e.path())
         .collect()
 }

@@ -85,7 +85,7 @@ fn euid_as_nobody(path: &Path) -> Option<u64> {
 }
 
 fn overlay_dir(env: &Env, id: &str) -> PathBuf {
-    env.root.join(id).join("rootfs-overlay")
+    common::layout::rootfs_overlay_dir(&env.root.join(id))
 }
 
 fn run_unprivileged(env: &Env, id: &str, script: &str) {
@@ -304,7 +304,7 @@ fn a_hostile_config_json_fails_fast_with_a_clear_error() {
     ];
     for (name, make, needle) in cases {
         let c = shim_support::Ctr::unprivileged(&[]);
-        let config = c.bundle.join("config.json");
+        let config = common::layout::config_file(&c.bundle);
         let _ = std::fs::remove_file(&config);
         make(&config);
         let procs: Vec<String> = c

@@ -4,6 +4,7 @@
 
 mod shim_support;
 
+use common::layout::{LOG_FILE, SOCKET_FILE, STATUS_FILE};
 use serde_json::Value;
 use shim_support::*;
 use std::process::{Command, Stdio};
@@ -195,7 +196,7 @@ fn create_start_kill_and_status() {
         "shim or init lingers"
     );
     assert!(wait_until(T, || c.no_processes()));
-    assert!(c.state.join("container.log").exists());
+    assert!(c.state.join(LOG_FILE).exists());
 }
 
 #[test]
@@ -420,7 +421,7 @@ fn setup_failure_in_the_child_cleans_up() {
         assert!(err.contains("mount") && err.contains("/bad"), "{err}");
         assert_nothing_left(&c, sub);
         if create {
-            assert!(!c.state.join("shim.sock").exists() || !c.state.join("status.json").exists());
+            assert!(!c.state.join(SOCKET_FILE).exists() || !c.state.join(STATUS_FILE).exists());
         }
     }
 }
@@ -448,7 +449,7 @@ fn missing_binary_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
     assert!(err.contains("find executable no-such-binary"), "{err}");
-    assert!(!c.state.join("shim.sock").exists());
+    assert!(!c.state.join(SOCKET_FILE).exists());
     assert_nothing_left(&c, sub);
 
     // A file that is there but not executable.
@@ -506,7 +507,7 @@ fn a_client_gone_while_the_container_exits_is_dropped_cleanly() {
     c.ctl_ok("start", &[]);
     c.wait_status("running", |s| s["state"] == "running");
     let (shim, init) = (c.shim_pid(), c.init_pid());
-    let mut client = std::os::unix::net::UnixStream::connect(c.state.join("shim.sock")).unwrap();
+    let mut client = std::os::unix::net::UnixStream::connect(c.state.join(SOCKET_FILE)).unwrap();
     let mut hello = [0u8; 64];
     assert!(std::io::Read::read(&mut client, &mut hello).unwrap() > 0);
     // Both events reach the monitor in one poll: the client's hang-up and the
@@ -521,7 +522,7 @@ fn a_client_gone_while_the_container_exits_is_dropped_cleanly() {
     assert!(wait_until(T, || !alive(shim)), "the monitor lingers");
     assert!(!c.shim_log().contains("panicked"), "{}", c.shim_log());
     // It finished its work: socket removed, cgroups gone, nothing running.
-    assert!(!c.state.join("shim.sock").exists());
+    assert!(!c.state.join(SOCKET_FILE).exists());
     assert!(wait_until(T, || c.no_processes()));
 }
 
@@ -551,7 +552,7 @@ fn a_monitor_that_cannot_take_over_gives_the_container_up_cleanly() {
     // The monitor cannot reopen the log: the container must not stay behind.
     let mut c = Ctr::unprivileged(&sleeping_probe());
     let sub = with_own_cgroup(&mut c);
-    let log = c.state.join("container.log");
+    let log = c.state.join(LOG_FILE);
     with_monitor_wrapper(
         &mut c,
         &format!("rm -f '{0}' && mkdir '{0}'", log.display()),
@@ -560,7 +561,7 @@ fn a_monitor_that_cannot_take_over_gives_the_container_up_cleanly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
     assert!(err.contains("log file"), "{err}");
-    assert!(!c.state.join("shim.sock").exists());
+    assert!(!c.state.join(SOCKET_FILE).exists());
     assert_nothing_left(&c, sub);
 
     // A hand-off from another build is refused, not misread.

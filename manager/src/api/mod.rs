@@ -9,7 +9,6 @@ mod logwatch;
 pub use conn::Limits;
 
 use crate::error::Error;
-use crate::lifecycle::parse_signal;
 use crate::model::{CreateRequest, ErrorBody, WaitResponse};
 use crate::registry::Registry;
 use bytes::Bytes;
@@ -167,7 +166,8 @@ async fn route(
         }
         (Method::POST, ["v1", "containers", id, "kill"]) => {
             let name = q.get("signal").map(String::as_str).unwrap_or("TERM");
-            let signal = parse_signal(name).ok_or_else(|| Error::BadSignal(name.to_string()))?;
+            let signal =
+                common::signal::parse(name).ok_or_else(|| Error::BadSignal(name.to_string()))?;
             reg.kill(id, signal).await?;
             Ok(no_content())
         }

@@ -9,7 +9,7 @@ use super::{bpf, remove_tree, CgroupError};
 use crate::testutil::TempDir;
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -54,20 +54,15 @@ fn own_cgroup2_dir() -> PathBuf {
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
         .expect("a cgroup2 line in /proc/self/cgroup");
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let (root, point) = mountinfo
-        .lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            right.starts_with("cgroup2 ").then_some(())?;
-            let f: Vec<&str> = left.split(' ').collect();
-            Some((f[3].to_string(), f[4].to_string()))
-        })
+    let mounts = common::mountinfo::parse(&fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let m = mounts
+        .iter()
+        .find(|m| m.fs_type == "cgroup2")
         .expect("a cgroup2 mount");
     let below = path
-        .strip_prefix(root.trim_end_matches('/'))
+        .strip_prefix(m.root.trim_end_matches('/'))
         .expect("our cgroup is inside the mount");
-    Path::new(&point).join(below.trim_start_matches('/'))
+    m.mount_point.join(below.trim_start_matches('/'))
 }
 
 fn runnable() -> bool {

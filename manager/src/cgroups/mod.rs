@@ -24,6 +24,7 @@ mod v2;
 #[cfg(test)]
 mod kernel_tests;
 
+use common::mountinfo::{cgroup_mounts, CgroupMount};
 use oci_spec::runtime::LinuxResources;
 use serde::Serialize;
 use std::fmt;
@@ -207,7 +208,7 @@ pub trait Cgroups: Send + Sync + fmt::Debug {
 pub fn detect() -> Result<Box<dyn Cgroups>, CgroupError> {
     let text = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| io_err(Path::new("/proc/self/mountinfo"), e))?;
-    let (v1, v2) = parse_mountinfo(&text);
+    let (v1, v2) = split_mounts(cgroup_mounts(&text));
     Ok(match (v1.is_empty(), v2) {
         (true, Some(root)) => Box::new(v2::V2::new(root)),
         (false, None) => Box::new(v1::V1::new(v1)),
@@ -216,62 +217,10 @@ pub fn detect() -> Result<Box<dyn Cgroups>, CgroupError> {
     })
 }
 
-/// A cgroup v1 hierarchy: where it is mounted and its controllers.
-#[derive(Debug, Clone)]
-struct V1Mount {
-    point: PathBuf,
-    controllers: Vec<String>,
-}
-
-/// The cgroup v1 mounts (with their controllers) and the cgroup2 mount of a
-/// mountinfo text. (`cgroups-rs` only reports v1 mounts, so this is ours.)
-fn parse_mountinfo(text: &str) -> (Vec<V1Mount>, Option<PathBuf>) {
-    let mut v1 = Vec::new();
-    let mut v2 = None;
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut l = left.split(' ');
-        let (Some(root), Some(point), mut r) = (l.nth(3), l.next(), right.split(' ')) else {
-            continue;
-        };
-        // A bind of a sub-cgroup is not a hierarchy's mount.
-        if root != "/" {
-            continue;
-        }
-        let (fstype, _source, opts) = (r.next(), r.next(), r.next().unwrap_or(""));
-        match fstype {
-            Some("cgroup") => v1.push(V1Mount {
-                point: PathBuf::from(point),
-                controllers: opts
-                    .split(',')
-                    .filter(|o| *o != "rw" && *o != "ro")
-                    .map(str::to_string)
-                    .collect(),
-            }),
-            // The first cgroup2 mount, unless /sys/fs/cgroup(/unified) comes later.
-            Some("cgroup2")
-                if v2.is_none()
-                    || (point.starts_with("/sys/fs/cgroup")
-                        && !v2
-                            .as_ref()
-                            .is_some_and(|p: &PathBuf| p.starts_with("/sys/fs/cgroup"))) =>
-            {
-                v2 = Some(PathBuf::from(point))
-            }
-            _ => {}
-        }
-    }
-    (v1, v2)
-}
-
-/// Reads `key N` from a flat-keyed cgroup file such as `memory.events`.
-pub fn keyed_value(content: &str, key: &str) -> Option<u64> {
-    content.lines().find_map(|l| {
-        let mut it = l.split_whitespace();
-        (it.next() == Some(key)).then(|| it.next()?.parse().ok())?
-    })
+/// The v1 hierarchies, and the cgroup2 mount if there is one.
+fn split_mounts(mounts: Vec<CgroupMount>) -> (Vec<CgroupMount>, Option<PathBuf>) {
+    let (v2, v1): (Vec<_>, Vec<_>) = mounts.into_iter().partition(|m| m.unified);
+    (v1, v2.into_iter().next().map(|m| m.mount_point))
 }
 
 fn read_pids_recursive(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
@@ -433,28 +382,19 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_gives_v1_controllers_and_the_cgroup2_mount() {
+    fn mounts_split_into_v1_hierarchies_and_the_cgroup2_mount() {
         let text = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
 ";
-        let (v1, v2) = parse_mountinfo(text);
-        assert_eq!(v1.len(), 3);
+        let (v1, v2) = split_mounts(cgroup_mounts(text));
+        assert_eq!(v1.len(), 2);
         assert_eq!(v1[1].controllers, vec!["cpu", "cpuacct"]);
-        assert_eq!(v1[2].controllers, vec!["name=systemd"]);
         assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        let (v1, v2) = parse_mountinfo("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
-        assert!(v1.is_empty());
-        assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup")));
-        // Another view of the hierarchy first, and a bind of a sub-cgroup.
-        let (v1, v2) = parse_mountinfo(
-            "50 1 0:26 / /tmp/c/rootfs/sys/fs/cgroup rw - cgroup2 cgroup2 rw
-51 1 0:32 /zctr/c1 /mnt/c1 rw - cgroup cgroup rw,memory
-30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
-",
-        );
+        let (v1, v2) = split_mounts(cgroup_mounts(
+            "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        ));
         assert!(v1.is_empty());
         assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup")));
     }
@@ -489,15 +429,5 @@ mod tests {
         assert!(e.to_string().contains("m1/p/ctr"), "{e}");
         assert!(!root.join("m2/p/ctr").exists());
         assert!(remove_everywhere(&p, [root.join("m2").as_path()]).is_ok());
-    }
-
-    #[test]
-    fn keyed_values_parse() {
-        let events = "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\noom_group_kill 0\n";
-        assert_eq!(keyed_value(events, "oom_kill"), Some(1));
-        assert_eq!(keyed_value(events, "oom"), Some(2));
-        assert_eq!(keyed_value(events, "nope"), None);
-        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n";
-        assert_eq!(keyed_value(v1, "oom_kill"), Some(4));
     }
 }

@@ -4,21 +4,23 @@
 use super::devices;
 use super::resources::{limited_controllers, to_resources};
 use super::{
-    io_err, keyed_value, kill_pids, read_pids_recursive, remove_everywhere, wait_empty, wait_until,
-    write_file, CgroupError, CgroupPath, Cgroups, Layout, V1Mount,
+    io_err, kill_pids, read_pids_recursive, remove_everywhere, wait_empty, wait_until, write_file,
+    CgroupError, CgroupPath, Cgroups, Layout,
 };
 use cgroups_rs::fs::{hierarchies, Cgroup as CgFs};
+use common::cgroup_files::{oom_counter_file, oom_kills};
+use common::mountinfo::CgroupMount;
 use oci_spec::runtime::LinuxResources;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 pub struct V1 {
-    mounts: Vec<V1Mount>,
+    mounts: Vec<CgroupMount>,
 }
 
 impl V1 {
-    pub(super) fn new(mounts: Vec<V1Mount>) -> Self {
+    pub(super) fn new(mounts: Vec<CgroupMount>) -> Self {
         Self { mounts }
     }
 
@@ -26,7 +28,7 @@ impl V1 {
         self.mounts
             .iter()
             .find(|m| m.controllers.iter().any(|c| c == controller))
-            .map(|m| m.point.as_path())
+            .map(|m| m.mount_point.as_path())
     }
 
     fn fs(path: &CgroupPath) -> CgFs {
@@ -49,7 +51,7 @@ impl V1 {
             .mount_of("freezer")
             .or_else(|| self.mount_of("pids"))
             .or_else(|| self.mount_of("memory"))
-            .unwrap_or_else(|| self.mounts[0].point.as_path());
+            .unwrap_or_else(|| self.mounts[0].mount_point.as_path());
         path.under(mount)
     }
 }
@@ -117,7 +119,7 @@ impl Cgroups for V1 {
         cg.create().map_err(apply_err)?;
         // Hierarchies cgroups-rs does not know (named ones other than systemd).
         for m in &self.mounts {
-            let dir = path.under(&m.point);
+            let dir = path.under(&m.mount_point);
             fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         }
         if let Some(r) = resources {
@@ -134,7 +136,7 @@ impl Cgroups for V1 {
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
         self.mounts
             .iter()
-            .map(|m| path.under(&m.point).join("cgroup.procs"))
+            .map(|m| path.under(&m.mount_point).join("cgroup.procs"))
             .collect()
     }
 
@@ -178,8 +180,8 @@ impl Cgroups for V1 {
 
     fn oom_kills(&self, path: &CgroupPath) -> u64 {
         self.mount_of("memory")
-            .and_then(|m| fs::read_to_string(path.under(m).join("memory.oom_control")).ok())
-            .and_then(|s| keyed_value(&s, "oom_kill"))
+            .and_then(|m| fs::read_to_string(path.under(m).join(oom_counter_file(false))).ok())
+            .and_then(|s| oom_kills(&s))
             .unwrap_or(0)
     }
 
@@ -210,10 +212,12 @@ impl Cgroups for V1 {
     }
 
     fn remove(&self, path: &CgroupPath) -> Result<(), CgroupError> {
-        remove_everywhere(path, self.mounts.iter().map(|m| m.point.as_path()))
+        remove_everywhere(path, self.mounts.iter().map(|m| m.mount_point.as_path()))
     }
 
     fn exists(&self, path: &CgroupPath) -> bool {
-        self.mounts.iter().any(|m| path.under(&m.point).is_dir())
+        self.mounts
+            .iter()
+            .any(|m| path.under(&m.mount_point).is_dir())
     }
 }

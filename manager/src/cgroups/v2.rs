@@ -5,10 +5,11 @@
 use super::devices::{self, Insn};
 use super::resources::{limited_controllers, to_resources};
 use super::{
-    bpf, io_err, keyed_value, kill_listed, read_pids_recursive, remove_everywhere, wait_empty,
-    wait_until, write_file, CgroupError, CgroupPath, Cgroups, Layout,
+    bpf, io_err, kill_listed, read_pids_recursive, remove_everywhere, wait_empty, wait_until,
+    write_file, CgroupError, CgroupPath, Cgroups, Layout,
 };
 use cgroups_rs::fs::{hierarchies, Cgroup as CgFs};
+use common::cgroup_files::{keyed_value, oom_counter_file, oom_kills};
 use oci_spec::runtime::LinuxResources;
 use std::fs;
 use std::os::fd::AsFd;
@@ -220,9 +221,9 @@ impl Cgroups for V2 {
     }
 
     fn oom_kills(&self, path: &CgroupPath) -> u64 {
-        fs::read_to_string(self.dir(path).join("memory.events"))
+        fs::read_to_string(self.dir(path).join(oom_counter_file(true)))
             .ok()
-            .and_then(|s| keyed_value(&s, "oom_kill"))
+            .and_then(|s| oom_kills(&s))
             .unwrap_or(0)
     }
 

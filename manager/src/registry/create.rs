@@ -1,7 +1,7 @@
 //! Creating a container: list it as `creating`, build it (bundle, cgroup,
 //! shim), and roll back everything built when a step fails.
 
-use super::{blocking, container_cgroup, Registry, SHIM_LOG};
+use super::{blocking, container_cgroup, Registry};
 use crate::bundle;
 use crate::cgroups::CgroupPath;
 use crate::container::{self, Container};
@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::{now_ms, ContainerRecord, CreateRequest, Status};
 use crate::procfs;
 use crate::spawn;
-use crate::store::{StoreError, BUNDLE_DIR};
+use crate::store::StoreError;
 use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
 
@@ -23,7 +23,7 @@ impl Registry {
         let id = req.id.clone();
         let cgroup = container_cgroup(&self.settings.cgroup_parent, &id)?;
         let dir = self.env.store.dir(id.as_str());
-        let bundle_dir = dir.join(BUNDLE_DIR);
+        let bundle_dir = common::layout::bundle_dir(&dir);
         let record = ContainerRecord {
             id: id.clone(),
             config: req.config,
@@ -111,7 +111,7 @@ impl Registry {
             .shims
             .spawn(
                 &record.shim_command,
-                &record.state_dir.join(SHIM_LOG),
+                &record.state_dir.join(common::layout::SHIM_LOG),
                 &procs,
             )
             .await?;

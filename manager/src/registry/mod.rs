@@ -46,8 +46,6 @@ pub const CGROUP_SUFFIX: &str = ".zctr";
 pub fn container_cgroup(parent: &CgroupPath, id: &ContainerId) -> Result<CgroupPath> {
     Ok(parent.child(&format!("{}{CGROUP_SUFFIX}", id.as_str()))?)
 }
-/// Name of the shim's own log (its stderr) in the state dir.
-pub const SHIM_LOG: &str = "shim.log";
 
 /// Daemon settings the registry needs.
 #[derive(Debug, Clone)]

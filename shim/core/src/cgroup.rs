@@ -4,6 +4,7 @@
 //! creates missing directories when run by hand, removing them again at exit).
 //! `linux.cgroupsPath` is taken relative to each hierarchy's root.
 
+use common::cgroup_files;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,69 +17,16 @@ pub struct Hierarchy {
     pub unified: bool,
 }
 
-/// Parses `/proc/self/mountinfo` text for the cgroup hierarchies: one mount
-/// per hierarchy (cgroup2, or a v1 controller set), its whole tree (root "/";
-/// binds of a sub-cgroup are skipped), preferring mounts below /sys/fs/cgroup
-/// over the same hierarchy mounted elsewhere.
+/// The cgroup hierarchies of a `/proc/self/mountinfo` text (one mount per
+/// hierarchy, whole trees only: [`common::mountinfo::cgroup_mounts`]).
 pub fn hierarchies_from_mountinfo(text: &str) -> Vec<Hierarchy> {
-    let mut found: Vec<(bool, Hierarchy, &str)> = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut r = right.split_whitespace();
-        let fstype = r.next().unwrap_or("");
-        let superopts = r.nth(1).unwrap_or("");
-        let unified = match fstype {
-            "cgroup2" => true,
-            "cgroup" => false,
-            _ => continue,
-        };
-        let mut l = left.split_whitespace();
-        let (Some(root), Some(mount_point)) = (l.nth(3), l.next()) else {
-            continue;
-        };
-        if root != "/" {
-            continue;
-        }
-        let mount_point = PathBuf::from(unescape(mount_point));
-        let standard = mount_point.starts_with("/sys/fs/cgroup");
-        // v1: the controllers (and name=) among the super options identify
-        // the hierarchy; cgroup2 has one.
-        let key = if unified { "" } else { superopts };
-        match found
-            .iter_mut()
-            .find(|(_, h, k)| h.unified == unified && *k == key)
-        {
-            Some(f) if standard && !f.0 => {
-                *f = (
-                    standard,
-                    Hierarchy {
-                        mount_point,
-                        unified,
-                    },
-                    key,
-                )
-            }
-            Some(_) => {}
-            None => found.push((
-                standard,
-                Hierarchy {
-                    mount_point,
-                    unified,
-                },
-                key,
-            )),
-        }
-    }
-    found.into_iter().map(|(_, h, _)| h).collect()
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    common::mountinfo::cgroup_mounts(text)
+        .into_iter()
+        .map(|m| Hierarchy {
+            mount_point: m.mount_point,
+            unified: m.unified,
+        })
+        .collect()
 }
 
 pub fn hierarchies() -> io::Result<Vec<Hierarchy>> {
@@ -209,17 +157,9 @@ impl ContainerCgroup {
     pub fn oom_kills(&self) -> u64 {
         let mut total = 0;
         for (h, dir) in &self.dirs {
-            let file = if h.unified {
-                "memory.events"
-            } else {
-                "memory.oom_control"
-            };
+            let file = cgroup_files::oom_counter_file(h.unified);
             if let Ok(text) = fs::read_to_string(dir.join(file)) {
-                total += text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("oom_kill "))
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .unwrap_or(0);
+                total += cgroup_files::oom_kills(&text).unwrap_or(0);
             }
         }
         total
@@ -254,32 +194,6 @@ mod tests {
         assert!(!host_is_unified(&h));
         let v2 = hierarchies_from_mountinfo("26 25 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw");
         assert!(host_is_unified(&v2));
-    }
-
-    #[test]
-    fn one_mount_per_hierarchy_and_whole_trees_only() {
-        // A container's view of the host's hierarchies mounted elsewhere first,
-        // then the standard ones, then a bind of a sub-cgroup.
-        let text = "\
-40 1 0:25 / /tmp/c/rootfs/sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
-41 1 0:24 / /tmp/c/rootfs/sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
-26 25 0:24 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
-27 25 0:25 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
-28 25 0:26 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
-50 1 0:25 /zctr/c1 /mnt/c1-memory rw - cgroup cgroup rw,memory";
-        let h = hierarchies_from_mountinfo(text);
-        let points: Vec<_> = h
-            .iter()
-            .map(|h| h.mount_point.display().to_string())
-            .collect();
-        assert_eq!(
-            points,
-            [
-                "/sys/fs/cgroup/memory",
-                "/sys/fs/cgroup/unified",
-                "/sys/fs/cgroup/pids"
-            ]
-        );
     }
 
     #[test]

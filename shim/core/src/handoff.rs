@@ -228,7 +228,7 @@ impl Record {
             dirs: self.cgroup_created.clone(),
             socket: match (&self.state_dir, self.listener_fd) {
                 (Some(dir), Some(_)) => {
-                    Some(bytes(&path(dir.clone()).join(common::state::SOCKET_FILE)))
+                    Some(bytes(&path(dir.clone()).join(common::layout::SOCKET_FILE)))
                 }
                 _ => None,
             },

@@ -553,7 +553,7 @@ impl Monitor {
         {}
         if let Some(dir) = &self.out.state_dir {
             if self.out.listener.is_some() {
-                let _ = std::fs::remove_file(dir.join(common::state::SOCKET_FILE));
+                let _ = std::fs::remove_file(dir.join(common::layout::SOCKET_FILE));
             }
         }
         self.created.cgroup.cleanup();

@@ -1,6 +1,7 @@
 //! The shim's persisted view of its container: `status.json`, replaced atomically.
 
-use common::state::{ProcId, ShimStatus, STATUS_FILE};
+use common::layout::STATUS_FILE;
+use common::state::{ProcId, ShimStatus};
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;

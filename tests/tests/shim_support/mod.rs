@@ -218,7 +218,7 @@ impl Ctr {
 
     /// status.json, if present and parseable.
     pub fn status(&self) -> Option<Value> {
-        let text = std::fs::read_to_string(self.state.join("status.json")).ok()?;
+        let text = std::fs::read_to_string(self.state.join(common::layout::STATUS_FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -238,11 +238,11 @@ impl Ctr {
     }
 
     pub fn shim_log(&self) -> String {
-        std::fs::read_to_string(self.state.join("shim.log")).unwrap_or_default()
+        std::fs::read_to_string(self.state.join(common::layout::SHIM_LOG)).unwrap_or_default()
     }
 
     pub fn container_log(&self) -> String {
-        std::fs::read_to_string(self.state.join("container.log")).unwrap_or_default()
+        std::fs::read_to_string(self.state.join(common::layout::LOG_FILE)).unwrap_or_default()
     }
 
     /// The shim's pid from status.json.
