@@ -203,6 +203,19 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> SysResult<RawFd> {
     check(ret).map(|fd| fd as RawFd)
 }
 
+/// [`open_tree_clone`] of the directory open as `fd` (an `O_PATH` fd):
+/// the clone is of that directory, whatever its path names by now.
+pub fn open_tree_clone_fd(fd: RawFd, recursive: bool) -> SysResult<RawFd> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let empty = c"";
+    // SAFETY: empty NUL-terminated path with AT_EMPTY_PATH targets fd.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd, empty.as_ptr(), flags) };
+    check(ret).map(|fd| fd as RawFd)
+}
+
 fn mount_setattr(fd: RawFd, attr: &mut MountAttr, recursive: bool) -> SysResult<()> {
     let empty = c"";
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
