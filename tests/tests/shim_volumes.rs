@@ -139,6 +139,8 @@ fn ridmap_option_is_honoured_and_read_only_still_holds() {
             "/ro/sub/secret",
             "--write",
             "/ro/from-container",
+            "--write",
+            "/ro/sub/from-container",
         ]);
         let r = c.report();
         let opts = mount_options(&r, "/ro");
@@ -151,6 +153,15 @@ fn ridmap_option_is_honoured_and_read_only_still_holds() {
             "{option}: {r}"
         );
         assert_eq!(check(&r, "write", "/ro/from-container")["error"], "EROFS");
+        if submount_idmapped {
+            // Read-only too: through the idmap a write there would be host
+            // root's, and the submount's source was never checked.
+            assert_eq!(
+                check(&r, "write", "/ro/sub/from-container")["error"],
+                "EROFS",
+                "{r}"
+            );
+        }
     }
 }
 
@@ -276,5 +287,50 @@ fn a_writable_idmapped_volume_reachable_by_host_users_is_refused() {
     add_volume(&mut c, &open, "/data", &["rbind", "ro", "idmap"]);
     c.set_args(&[PROBE, "exit", "0"]);
     let out = c.run();
+    assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+}
+
+#[test]
+fn a_writable_ridmap_volume_with_a_submount_is_refused() {
+    if !root_or_skip("writable ridmap volume with a submount") {
+        return;
+    }
+    // The source is root-only, but a directory host users can reach is bound
+    // below it: idmapped recursively, the container's root would be host root
+    // in that directory too.
+    let mut c = Ctr::unprivileged(&[]);
+    let src = host_volume(&c, "vol");
+    let public = c.tmp.join("public");
+    std::fs::create_dir_all(&public).unwrap();
+    fill_volume(&public);
+    let sub = src.join("pub");
+    std::fs::create_dir(&sub).unwrap();
+    // Unmounted by the fixture's TempDir on drop, even on failure.
+    let out = zctr_tests::run_cmd(
+        std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(&public)
+            .arg(&sub),
+        T,
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+    add_volume(&mut c, &src, "/data", &["rbind", "rw", "ridmap"]);
+    c.set_args(&[PROBE, "report", "--write", "/data/pub/from-container"]);
+    let out = c.run();
+    assert!(!out.status.success(), "{}", zctr_tests::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("idmap mount") && err.contains("recursively idmapped") && err.contains("/pub"),
+        "{err}"
+    );
+    assert!(!public.join("from-container").exists());
+    assert!(c.no_processes());
+    // Only the volume idmapped (`idmap`), the same source is fine: the
+    // submount is a plain bind there, written as the container's own ids.
+    let mut c2 = Ctr::unprivileged(&[]);
+    add_volume(&mut c2, &src, "/data", &["rbind", "rw", "idmap"]);
+    c2.set_args(&[PROBE, "exit", "0"]);
+    let out = c2.run();
     assert!(out.status.success(), "{}", zctr_tests::describe(&out));
 }

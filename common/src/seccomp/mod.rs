@@ -16,17 +16,21 @@
 //! the interpreter in the tests.
 //!
 //! Layout of the program:
-//! 1. architecture: `AUDIT_ARCH_X86_64` goes on; `AUDIT_ARCH_I386` gets the
-//!    default action when the profile lists `SCMP_ARCH_X86`, any other
+//! 1. architecture: `AUDIT_ARCH_X86_64` goes on; `AUDIT_ARCH_I386` jumps to
+//!    the i386 section (6.) when the profile lists `SCMP_ARCH_X86`, any other
 //!    architecture is killed (`KILL_PROCESS`, like libseccomp's bad-arch action).
 //! 2. x32 calls (number with `__X32_SYSCALL_BIT`): the default action when the
 //!    profile lists `SCMP_ARCH_X32`, else killed.
 //!
-//!    zctr carries only the x86_64 syscall table, so rules never apply to x86
-//!    or x32 calls: a profile whose default action allows (`ALLOW`, `LOG`) and
-//!    lists one of them is refused, since its 32-bit calls would escape every
-//!    rule. Other architectures (ARM, ...) cannot occur on an x86_64 kernel:
-//!    listing them has no effect.
+//!    zctr carries the full x86_64 syscall table and only a short i386 one
+//!    (the calls the privileged default denies): on i386, the unconditional
+//!    rules apply to the calls of that table and every other call gets the
+//!    default action. Listing `SCMP_ARCH_X86` with an allowing default action
+//!    (`ALLOW`, `LOG`) is refused when a rule that does not allow names a
+//!    call outside that table, or has conditions: its i386 calls would
+//!    escape the rule. x32 rules are never applied, so listing `SCMP_ARCH_X32`
+//!    with an allowing default is refused. Other architectures (ARM, ...)
+//!    cannot occur on an x86_64 kernel: listing them has no effect.
 //! 3. when the default action does not allow: numbers above the highest known
 //!    syscall return `ENOSYS` (as runc does), so a libc probing a newer call
 //!    falls back instead of failing with `EPERM`.
@@ -35,6 +39,8 @@
 //!    priorities; profiles whose rules do not overlap, like zctr's defaults,
 //!    mean the same in both). Several conditions in one rule must all hold.
 //! 5. the default action.
+//! 6. with `SCMP_ARCH_X86` listed and a rule that applies there, the i386
+//!    section: its rules (i386 numbers), then the default action.
 //!
 //! Syscall names unknown to the x86_64 table are skipped, as runc does with
 //! libseccomp: profiles list calls of other architectures and newer kernels.
@@ -79,6 +85,12 @@ pub enum SeccompError {
     Flag(&'static str),
     #[error("linux.seccomp.architectures: {arch} is listed with an allowing default action; zctr has no syscall table for it, so its calls would escape every rule")]
     ForeignArchAllowed { arch: &'static str },
+    #[error("linux.seccomp.syscalls[{rule}]: {name} {why} on i386, and SCMP_ARCH_X86 is listed with an allowing default action, so its i386 calls would escape the rule")]
+    I386Unruled {
+        rule: usize,
+        name: String,
+        why: &'static str,
+    },
     #[error("linux.seccomp.syscalls[{rule}]: no syscall names")]
     NoNames { rule: usize },
     #[error("linux.seccomp.syscalls[{rule}]: argument index {index} (at most 5)")]
@@ -102,6 +114,7 @@ const JGT_K: u16 = 0x25;
 const JGE_K: u16 = 0x35;
 const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
 const RET_K: u16 = 0x06;
+const JA: u16 = 0x05; // BPF_JMP | BPF_JA: jump k forward
 
 // seccomp return values.
 pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
@@ -130,6 +143,15 @@ const OFF_ARCH: u32 = 4;
 
 fn off_arg(index: usize, high: bool) -> u32 {
     16 + 8 * index as u32 + if high { 4 } else { 0 }
+}
+
+/// The i386 number of a syscall name: `Some(None)` when it does not exist on
+/// i386, `None` when zctr does not know it.
+pub fn syscall_nr_i386(name: &str) -> Option<Option<u32>> {
+    table::I386
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, nr)| nr)
 }
 
 /// The x86_64 number of a syscall name, None when unknown.
@@ -356,6 +378,66 @@ fn unconditional_block(out: &mut Vec<Insn>, nrs: &[u32], ret: u32) {
     }
 }
 
+/// The program's i386 part (empty when no rule applies there): each
+/// unconditional rule, for the names of the i386 table, then the default.
+/// Under an allowing default, a rule that does not allow must not be
+/// escaped by i386 calls: every name it lists must be in the table (with its
+/// number, or known not to exist on i386) and it must have no conditions.
+fn i386_section(
+    profile: &LinuxSeccomp,
+    default: u32,
+    default_allows: bool,
+) -> Result<Vec<Insn>, SeccompError> {
+    let mut out = vec![stmt(LD_W_ABS, OFF_NR)];
+    for (rule, sc) in profile.syscalls().iter().flatten().enumerate() {
+        let allows = matches!(
+            sc.action(),
+            LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+        );
+        let conditional = sc.args().as_ref().is_some_and(|a| !a.is_empty());
+        let must_hold = default_allows && !allows;
+        let mut nrs = Vec::new();
+        for name in sc.names() {
+            match syscall_nr_i386(name) {
+                Some(Some(_)) if conditional && must_hold => {
+                    return Err(SeccompError::I386Unruled {
+                        rule,
+                        name: name.clone(),
+                        why: "has argument conditions, which zctr does not apply",
+                    })
+                }
+                Some(Some(nr)) => nrs.push(nr),
+                Some(None) => {}
+                // Also a name x86_64 lacks (`socketcall`, ...): it may
+                // exist on i386.
+                None if must_hold => {
+                    return Err(SeccompError::I386Unruled {
+                        rule,
+                        name: name.clone(),
+                        why: "has no number known to zctr",
+                    })
+                }
+                None => {}
+            }
+        }
+        // A conditional rule is left out: its calls get the default, which
+        // does not allow, or the rule allows too (checked above).
+        if !conditional && !nrs.is_empty() {
+            let ret = ret_value(
+                sc.action(),
+                sc.errno_ret(),
+                &format!("linux.seccomp.syscalls[{rule}].errnoRet"),
+            )?;
+            unconditional_block(&mut out, &nrs, ret);
+        }
+    }
+    if out.len() == 1 {
+        return Ok(Vec::new());
+    }
+    out.push(stmt(RET_K, default));
+    Ok(out)
+}
+
 fn foreign_arch_name(a: Arch) -> Option<&'static str> {
     match a {
         Arch::ScmpArchX86 => Some("SCMP_ARCH_X86"),
@@ -401,17 +483,24 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, SeccompError> {
             // (and would be killed by the architecture check).
             _ => {}
         }
-        if default_allows {
+        // i386 calls are ruled by the short i386 table (see `i386_section`).
+        if default_allows && a != Arch::ScmpArchX86 {
             if let Some(arch) = foreign_arch_name(a) {
                 return Err(SeccompError::ForeignArchAllowed { arch });
             }
         }
     }
+    let i386 = if x86 {
+        i386_section(profile, default, default_allows)?
+    } else {
+        Vec::new()
+    };
 
     let mut out = vec![
         stmt(LD_W_ABS, OFF_ARCH),
         jump(JEQ_K, AUDIT_ARCH_X86_64, 3, 0),
         jump(JEQ_K, AUDIT_ARCH_I386, 0, 1),
+        // Patched into a jump to the i386 section when there is one.
         stmt(RET_K, if x86 { default } else { RET_KILL_PROCESS }),
         stmt(RET_K, RET_KILL_PROCESS),
         stmt(LD_W_ABS, OFF_NR),
@@ -446,6 +535,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, SeccompError> {
         }
     }
     out.push(stmt(RET_K, default));
+    if !i386.is_empty() {
+        out[3] = stmt(JA, (out.len() - 4) as u32);
+        out.extend(i386);
+    }
     if out.len() > MAX_INSNS {
         return Err(SeccompError::TooLong(out.len()));
     }

@@ -385,3 +385,15 @@ pub const X86_64: &[(&str, u32)] = &[
     ("file_getattr", 468),
     ("file_setattr", 469),
 ];
+
+/// i386 numbers of the few calls zctr's rules apply to on i386
+/// (`arch/x86/entry/syscalls/syscall_32.tbl`); `None`: the call does not
+/// exist on i386. Any other i386 call gets a profile's default action.
+pub const I386: &[(&str, Option<u32>)] = &[
+    ("create_module", Some(127)),
+    ("init_module", Some(128)),
+    ("delete_module", Some(129)),
+    ("kexec_load", Some(283)),
+    ("finit_module", Some(350)),
+    ("kexec_file_load", None),
+];

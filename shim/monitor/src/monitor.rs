@@ -73,6 +73,8 @@ pub struct Monitor {
     out: Outputs,
     clients: Vec<Client>,
     signals: SignalFd,
+    /// The state directory, held open from the start (see [`status::StateDir`]).
+    state_dir: Option<status::StateDir>,
     exit: Option<ExitRecord>,
     /// Something ran since the last release of idle pages: release them once
     /// the loop has been idle for [`IDLE_TRIM_MS`].
@@ -120,6 +122,11 @@ impl Monitor {
             started_ms: None,
             exit: None,
         };
+        let state_dir = out
+            .state_dir
+            .as_deref()
+            .map(status::StateDir::open)
+            .transpose()?;
         let mut clients = Vec::new();
         if let Some(c) = out.control.take() {
             c.set_nonblocking(true)?;
@@ -136,6 +143,7 @@ impl Monitor {
             out,
             clients,
             signals,
+            state_dir,
             exit: None,
             trim: true,
             idle_pages: None,
@@ -163,14 +171,21 @@ impl Monitor {
     fn persist(&mut self) {
         self.status.state = self.state.into();
         self.status.exit = self.exit;
-        let Some(dir) = &self.out.state_dir else {
+        let Some(dir) = &self.state_dir else {
             return;
         };
-        match status::write(dir, &self.status) {
+        match dir.write(&self.status) {
             Ok(()) => {
                 if self.retry_at.take().is_some() {
                     say!("zctr-shim: {}: status.json written again", self.id);
                 }
+            }
+            Err(e @ status::StateDirError::Gone(_)) => {
+                // Deleted (perhaps already replaced by a new container of the
+                // same name): nothing more is written there.
+                say!("zctr-shim: {}: {e}; status.json no longer written", self.id);
+                self.state_dir = None;
+                self.retry_at = None;
             }
             Err(e) => {
                 if self.retry_at.is_none() {
@@ -188,8 +203,8 @@ impl Monitor {
     /// once it is written, or once the state directory is gone (the
     /// container was deleted: nobody will read it).
     fn unsaved(&self) -> bool {
-        match (&self.retry_at, &self.out.state_dir) {
-            (Some(_), Some(dir)) => std::fs::symlink_metadata(dir).is_ok(),
+        match (&self.retry_at, &self.state_dir) {
+            (Some(_), Some(dir)) => dir.current(),
             _ => false,
         }
     }
@@ -551,9 +566,11 @@ impl Monitor {
         while let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
             waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
         {}
-        if let Some(dir) = &self.out.state_dir {
+        if let Some(dir) = &self.state_dir {
             if self.out.listener.is_some() {
-                let _ = std::fs::remove_file(dir.join(common::layout::SOCKET_FILE));
+                // Only from this container's directory, never from a new one
+                // at the same path.
+                dir.remove(common::layout::SOCKET_FILE);
             }
         }
         self.created.cgroup.cleanup();

@@ -52,11 +52,34 @@ impl Trees {
             for m in &plan.mounts {
                 let fd = match (&m.source, m.idmap) {
                     (Some(src), idmap) if idmap.is_on() => {
-                        if m.flags & libc::MS_RDONLY == 0 {
-                            source_out_of_reach(src, &m.display)?;
-                        }
                         let recursive = m.flags & libc::MS_REC != 0;
-                        let fd = clone_tree(src, recursive, propagation, "clone volume mount")?;
+                        let fd = if m.flags & libc::MS_RDONLY == 0 {
+                            // Checked and cloned through one fd: the clone
+                            // is of the directory that was checked.
+                            let dir = source_out_of_reach(src, &m.display)?;
+                            if recursive && idmap.recursive() {
+                                no_submounts(&dir.path, src, &m.display)?;
+                            }
+                            let tree = sys::open_tree_clone_fd(
+                                std::os::fd::AsFd::as_fd(&dir.fd),
+                                recursive,
+                            )
+                            .map_err(|e| SetupError::errno("clone volume mount", &show(src), e))?;
+                            set_propagation(tree, propagation, src, "clone volume mount")?
+                        } else {
+                            let tree =
+                                clone_tree(src, recursive, propagation, "clone volume mount")?;
+                            // `ro` remounts only the top mount of an rbind: a
+                            // submount of a recursively idmapped clone would
+                            // stay writable as host root, unchecked. Every
+                            // mount of the clone is made read-only.
+                            if recursive && idmap.recursive() {
+                                sys::mount_setattr_rdonly_recursive(tree.as_raw_fd()).map_err(
+                                    |e| SetupError::errno("clone volume mount", &show(src), e),
+                                )?;
+                            }
+                            tree
+                        };
                         let raw = fd.as_raw_fd();
                         trees.owned.push(fd);
                         raw
@@ -120,28 +143,59 @@ impl Trees {
 
 /// Through a writable idmapped bind the container's root writes files owned
 /// by host root, set-id bits included: its source must be out of reach of
-/// unprivileged host users (see `reach`).
-fn source_out_of_reach(src: &CStr, dest: &CStr) -> Result<(), SetupError> {
+/// unprivileged host users (see `reach`). Returns the source, opened by the
+/// walk that checked it.
+fn source_out_of_reach(src: &CStr, dest: &CStr) -> Result<crate::setup::reach::Walked, SetupError> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(src.to_bytes()));
     let what = format!("{} (source {})", show(dest), show(src));
-    match crate::setup::reach::host_path_open_to_others(path) {
-        Ok(None) => Ok(()),
-        Ok(Some(p)) => Err(SetupError::new(
+    match crate::setup::reach::walk_host_path(path) {
+        Ok(w) => match &w.open {
+            None => Ok(w),
+            Some(p) => Err(SetupError::new(
+                "idmap mount",
+                libc::EPERM,
+                format!(
+                    "{what}: a writable idmapped mount makes the container's root the host's root \
+                     there, so its source must not be reachable by unprivileged host users, and {} is: \
+                     put it below a directory owned by root with mode 0700 (or 0750, group root), \
+                     or mount it read-only",
+                    p.display()
+                ),
+            )),
+        },
+        Err(e) => Err(SetupError::new(
+            "idmap mount",
+            e.raw_os_error().unwrap_or(libc::EINVAL),
+            format!("{what}: {e}"),
+        )),
+    }
+}
+
+/// A writable recursively idmapped clone would idmap every mount below its
+/// source too, and those are not checked (a bind of a directory that host
+/// users reach can sit below a root-only source): refused.
+fn no_submounts(real: &std::path::Path, src: &CStr, dest: &CStr) -> Result<(), SetupError> {
+    let what = format!("{} (source {})", show(dest), show(src));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| {
+        SetupError::new(
+            "idmap mount",
+            e.raw_os_error().unwrap_or(libc::EIO),
+            format!("{what}: reading /proc/self/mountinfo: {e}"),
+        )
+    })?;
+    match crate::setup::reach::mounts_below(real, &info).first() {
+        None => Ok(()),
+        Some(sub) => Err(SetupError::new(
             "idmap mount",
             libc::EPERM,
             format!(
-                "{what}: a writable idmapped mount makes the container's root the host's root \
-                 there, so its source must not be reachable by unprivileged host users, and {} is: \
-                 put it below a directory owned by root with mode 0700 (or 0750, group root), \
-                 or mount it read-only",
-                p.display()
+                "{what}: a writable recursively idmapped mount (ridmap) would idmap the mounts below \
+                 its source too, which are not checked for reach by unprivileged host users, and {} \
+                 is one: use idmap (only the volume itself is idmapped), mount it read-only, or \
+                 remove the submounts",
+                sub.display()
             ),
-        )),
-        Err(e) => Err(SetupError::new(
-            "idmap mount",
-            e.raw_os_error().unwrap_or(0),
-            format!("{what}: {e}"),
         )),
     }
 }
@@ -163,6 +217,15 @@ fn clone_tree(
 ) -> Result<OwnedFd, SetupError> {
     let tree = sys::open_tree_clone(path, recursive)
         .map_err(|e| SetupError::errno(step, &show(path), e))?;
+    set_propagation(tree, propagation, path, step)
+}
+
+fn set_propagation(
+    tree: OwnedFd,
+    propagation: libc::c_ulong,
+    path: &CStr,
+    step: &str,
+) -> Result<OwnedFd, SetupError> {
     sys::mount_setattr_propagation(tree.as_raw_fd(), propagation)
         .map_err(|e| SetupError::errno(step, &format!("{}: make slave", show(path)), e))?;
     Ok(tree)

@@ -57,26 +57,39 @@ pub fn read_in(dir: &Path, name: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
                 format!("directory {}: {}", dir.display(), e.desc()),
             )
         })?;
-    let fd = sys::openat2_owned(
+    // O_PATH first: opening a FIFO or a device for reading has side effects
+    // (a blocked writer released, a tape rewound); only a regular file is
+    // opened for reading, through the O_PATH fd (the same inode).
+    let pathfd = sys::openat2_owned(
         std::os::fd::AsRawFd::as_raw_fd(&dirfd),
         &name_c,
-        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        libc::O_PATH,
         0,
         libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
     )
     .map_err(errno)?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&pathfd);
+    let st = sys::fstat(raw).map_err(errno)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(fail(
+            &path,
+            libc::EINVAL,
+            format!("{}, not a regular file", kind(st.st_mode)),
+        ));
+    }
+    let proc_path = CString::new(format!("/proc/self/fd/{raw}")).expect("no NUL");
+    let fd = sys::openat_owned(
+        libc::AT_FDCWD,
+        &proc_path,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+    )
+    .map_err(|e| fail(&path, e as i32, format!("reopen: {}", e.desc())))?;
+    drop(pathfd);
     let file = std::fs::File::from(fd);
     let meta = file
         .metadata()
         .map_err(|e| fail(&path, e.raw_os_error().unwrap_or(0), e.to_string()))?;
-    use std::os::unix::fs::MetadataExt;
-    if !meta.is_file() {
-        return Err(fail(
-            &path,
-            libc::EINVAL,
-            format!("{}, not a regular file", kind(meta.mode())),
-        ));
-    }
     if meta.len() > cap {
         return Err(fail(
             &path,
@@ -101,6 +114,7 @@ pub fn read_in(dir: &Path, name: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("zctr-readfile-{name}-{}", std::process::id()));
@@ -135,6 +149,53 @@ mod tests {
             let e = read_in(&d, name, 10).unwrap_err().to_string();
             assert!(e.starts_with(&d.join(name).display().to_string()), "{e}");
             assert!(e.contains(needle), "{name}: {e}");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// Opening a FIFO for reading releases a writer blocked in open(2): the
+    /// check must not open it. A device node is refused the same way.
+    #[test]
+    fn a_fifo_or_device_is_refused_without_being_opened() {
+        let d = scratch("noopen");
+        let fifo = d.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let f = std::fs::OpenOptions::new().write(true).open(&fifo);
+                tx.send(()).unwrap();
+                f
+            })
+        };
+        // Let the writer block in open().
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let e = read_in(&d, "fifo", 10).unwrap_err().to_string();
+        assert!(e.contains("a FIFO, not a regular file"), "{e}");
+        let released = rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_ok();
+        // Release the writer (if still blocked) before asserting.
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        writer.join().unwrap().unwrap();
+        drop(reader);
+        assert!(!released, "read_in opened the FIFO for reading");
+        // A character device (the same as /dev/zero) below the directory.
+        if nix::unistd::geteuid().is_root() {
+            nix::sys::stat::mknod(
+                &d.join("zero"),
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+                nix::sys::stat::makedev(1, 5),
+            )
+            .unwrap();
+            let e = read_in(&d, "zero", 10).unwrap_err().to_string();
+            assert!(e.contains("a character device, not a regular file"), "{e}");
         }
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -6,7 +6,7 @@
 use super::{check, opt_ptr, own_fd, read, SysResult};
 use libc::{c_int, c_ulong, c_void};
 use std::ffi::CStr;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 const OPEN_TREE_CLONE: u32 = 1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
@@ -29,6 +29,20 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> SysResult<OwnedFd> {
     }
     // SAFETY: NUL-terminated path.
     let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    // SAFETY: the kernel just returned this fd to us; nothing else holds it.
+    check(ret).map(|fd| unsafe { own_fd(fd as RawFd) })
+}
+
+/// [`open_tree_clone`] of the directory open as `fd` (an `O_PATH` fd):
+/// the clone is of that directory, whatever its path names by now.
+pub fn open_tree_clone_fd(fd: BorrowedFd, recursive: bool) -> SysResult<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let empty = c"";
+    // SAFETY: empty NUL-terminated path with AT_EMPTY_PATH targets the live fd.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), empty.as_ptr(), flags) };
     // SAFETY: the kernel just returned this fd to us; nothing else holds it.
     check(ret).map(|fd| unsafe { own_fd(fd as RawFd) })
 }
@@ -69,6 +83,17 @@ pub fn mount_setattr_propagation(fd: RawFd, propagation: c_ulong) -> SysResult<(
         attr_set: 0,
         attr_clr: 0,
         propagation,
+        userns_fd: 0,
+    };
+    mount_setattr(fd, &mut attr, true)
+}
+
+/// Makes the detached mount `fd` and all its submounts read-only.
+pub fn mount_setattr_rdonly_recursive(fd: RawFd) -> SysResult<()> {
+    let mut attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
         userns_fd: 0,
     };
     mount_setattr(fd, &mut attr, true)
