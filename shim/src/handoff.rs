@@ -141,7 +141,7 @@ impl Abandon {
 
 const MAGIC: [u8; 4] = *b"ZCHO";
 /// Bumped whenever [`Record`] changes.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 
 impl Header {
     fn new(abandon: Abandon) -> Header {
@@ -173,6 +173,8 @@ struct Record {
     control_fd: Option<RawFd>,
     ready_fd: Option<RawFd>,
     log: Option<LogRecord>,
+    /// The seccomp agent's socket and the process state to send it.
+    agent: Option<(Vec<u8>, Vec<u8>)>,
     start: bool,
     debug: bool,
 }
@@ -231,6 +233,11 @@ impl Record {
                     max,
                 }
             }),
+            agent: p
+                .created
+                .agent
+                .as_ref()
+                .map(|h| (bytes(&h.path), h.state.clone())),
             start: p.start,
             debug: p.debug,
         }
@@ -364,6 +371,10 @@ impl Record {
                 channel,
                 cgroup,
                 oom_base: self.oom_base,
+                agent: self.agent.map(|(p, state)| crate::agent::Handoff {
+                    path: path(p),
+                    state,
+                }),
             },
             out: Outputs {
                 state_dir: self.state_dir.map(path),
@@ -513,6 +524,7 @@ mod tests {
                 old: b"/l.1".to_vec(),
                 max: 1 << 20,
             }),
+            agent: Some((b"/run/agent.sock".to_vec(), b"{}".to_vec())),
             start: false,
             debug: true,
         };

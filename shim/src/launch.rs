@@ -60,6 +60,8 @@ pub struct Created {
     pub cgroup: ContainerCgroup,
     /// OOM kills in the cgroup before the container ran.
     pub oom_base: u64,
+    /// Where the seccomp listener goes when the init sends it (`start`).
+    pub agent: Option<crate::agent::Handoff>,
 }
 
 impl Created {
@@ -102,6 +104,7 @@ pub fn create(
                 channel,
                 cgroup,
                 oom_base,
+                agent: None,
             })
         }
         Err(e) => {
@@ -204,6 +207,11 @@ fn spawn(
             "handshake",
             libc::ECHILD,
             "the container process died during setup",
+        ))),
+        Ok(Event::Listener(_)) => Err(kill(SetupError::new(
+            "handshake",
+            libc::EPROTO,
+            "the container process sent a seccomp listener before start",
         ))),
         Err(e) => Err(kill(SetupError::errno("handshake", "read report", e))),
     }

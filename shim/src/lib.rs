@@ -4,6 +4,7 @@
 //! `handoff`). See `zctr-shim --help` and docs/shim.md.
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod app;
 pub mod cgroup;
 pub mod channel;
