@@ -29,9 +29,10 @@ use std::path::{Path, PathBuf};
 /// The version of the runtime spec the process state follows.
 pub const OCI_VERSION: &str = "1.2.0";
 
-/// How long connecting and sending may block: the monitor must go on, and
-/// the manager's own wait for `start` (10 s) must see this error first.
-pub const TIMEOUT_SECS: i64 = 5;
+/// How long connecting, and then sending, may each block: the monitor must
+/// go on, and the manager's own wait for `start` (10 s) must see this error
+/// first.
+pub const TIMEOUT_SECS: i64 = 4;
 
 /// The agent a notifying profile names, as planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
