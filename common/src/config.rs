@@ -1174,4 +1174,19 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.user_ids().unwrap(), Some((65534, 65534)));
     }
+
+    #[test]
+    fn a_notifying_profile_with_its_agent_socket_is_valid() {
+        let rule = json!([{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]);
+        let mut c = base();
+        c.seccomp = serde_json::from_value(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock", "listenerMetadata": "m", "syscalls": rule}))
+        .unwrap();
+        c.validate().unwrap();
+        c.seccomp =
+            serde_json::from_value(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rule}))
+                .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("needs listenerPath"), "{e}");
+    }
 }

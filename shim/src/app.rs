@@ -204,7 +204,11 @@ fn prepare_and_monitor(
         log = Some(((out_r, err_r, file), (devnull, out_w, err_w)));
         Stdio { fds }
     };
-    let created = launch::create(&plan, &host.hierarchies, &stdio, a.debug)?;
+    let mut created = launch::create(&plan, &host.hierarchies, &stdio, a.debug)?;
+    if let Some(agent) = plan.seccomp.as_ref().and_then(|f| f.agent.as_ref()) {
+        created.agent =
+            Some(agent.handoff(&id, created.pid, &a.bundle, spec.annotations().as_ref()));
+    }
     // The child holds the write ends now; keep only the read ends.
     let log = log.map(|(keep, child_side)| {
         drop(child_side);

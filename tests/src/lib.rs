@@ -6,6 +6,7 @@
 //! - [`bundle::write`]: write an OCI `config.json`.
 //! - [`TestCgroup`]: a cgroup below the test's own, in every hierarchy, cleaned up on drop.
 //! - [`run_cmd`] / [`wait_until`]: commands with a time limit, polling.
+//! - [`seccomp_agent`]: a seccomp agent for `SCMP_ACT_NOTIFY` tests.
 #![deny(unsafe_code)]
 
 pub mod bins;
@@ -16,6 +17,8 @@ mod error;
 pub mod mountinfo;
 pub mod procs;
 pub mod rootfs;
+#[allow(unsafe_code)]
+pub mod seccomp_agent;
 #[allow(unsafe_code)]
 mod sys;
 mod tempdir;

@@ -8,7 +8,10 @@ use common::config::{ContainerConfig, NetworkMode, Profile};
 use common::seccomp::SeccompOption;
 use serde_json::{json, Value};
 use shim_support::*;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use zctr_tests::seccomp_agent::{Answer, SeccompAgent};
+use zctr_tests::wait_until;
 
 /// A fixture whose spec is generated from a config with `seccomp` set.
 fn ctr(profile: Profile, seccomp: SeccompOption, args: &[&str]) -> Ctr {
@@ -191,20 +194,176 @@ fn kill_process_ends_the_container_with_sigsys() {
     );
 }
 
+/// A profile whose mkdir/mkdirat, getppid and uname go to the agent at `path`.
+fn notifying(path: &Path) -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": path,
+        "listenerMetadata": "zctr-test-metadata",
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["getppid", "uname"], "action": "SCMP_ACT_NOTIFY"},
+        ]
+    })
+}
+
+/// The test agent: mkdir fails with EXDEV, getppid says 4242, uname runs.
+fn agent_answer(nr: i32) -> Answer {
+    match nr as i64 {
+        libc::SYS_mkdir | libc::SYS_mkdirat => Answer::Errno(libc::EXDEV),
+        libc::SYS_getppid => Answer::Value(4242),
+        _ => Answer::Continue,
+    }
+}
+
+/// A busybox container whose seccomp profile is [`notifying`] toward
+/// `<tmp>/agent.sock`, as the API would pass it.
+fn agent_ctr(profile: Profile, args: &[&str]) -> (Ctr, PathBuf) {
+    let mut c = ctr(profile, SeccompOption::Unconfined, args);
+    let sock = c.tmp.join("agent.sock");
+    // Checked as the manager checks a config's custom profile.
+    let mut config = ContainerConfig::new(c.rootfs.path());
+    config.seccomp = custom(notifying(&sock));
+    config
+        .validate()
+        .expect("a notifying profile with an agent is valid");
+    c.spec["linux"]["seccomp"] = notifying(&sock);
+    (c, sock)
+}
+
 #[test]
-fn notify_is_refused_with_a_clear_error() {
+fn notify_hands_the_listener_to_the_agent_which_answers_the_calls() {
     if !root_or_skip("seccomp notify") {
         return;
     }
-    let mut c = Ctr::unprivileged(&[PROBE, "exit", "0"]);
-    c.spec["linux"]["seccomp"] = json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]
-    });
+    let script = "echo PPID=$PPID; uname -s; mkdir /x; echo mkdir=$?";
+    // Unprivileged: installed last, after no_new_privs. Privileged: installed
+    // right after start, before ids and capabilities change.
+    for profile in [Profile::Unprivileged, Profile::Privileged] {
+        let (c, sock) = agent_ctr(profile, &["/bin/sh", "-c", script]);
+        c.rootfs.with_busybox().expect("busybox needed");
+        c.rootfs
+            .symlink(std::path::Path::new("bin").join("uname"), "busybox")
+            .unwrap();
+        let agent = SeccompAgent::start(&sock, agent_answer).unwrap();
+        let out = c.run();
+        let log = agent.finish();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let ctx = format!("{profile}: {}\nagent: {log:?}", zctr_tests::describe(&out));
+        assert!(out.status.success(), "{ctx}");
+        assert!(log.error.is_none(), "{ctx}");
+        // The agent's answers, seen from inside.
+        assert!(stdout.contains("PPID=4242"), "{ctx}");
+        assert!(stdout.contains("Linux"), "uname continued: {ctx}");
+        assert!(stdout.contains("mkdir=1"), "{ctx}");
+        assert!(stderr.contains("ross-device link"), "EXDEV: {ctx}");
+        assert!(!c.upper().join("x").exists() && !c.rootfs.path().join("x").exists());
+        for nr in [libc::SYS_getppid, libc::SYS_uname] {
+            assert!(log.notified.contains(&(nr as i32)), "{nr}: {ctx}");
+        }
+        assert!(
+            log.notified
+                .iter()
+                .any(|&n| n as i64 == libc::SYS_mkdir || n as i64 == libc::SYS_mkdirat),
+            "{ctx}"
+        );
+        // The container process state (runtime spec, "Seccomp").
+        assert_eq!(log.fds, 1, "{ctx}");
+        assert!(log.fd_kind.contains("seccomp"), "{ctx}");
+        let st = log.state.expect("a state");
+        assert!(
+            st["ociVersion"].as_str().is_some_and(|v| !v.is_empty()),
+            "{st}"
+        );
+        assert_eq!(st["fds"], json!(["seccompFd"]), "{st}");
+        assert_eq!(st["metadata"], "zctr-test-metadata", "{st}");
+        let pid = st["pid"].as_i64().unwrap_or(0);
+        assert!(pid > 0, "{st}");
+        let state = &st["state"];
+        assert_eq!(state["pid"], pid, "{st}");
+        assert_eq!(state["id"], c.id.as_str(), "{st}");
+        assert_eq!(state["status"], "created", "{st}");
+        assert_eq!(state["bundle"], c.bundle.display().to_string(), "{st}");
+        assert!(state["ociVersion"].is_string(), "{st}");
+        assert!(
+            state.get("annotations").is_none_or(|a| a.is_object()),
+            "{st}"
+        );
+    }
+}
+
+#[test]
+fn notify_with_nobody_listening_fails_the_start_and_leaves_nothing() {
+    if !root_or_skip("seccomp notify without an agent") {
+        return;
+    }
+    // `run`: the error names listenerPath; nothing is left.
+    let (c, sock) = agent_ctr(Profile::Unprivileged, &[PROBE, "exit", "0"]);
     let out = c.run();
-    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SCMP_ACT_NOTIFY"), "{err}");
+    assert!(!out.status.success(), "{}", zctr_tests::describe(&out));
+    assert!(
+        err.contains(&format!("listenerPath {}: connect", sock.display())),
+        "{err}"
+    );
+    assert!(wait_until(T, || c.no_processes()));
+
+    // `create` + `start`: create succeeds (the filter goes in at start),
+    // start fails with the same error, the init dies before it exec'd, and
+    // the shim goes away.
+    let (c, sock) = agent_ctr(Profile::Unprivileged, &[PROBE, "exit", "0"]);
+    c.create_ok();
+    let out = c.ctl("start", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", zctr_tests::describe(&out));
+    assert!(
+        err.contains(&format!("listenerPath {}: connect", sock.display())),
+        "{err}"
+    );
+    let st = c.wait_status("stopped", |s| s["state"] == "stopped");
+    assert_eq!(st["exit"]["signal"], 9, "never exec'd: {st}");
+    assert!(st["started_ms"].is_null(), "{st}");
+    assert!(wait_until(T, || c.no_processes()), "{}", c.shim_log());
+}
+
+#[test]
+fn notify_without_what_it_needs_is_refused_with_a_clear_error() {
+    if !root_or_skip("seccomp notify refused") {
+        return;
+    }
+    let rule = |names: &[&str]| json!([{"names": names, "action": "SCMP_ACT_NOTIFY"}]);
+    for (profile, want) in [
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rule(&["getppid"])}),
+            "SCMP_ACT_NOTIFY needs listenerPath",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/a.sock"}),
+            "defaultAction: SCMP_ACT_NOTIFY is refused",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                   "syscalls": rule(&["sendmsg"])}),
+            "SCMP_ACT_NOTIFY on sendmsg is refused",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}),
+            "listenerMetadata: set without listenerPath",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}),
+            "WAIT_KILLABLE_RECV needs SCMP_ACT_NOTIFY",
+        ),
+    ] {
+        let mut c = Ctr::unprivileged(&[PROBE, "exit", "0"]);
+        c.spec["linux"]["seccomp"] = profile.clone();
+        let out = c.run();
+        assert!(!out.status.success(), "{profile}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{profile}: {err}");
+    }
 }
 
 #[test]

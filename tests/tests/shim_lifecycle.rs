@@ -569,7 +569,7 @@ fn a_monitor_that_cannot_take_over_gives_the_container_up_cleanly() {
     let sub = with_own_cgroup(&mut c);
     with_monitor_wrapper(
         &mut c,
-        "[ \"$3\" = --handoff ] && h=$4 && set -- \"$1\" \"$2\" \"$3\" \"5a43484f63${h#5a43484f01}\"",
+        "[ \"$3\" = --handoff ] && h=$4 && set -- \"$1\" \"$2\" \"$3\" \"5a43484f63${h#5a43484f??}\"",
     );
     let out = c.create();
     assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));

@@ -44,6 +44,11 @@
 //!
 //! Syscall names unknown to the x86_64 table are skipped, as runc does with
 //! libseccomp: profiles list calls of other architectures and newer kernels.
+//!
+//! `SCMP_ACT_NOTIFY` returns `SECCOMP_RET_USER_NOTIF`, and the program's
+//! flags then ask for a listener (`FLAG_NEW_LISTENER`), which the shim hands
+//! to the seccomp agent at `listenerPath` (see `check_notify` for what is
+//! refused with it, and why).
 
 mod option;
 mod profiles;
@@ -77,11 +82,17 @@ pub struct Program {
 /// Why a profile cannot be compiled; each names what it refuses.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SeccompError {
-    #[error("linux.seccomp: {action} is not supported by zctr (no seccomp agent hand-off); use another action")]
-    Notify { action: &'static str },
-    #[error("linux.seccomp.listenerPath/listenerMetadata: set, but zctr does not support SCMP_ACT_NOTIFY")]
-    Listener,
-    #[error("linux.seccomp.flags: {0} needs SCMP_ACT_NOTIFY, which zctr does not support")]
+    #[error("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY is refused (as runc does): the init's own calls after the filter is installed, among them the hand-off of the listener, would wait for an agent that has no listener yet; notify chosen calls in syscalls[] instead")]
+    NotifyDefault,
+    #[error("linux.seccomp.syscalls[{rule}]: SCMP_ACT_NOTIFY on {HANDOFF_SYSCALL} is refused: the init hands the listener to the shim with {HANDOFF_SYSCALL} right after installing the filter, so it would wait for itself")]
+    NotifyHandoff { rule: usize },
+    #[error("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath (the seccomp agent's Unix socket)")]
+    NoListener,
+    #[error("linux.seccomp.listenerMetadata: set without listenerPath")]
+    MetadataWithoutPath,
+    #[error("linux.seccomp.listenerPath: {0}")]
+    ListenerPath(String),
+    #[error("linux.seccomp.flags: {0} needs SCMP_ACT_NOTIFY")]
     Flag(&'static str),
     #[error("linux.seccomp.architectures: {arch} is listed with an allowing default action; zctr has no syscall table for it, so its calls would escape every rule")]
     ForeignArchAllowed { arch: &'static str },
@@ -122,6 +133,7 @@ pub const RET_KILL_THREAD: u32 = 0;
 pub const RET_TRAP: u32 = 0x0003_0000;
 pub const RET_ERRNO: u32 = 0x0005_0000;
 pub const RET_TRACE: u32 = 0x7ff0_0000;
+pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 pub const RET_LOG: u32 = 0x7ffc_0000;
 pub const RET_ALLOW: u32 = 0x7fff_0000;
 
@@ -133,6 +145,17 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 pub const FLAG_TSYNC: u32 = 1;
 pub const FLAG_LOG: u32 = 2;
 pub const FLAG_SPEC_ALLOW: u32 = 4;
+/// Set by the compiler when a rule notifies: `seccomp()` returns a listener fd.
+pub const FLAG_NEW_LISTENER: u32 = 8;
+/// With TSYNC and a listener (which the kernel refuses together otherwise).
+pub const FLAG_TSYNC_ESRCH: u32 = 16;
+pub const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
+
+/// The call with which the container's init hands the listener fd to the
+/// shim, right after the filter is installed: it must not be notified.
+pub const HANDOFF_SYSCALL: &str = "sendmsg";
+/// `sun_path` holds 108 bytes with the terminating NUL.
+const SUN_PATH_MAX: usize = 107;
 
 const ENOSYS: u32 = 38;
 const EPERM: u32 = 1;
@@ -226,11 +249,7 @@ fn ret_value(
         ScmpActTrace => RET_TRACE | data(0xffff)?,
         ScmpActLog => RET_LOG,
         ScmpActAllow => RET_ALLOW,
-        ScmpActNotify => {
-            return Err(SeccompError::Notify {
-                action: action_name(action),
-            })
-        }
+        ScmpActNotify => RET_USER_NOTIF,
     })
 }
 
@@ -446,11 +465,45 @@ fn foreign_arch_name(a: Arch) -> Option<&'static str> {
     }
 }
 
+/// Whether `profile` notifies (`SCMP_ACT_NOTIFY` in a rule), after checking
+/// what goes with it: a `listenerPath` (absolute, fits `sun_path`), never the
+/// default action, never [`HANDOFF_SYSCALL`]; `listenerMetadata` only with a
+/// path. A `listenerPath` without a notifying rule is ignored, as the runtime
+/// spec says (nothing is sent).
+fn check_notify(profile: &LinuxSeccomp) -> Result<bool, SeccompError> {
+    let path = profile.listener_path().as_ref();
+    if profile.listener_metadata().is_some() && path.is_none() {
+        return Err(SeccompError::MetadataWithoutPath);
+    }
+    if let Some(p) = path {
+        crate::rules::check_host_path(p).map_err(|v| SeccompError::ListenerPath(v.to_string()))?;
+        if p.as_os_str().len() > SUN_PATH_MAX {
+            return Err(SeccompError::ListenerPath(format!(
+                "longer than {SUN_PATH_MAX} bytes (a Unix socket address)"
+            )));
+        }
+    }
+    if profile.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(SeccompError::NotifyDefault);
+    }
+    let mut notify = false;
+    for (rule, sc) in profile.syscalls().iter().flatten().enumerate() {
+        if sc.action() == LinuxSeccompAction::ScmpActNotify {
+            notify = true;
+            if sc.names().iter().any(|n| n == HANDOFF_SYSCALL) {
+                return Err(SeccompError::NotifyHandoff { rule });
+            }
+        }
+    }
+    if notify && path.is_none() {
+        return Err(SeccompError::NoListener);
+    }
+    Ok(notify)
+}
+
 /// Compiles `profile` for x86_64. See the module doc for the program's layout.
 pub fn compile(profile: &LinuxSeccomp) -> Result<Program, SeccompError> {
-    if profile.listener_path().is_some() || profile.listener_metadata().is_some() {
-        return Err(SeccompError::Listener);
-    }
+    let notify = check_notify(profile)?;
     let default = ret_value(
         profile.default_action(),
         profile.default_errno_ret(),
@@ -467,10 +520,19 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, SeccompError> {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv if notify => {
+                FLAG_WAIT_KILLABLE_RECV
+            }
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
                 return Err(SeccompError::Flag("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"))
             }
         };
+    }
+    if notify {
+        flags |= FLAG_NEW_LISTENER;
+        if flags & FLAG_TSYNC != 0 {
+            flags |= FLAG_TSYNC_ESRCH;
+        }
     }
 
     let (mut x86, mut x32) = (false, false);

@@ -145,22 +145,78 @@ fn every_action_has_its_return_value() {
 }
 
 #[test]
-fn notify_and_its_companions_are_refused_by_name() {
-    let e = compile(&profile(
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+fn notify_returns_user_notif_and_asks_for_a_listener() {
+    let p = compile(&profile(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock",
+        "listenerMetadata":"m","flags":["SECCOMP_FILTER_FLAG_TSYNC","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_NOTIFY"}]}"#,
     ))
-    .unwrap_err();
-    assert!(e.to_string().contains("SCMP_ACT_NOTIFY"), "{e}");
-    let e = compile(&profile(
+    .unwrap();
+    assert_eq!(call(&p, "mkdir", [0; 6]), RET_USER_NOTIF);
+    assert_eq!(call(&p, "mkdirat", [0; 6]), RET_USER_NOTIF);
+    assert_eq!(call(&p, "getpid", [0; 6]), RET_ALLOW);
+    assert_eq!(
+        p.flags,
+        FLAG_TSYNC | FLAG_TSYNC_ESRCH | FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER
+    );
+    // A listenerPath without a notifying rule is ignored (runtime spec):
+    // no listener is asked for, nothing will be sent.
+    let p = compile(&profile(
         r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock"}"#,
     ))
-    .unwrap_err();
-    assert_eq!(e, SeccompError::Listener);
+    .unwrap();
+    assert_eq!(p.flags, 0);
+}
+
+#[test]
+fn notify_without_what_it_needs_is_refused_by_name() {
+    for (json, want) in [
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+            SeccompError::NoListener,
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/run/a.sock"}"#,
+            SeccompError::NotifyDefault,
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","syscalls":[
+            {"names":["read"],"action":"SCMP_ACT_ERRNO"},
+            {"names":["mkdir","sendmsg"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+            SeccompError::NotifyHandoff { rule: 1 },
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerMetadata":"m"}"#,
+            SeccompError::MetadataWithoutPath,
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,
+            SeccompError::Flag("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"),
+        ),
+    ] {
+        assert_eq!(compile(&profile(json)).unwrap_err(), want, "{json}");
+    }
+    for (path, want) in [
+        ("agent.sock", "absolute"),
+        ("/run/../agent.sock", ".."),
+        (&format!("/{}", "a".repeat(107)), "longer than 107"),
+    ] {
+        let e = compile(&profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"{path}",
+            "syscalls":[{{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}}]}}"#
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("listenerPath") && e.contains(want),
+            "{path}: {e}"
+        );
+    }
     let e = compile(&profile(
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY","errnoRet":1}]}"#,
     ))
     .unwrap_err();
-    assert!(e.to_string().contains("WAIT_KILLABLE_RECV"), "{e}");
+    assert!(e.to_string().contains("returns no errno"), "{e}");
 }
 
 #[test]

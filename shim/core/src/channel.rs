@@ -2,8 +2,10 @@
 //! socketpair, close-on-exec on both ends. Each side holds only its own end.
 //!
 //! shim → child: `GO` (ids mapped, cgroup joined; carries the rootfs overlay
-//! mount as an SCM_RIGHTS fd when there is one), `START` (exec now).
-//! child → shim: a fixed-size [`ChildReport`]: ready, or failed with step + errno.
+//! mount as an SCM_RIGHTS fd when there is one), `START` (exec now), `AGENT`
+//! (the seccomp agent has the listener: go on).
+//! child → shim: a fixed-size [`ChildReport`]: ready, failed with step + errno,
+//! or the seccomp listener (the fd attached with SCM_RIGHTS).
 //! A successful exec closes the child's end: the shim sees EOF.
 
 use crate::sys;
@@ -13,6 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 const GO: u8 = b'G';
 const START: u8 = b'S';
+const AGENT: u8 = b'A';
 
 const STEP_LEN: usize = 32;
 const DETAIL_LEN: usize = 224;
@@ -21,7 +24,7 @@ const DETAIL_LEN: usize = 224;
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct ChildReport {
-    /// b'R' ready, b'F' failed.
+    /// b'R' ready, b'F' failed, b'L' listener (with the fd).
     kind: u8,
     errno: i32,
     step: [u8; STEP_LEN],
@@ -88,10 +91,12 @@ impl std::fmt::Display for ChildFailure {
 }
 
 /// What the shim learns from the child.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Event {
     Ready,
     Failed(ChildFailure),
+    /// The seccomp listener of the filter the child just installed.
+    Listener(OwnedFd),
     /// The child's end closed: it exec'd (or died).
     Closed,
 }
@@ -135,10 +140,19 @@ impl ShimEnd {
         sys::write_all(self.fd(), &[START])
     }
 
+    /// The seccomp agent has the listener: the child may go on.
+    pub fn send_agent_ready(&self) -> nix::Result<()> {
+        sys::write_all(self.fd(), &[AGENT])
+    }
+
     /// Blocks for the child's next report.
     pub fn recv(&self) -> nix::Result<Event> {
         let mut buf = [0u8; REPORT_LEN];
-        let n = sys::read(self.fd(), &mut buf)?;
+        let (n, fd) = sys::recv_with_fd(self.fd(), &mut buf)?;
+        // Owned at once: closed on every path that does not hand it on.
+        // SAFETY: the kernel just installed this fd for us (SCM_RIGHTS);
+        // nothing else holds it.
+        let fd = fd.map(|fd| unsafe { sys::adopt_fd(fd) }).transpose()?;
         if n == 0 {
             return Ok(Event::Closed);
         }
@@ -146,8 +160,10 @@ impl ShimEnd {
             return Err(Errno::EPROTO);
         }
         let r = ChildReport::from_bytes(&buf);
-        Ok(match r.kind {
-            b'R' => Event::Ready,
+        Ok(match (r.kind, fd) {
+            (b'L', Some(fd)) => Event::Listener(fd),
+            (b'L', None) => return Err(Errno::EPROTO),
+            (b'R', _) => Event::Ready,
             _ => Event::Failed(ChildFailure {
                 step: text(&r.step),
                 errno: r.errno,
@@ -192,6 +208,17 @@ impl ChildEnd {
         self.wait_for(START)
     }
 
+    /// Sends the seccomp listener `fd` to the shim: one fixed-size report on
+    /// the stack, the fd attached (the child's copy stays open).
+    pub fn send_listener(&self, fd: RawFd) -> Result<(), Errno> {
+        sys::send_with_fd(self.fd(), &ChildReport::blank(b'L').as_bytes(), Some(fd))
+    }
+
+    /// Waits until the shim has handed the listener to the seccomp agent.
+    pub fn wait_agent(&self) -> Result<(), Errno> {
+        self.wait_for(AGENT)
+    }
+
     pub fn ready(&self) {
         let _ = sys::write_all(self.fd(), &ChildReport::blank(b'R').as_bytes());
     }
@@ -213,7 +240,7 @@ mod tests {
     fn reports_cross_the_pair_intact() {
         let (shim, child) = pair().unwrap();
         child.ready();
-        assert_eq!(shim.recv().unwrap(), Event::Ready);
+        assert!(matches!(shim.recv().unwrap(), Event::Ready));
         child.failed("mount", Errno::ENOENT, b"/proc");
         match shim.recv().unwrap() {
             Event::Failed(f) => {
@@ -235,7 +262,29 @@ mod tests {
         shim.send_go(None).unwrap();
         assert_eq!(child.wait_start(), Err(Errno::ECONNABORTED));
         drop(child);
-        assert_eq!(shim.recv().unwrap(), Event::Closed);
+        assert!(matches!(shim.recv().unwrap(), Event::Closed));
+    }
+
+    #[test]
+    fn the_listener_goes_up_and_the_agent_reply_comes_down() {
+        let (shim, child) = pair().unwrap();
+        let devnull = std::fs::File::open("/dev/null").unwrap();
+        child.send_listener(devnull.as_raw_fd()).unwrap();
+        match shim.recv().unwrap() {
+            Event::Listener(fd) => {
+                assert_ne!(fd.as_raw_fd(), devnull.as_raw_fd());
+                let st = nix::sys::stat::fstat(&fd).unwrap();
+                assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFCHR);
+            }
+            e => panic!("{e:?}"),
+        }
+        shim.send_agent_ready().unwrap();
+        child.wait_agent().unwrap();
+        // A listener report without its fd is a protocol error.
+        sys::write_all(child.fd(), &ChildReport::blank(b'L').as_bytes()).unwrap();
+        assert_eq!(shim.recv().unwrap_err(), Errno::EPROTO);
+        shim.send_start().unwrap();
+        assert_eq!(child.wait_agent(), Err(Errno::ECONNABORTED));
     }
 
     #[test]

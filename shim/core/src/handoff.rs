@@ -47,6 +47,8 @@ pub struct Created {
     pub cgroup: ContainerCgroup,
     /// OOM kills in the cgroup before the container ran.
     pub oom_base: u64,
+    /// Where the seccomp listener goes when the init sends it (`start`).
+    pub agent: Option<crate::agent::Handoff>,
 }
 
 impl Created {
@@ -114,7 +116,7 @@ impl Abandon {
 
 const MAGIC: [u8; 4] = *b"ZCHO";
 /// Bumped whenever [`Record`] changes.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 
 impl Header {
     fn new(abandon: Abandon) -> Header {
@@ -146,6 +148,8 @@ struct Record {
     control_fd: Option<RawFd>,
     ready_fd: Option<RawFd>,
     log: Option<LogRecord>,
+    /// The seccomp agent's socket and the process state to send it.
+    agent: Option<(Vec<u8>, Vec<u8>)>,
     start: bool,
     debug: bool,
 }
@@ -204,6 +208,11 @@ impl Record {
                     max,
                 }
             }),
+            agent: p
+                .created
+                .agent
+                .as_ref()
+                .map(|h| (bytes(&h.path), h.state.clone())),
             start: p.start,
             debug: p.debug,
         }
@@ -339,6 +348,10 @@ impl Record {
                 channel,
                 cgroup,
                 oom_base: self.oom_base,
+                agent: self.agent.map(|(p, state)| crate::agent::Handoff {
+                    path: path(p),
+                    state,
+                }),
             },
             out: Outputs {
                 state_dir: self.state_dir.map(path),
@@ -468,6 +481,7 @@ mod tests {
                 old: b"/l.1".to_vec(),
                 max: 1 << 20,
             }),
+            agent: Some((b"/run/agent.sock".to_vec(), b"{}".to_vec())),
             start: false,
             debug: true,
         };

@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod agent;
 pub mod cgroup;
 #[allow(unsafe_code)]
 pub mod channel;

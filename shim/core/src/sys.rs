@@ -139,15 +139,20 @@ struct CmsgBuf([u8; 64]);
 
 /// Sends `byte` with, when given, `fd` attached (SCM_RIGHTS).
 pub fn send_byte_with_fd(sock: RawFd, byte: u8, fd: Option<RawFd>) -> SysResult<()> {
-    let mut data = [byte];
+    send_with_fd(sock, &[byte], fd)
+}
+
+/// Sends `data` as one message with, when given, `fd` attached (SCM_RIGHTS).
+/// Allocates nothing (the child uses it between clone and exec).
+pub fn send_with_fd(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> SysResult<()> {
     let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
     };
     let mut cbuf = CmsgBuf([0; 64]);
     // SAFETY: msghdr is plain data; every pointer in it refers to locals that
-    // outlive the sendmsg call, and CMSG_* stay within `cbuf` (64 bytes hold
-    // CMSG_SPACE(4)).
+    // outlive the sendmsg call (the kernel only reads through `iov`), and
+    // CMSG_* stay within `cbuf` (64 bytes hold CMSG_SPACE(4)).
     let ret = unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -171,13 +176,22 @@ pub fn send_byte_with_fd(sock: RawFd, byte: u8, fd: Option<RawFd>) -> SysResult<
 /// Allocates nothing. Returns (bytes read, fd).
 pub fn recv_byte_with_fd(sock: RawFd) -> SysResult<(usize, u8, Option<RawFd>)> {
     let mut data = [0u8; 1];
+    let (n, fd) = recv_with_fd(sock, &mut data)?;
+    Ok((n, data[0], fd))
+}
+
+/// Receives one message into `buf` and the fd attached to it, if any
+/// (close-on-exec; any further fd is closed). Allocates nothing. Returns
+/// (bytes read, fd).
+pub fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> SysResult<(usize, Option<RawFd>)> {
     let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
     let mut cbuf = CmsgBuf([0; 64]);
-    // SAFETY: as in send_byte_with_fd; the kernel writes at most
-    // msg_controllen bytes into `cbuf`, and CMSG_* walk only what it wrote.
+    // SAFETY: as in send_with_fd; the kernel writes at most iov_len bytes into
+    // `buf` and msg_controllen bytes into `cbuf`, and CMSG_* walk only what it
+    // wrote.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -205,6 +219,6 @@ pub fn recv_byte_with_fd(sock: RawFd) -> SysResult<(usize, u8, Option<RawFd>)> {
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
-        Ok((n, data[0], fd))
+        Ok((n, fd))
     }
 }

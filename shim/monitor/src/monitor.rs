@@ -302,7 +302,36 @@ impl Monitor {
                 self.broadcast(&msg);
                 self.starting = false;
             }
+            Ok(Event::Listener(fd)) => self.hand_to_agent(fd),
             Ok(Event::Ready) => {}
+        }
+    }
+
+    /// The init installed a notifying filter and sent its listener: hand it
+    /// to the seccomp agent (see `agent`), then let the init go on. If that
+    /// fails, `start` fails and the init is killed before it exec'd.
+    fn hand_to_agent(&mut self, fd: std::os::fd::OwnedFd) {
+        let sent = match &self.created.agent {
+            Some(h) => zctr_shim_core::agent::send_listener(h, std::os::fd::AsFd::as_fd(&fd))
+                .map_err(|e| (e.errno as i32, e.to_string())),
+            None => Err((
+                libc::EPROTO,
+                "the container process sent a seccomp listener, but no listenerPath is planned"
+                    .to_string(),
+            )),
+        };
+        drop(fd);
+        let told = sent.and_then(|()| {
+            self.created
+                .channel
+                .send_agent_ready()
+                .map_err(|e| (e as i32, format!("seccomp agent hand-off: {}", e.desc())))
+        });
+        if let Err((errno, message)) = told {
+            let _ = crate::sys::kill(self.init.pid, libc::SIGKILL);
+            crate::say!("zctr-shim: {}: start: {message}", self.id);
+            self.starting = false;
+            self.broadcast(&ShimMsg::CommandFailed { errno, message });
         }
     }
 

@@ -50,6 +50,7 @@ pub fn create(
                 channel,
                 cgroup,
                 oom_base,
+                agent: None,
             })
         }
         Err(e) => {
@@ -155,6 +156,11 @@ fn spawn(
             "handshake",
             libc::ECHILD,
             "the container process died during setup",
+        ))),
+        Ok(Event::Listener(_)) => Err(kill(SetupError::new(
+            "handshake",
+            libc::EPROTO,
+            "the container process sent a seccomp listener before start",
         ))),
         Err(e) => Err(kill(SetupError::errno("handshake", "read report", e))),
     }

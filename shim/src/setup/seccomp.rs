@@ -9,17 +9,23 @@
 //! goes in before the process drops its capabilities and changes user (as runc
 //! does); the profile must then allow the calls that follow (setgroups,
 //! setres[ug]id, capset, prctl, chdir, getcwd, execve), as the defaults do.
+//!
+//! A profile that notifies (`SCMP_ACT_NOTIFY`) gets a listener fd from the
+//! install, which the child hands to the shim at once (see `agent`).
 
 use crate::setup::plan::PlanError;
 use crate::setup::sys;
 use nix::errno::Errno;
 use oci_spec::runtime::LinuxSeccomp;
+use std::os::fd::RawFd;
 
 /// A compiled filter, ready before clone.
 #[derive(Debug)]
 pub struct Filter {
     pub insns: Vec<libc::sock_filter>,
     pub flags: u32,
+    /// Where the listener goes, when a rule notifies.
+    pub agent: Option<zctr_shim_core::agent::Agent>,
 }
 
 /// Compiles `profile` (None: no filter); errors name the refused field.
@@ -43,10 +49,22 @@ pub fn plan(profile: Option<&LinuxSeccomp>) -> Result<Option<Filter>, PlanError>
             })
             .collect(),
         flags: prog.flags,
+        agent: match (
+            prog.flags & common::seccomp::FLAG_NEW_LISTENER,
+            profile.listener_path(),
+        ) {
+            (0, _) | (_, None) => None,
+            (_, Some(path)) => Some(zctr_shim_core::agent::Agent {
+                path: path.clone(),
+                metadata: profile.listener_metadata().clone(),
+            }),
+        },
     }))
 }
 
-/// Installs `filter` in the calling process (the child, after fork: no allocation).
-pub fn install(filter: &Filter) -> Result<(), Errno> {
-    sys::seccomp_set_filter(&filter.insns, filter.flags)
+/// Installs `filter` in the calling process (the child, after fork: no
+/// allocation); returns the listener fd when the filter notifies.
+pub fn install(filter: &Filter) -> Result<Option<RawFd>, Errno> {
+    let fd = sys::seccomp_set_filter(&filter.insns, filter.flags)?;
+    Ok((filter.flags & common::seccomp::FLAG_NEW_LISTENER != 0).then_some(fd))
 }

@@ -200,10 +200,25 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
 }
 
 /// Installs the plan's seccomp filter, if any (see `seccomp` for when).
+/// A notifying filter's listener goes to the shim at once (the compiler
+/// refuses to notify the `sendmsg` that carries it), and the child waits
+/// until the shim has handed it to the seccomp agent: no container code runs
+/// unless the agent has it. Calls after the install that the profile
+/// notifies (close, read, exec, ...) wait for the agent's answer.
 fn install_seccomp<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     if let Some(f) = &ctx.plan.seccomp {
         debug(ctx, "seccomp");
-        crate::setup::seccomp::install(f).at("install seccomp filter", b"")?;
+        let listener = crate::setup::seccomp::install(f).at("install seccomp filter", b"")?;
+        if let Some(fd) = listener {
+            let sent = ctx.channel.send_listener(fd);
+            // SAFETY: `fd` is the listener the kernel just returned to this
+            // process; nothing else owns it, and it is not used after this.
+            unsafe { sys::close(fd) };
+            sent.at("send the seccomp listener to the shim", b"")?;
+            ctx.channel
+                .wait_agent()
+                .at("wait for the seccomp agent hand-off", b"")?;
+        }
     }
     Ok(())
 }

@@ -280,7 +280,9 @@ pub fn set_no_new_privs() -> SysResult<()> {
 
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` with a program prepared
 /// before fork: the `sock_fprog` lives on the stack, nothing is allocated.
-pub fn seccomp_set_filter(insns: &[libc::sock_filter], flags: u32) -> SysResult<()> {
+/// Installs a filter; returns the listener fd with
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` in `flags` (close-on-exec), else 0.
+pub fn seccomp_set_filter(insns: &[libc::sock_filter], flags: u32) -> SysResult<RawFd> {
     let len = u16::try_from(insns.len()).map_err(|_| Errno::EINVAL)?;
     let prog = libc::sock_fprog {
         len,
@@ -295,7 +297,7 @@ pub fn seccomp_set_filter(insns: &[libc::sock_filter], flags: u32) -> SysResult<
             &prog as *const libc::sock_fprog,
         )
     };
-    check(r).map(drop)
+    check(r).map(|fd| fd as RawFd)
 }
 
 pub fn set_keepcaps(on: bool) -> SysResult<()> {
