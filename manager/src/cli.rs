@@ -261,24 +261,15 @@ fn config_from(a: &CreateArgs) -> Result<Value> {
 const MAX_SECCOMP_FILE: u64 = 1 << 20;
 
 /// `--security-opt seccomp=VALUE`: a name, or the path of a profile file the
-/// client reads itself (the daemon never opens client-named paths for this).
+/// client reads itself (the daemon never opens client-named paths for this),
+/// through [`crate::safe_open`]: a regular file of at most
+/// [`MAX_SECCOMP_FILE`] bytes, opened without side effects.
 fn seccomp_opt(value: &str) -> Result<Value> {
     if value == "default" || value == "unconfined" {
         return Ok(json!(value));
     }
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(value)
+    let text = crate::safe_open::read_host_file(Path::new(value), MAX_SECCOMP_FILE)
         .with_context(|| format!("seccomp profile {value}"))?;
-    let meta = f.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_SECCOMP_FILE {
-        bail!("seccomp profile {value}: not a regular file of at most {MAX_SECCOMP_FILE} bytes");
-    }
-    let mut text = Vec::new();
-    f.take(MAX_SECCOMP_FILE + 1).read_to_end(&mut text)?;
     serde_json::from_slice(&text).with_context(|| format!("seccomp profile {value} is not JSON"))
 }
 
@@ -472,4 +463,28 @@ async fn create(c: &Client, a: CreateArgs, start: bool) -> Result<()> {
         outln!("{}", v["id"].as_str().unwrap_or(""))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn seccomp_profile_files_are_read_safely() {
+        let t = TempDir::new("cli-seccomp");
+        let ok = t.path().join("ok.json");
+        std::fs::write(&ok, br#"{"defaultAction":"SCMP_ACT_ALLOW"}"#).unwrap();
+        let v = seccomp_opt(ok.to_str().unwrap()).unwrap();
+        assert_eq!(v["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(seccomp_opt("default").unwrap(), json!("default"));
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = format!("{:#}", seccomp_opt(fifo.to_str().unwrap()).unwrap_err());
+        assert!(e.contains("FIFO"), "{e}");
+        let big = t.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_SECCOMP_FILE as usize + 1]).unwrap();
+        let e = format!("{:#}", seccomp_opt(big.to_str().unwrap()).unwrap_err());
+        assert!(e.contains("larger than"), "{e}");
+    }
 }
