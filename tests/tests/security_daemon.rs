@@ -506,3 +506,94 @@ fn long_wait_and_follow_outlive_the_header_timeout() {
     env.zctr(&["delete", "f"]);
     env.zctr(&["delete", "w"]);
 }
+
+/// Sends `POST /v1/containers/{id}/wait` on a new connection.
+fn raw_wait(env: &Env, id: &str) -> UnixStream {
+    let mut s = UnixStream::connect(&env.socket).unwrap();
+    write!(
+        s,
+        "POST /v1/containers/{id}/wait HTTP/1.1\r\nhost: zctr\r\ncontent-length: 0\r\n\r\n"
+    )
+    .unwrap();
+    s
+}
+
+/// What the server sent on `s` within `limit` (until it stops sending).
+fn answer(s: &mut UnixStream, limit: Duration) -> String {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Review 2.3: long polls (`wait` here) have their own cap, a quarter of the
+/// connection cap (16 here: 4). As many `wait`s as the connection cap on a
+/// running container: 4 stay in flight, the others get `503 busy` at once,
+/// and `list` and `create` still work (before: every slot was held and every
+/// other client got `503 busy`). The 4 waits end when the container does.
+#[test]
+fn long_polls_never_lock_out_short_requests() {
+    let Some(env) = Env::with_daemon(DaemonSetup {
+        wrapper: Vec::new(),
+        env: vec![("ZCTR_MAX_CONNECTIONS".into(), "16".into())],
+    }) else {
+        return;
+    };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+    env.zctr(&support::run_args(
+        "w",
+        &rootfs,
+        &[],
+        &[probe, "sleep", "600"],
+    ));
+    let mut waits: Vec<UnixStream> = (0..16).map(|_| raw_wait(&env, "w")).collect();
+    let mut busy = 0;
+    let mut pending = Vec::new();
+    for mut s in waits.drain(..) {
+        let text = answer(&mut s, Duration::from_millis(500));
+        if text.is_empty() {
+            pending.push(s);
+        } else {
+            assert!(
+                text.starts_with("HTTP/1.1 503") && text.contains("\"busy\""),
+                "{text}"
+            );
+            assert!(text.contains("long-polling"), "{text}");
+            busy += 1;
+        }
+    }
+    assert_eq!((pending.len(), busy), (4, 12), "waits in flight, refused");
+
+    let (out, took) = timed(&env, &["list", "--json"], Duration::from_secs(10));
+    assert!(
+        out.status.success() && took < QUICK,
+        "list with 4 waits in flight: after {took:?}: {}",
+        zctr_tests::describe(&out)
+    );
+    let (out, _) = timed(
+        &env,
+        &[
+            "create", "c", "--rootfs", &rootfs, "--", probe, "print", "x",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+    env.zctr(&["inspect", "c"]);
+    env.zctr(&["delete", "c"]);
+
+    env.zctr(&["kill", "w", "KILL"]);
+    for s in &mut pending {
+        let text = answer(s, Duration::from_secs(10));
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    }
+    env.zctr(&["delete", "w"]);
+}

@@ -38,7 +38,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let handler = move |req| handle(reg.clone(), limits.body_timeout, req);
-    conn::serve(listener, limits, handler, shutdown).await
+    conn::serve(listener, limits, is_long_poll, handler, shutdown).await
+}
+
+/// The requests that stay in flight while a container runs: `wait` and
+/// `logs?follow` (held to [`Limits::long_poll_cap`], see [`conn`]).
+fn is_long_poll(req: &Request<Incoming>) -> bool {
+    let path = req.uri().path().trim_end_matches('/');
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    match (req.method(), parts.as_slice()) {
+        (&Method::POST, ["v1", "containers", _, "wait"]) => true,
+        (&Method::GET, ["v1", "containers", _, "logs"]) => flag(&query(req), "follow"),
+        _ => false,
+    }
 }
 
 async fn handle(
