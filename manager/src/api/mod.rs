@@ -4,7 +4,7 @@
 pub mod conn;
 pub mod error;
 pub mod logs;
-mod logwatch;
+pub mod logwatch;
 
 pub use conn::Limits;
 
@@ -37,7 +37,9 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let handler = move |req| handle(reg.clone(), limits.body_timeout, req);
+    // The daemon's one inotify instance, for every log follower.
+    let watcher = logwatch::Watcher::start();
+    let handler = move |req| handle(reg.clone(), watcher.clone(), limits.body_timeout, req);
     conn::serve(listener, limits, is_long_poll, handler, shutdown).await
 }
 
@@ -55,10 +57,11 @@ fn is_long_poll(req: &Request<Incoming>) -> bool {
 
 async fn handle(
     reg: Arc<Registry>,
+    watcher: logwatch::Watcher,
     body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    match route(reg, body_timeout, req).await {
+    match route(reg, watcher, body_timeout, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -132,6 +135,7 @@ async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, E
 
 async fn route(
     reg: Arc<Registry>,
+    watcher: logwatch::Watcher,
     body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
@@ -199,7 +203,7 @@ async fn route(
         }
         (Method::GET, ["v1", "containers", id, "logs"]) => {
             let c = reg.get(id)?;
-            Ok(logs::response(c, flag(&q, "follow")).await)
+            Ok(logs::response(c, flag(&q, "follow"), watcher).await)
         }
         _ => Ok(json(
             StatusCode::NOT_FOUND,
