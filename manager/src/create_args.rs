@@ -170,26 +170,17 @@ fn volume_opt(v: &str) -> Result<Volume> {
 const MAX_SECCOMP_FILE: u64 = 1 << 20;
 
 /// `--security-opt seccomp=VALUE`: a name, or the path of a profile file the
-/// client reads itself (the daemon never opens client-named paths for this).
+/// client reads itself (the daemon never opens client-named paths for this),
+/// through [`crate::safe_open`]: a regular file of at most
+/// [`MAX_SECCOMP_FILE`] bytes, opened without side effects.
 fn seccomp_opt(value: &str) -> Result<SeccompOption> {
     match value {
         "default" => return Ok(SeccompOption::Default),
         "unconfined" => return Ok(SeccompOption::Unconfined),
         _ => {}
     }
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(value)
+    let text = crate::safe_open::read_host_file(Path::new(value), MAX_SECCOMP_FILE)
         .with_context(|| format!("seccomp profile {value}"))?;
-    let meta = f.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_SECCOMP_FILE {
-        bail!("seccomp profile {value}: not a regular file of at most {MAX_SECCOMP_FILE} bytes");
-    }
-    let mut text = Vec::new();
-    f.take(MAX_SECCOMP_FILE + 1).read_to_end(&mut text)?;
     let v: Value = serde_json::from_slice(&text)
         .with_context(|| format!("seccomp profile {value} is not JSON"))?;
     serde_json::from_value(v).map_err(|e| bad_request(format!("seccomp profile {value}: {e}")))
@@ -416,5 +407,25 @@ mod tests {
         assert!(e.contains("archMap") && e.ends_with("(bad_request)"), "{e}");
         a.security_opt = vec![format!("seccomp={}", t.path().display())];
         assert!(config_from(&a).is_err(), "a directory");
+    }
+
+    #[test]
+    fn seccomp_profile_files_are_read_safely() {
+        let t = TempDir::new("cli-seccomp");
+        let ok = t.path().join("ok.json");
+        std::fs::write(&ok, br#"{"defaultAction":"SCMP_ACT_ALLOW"}"#).unwrap();
+        assert!(matches!(
+            seccomp_opt(ok.to_str().unwrap()).unwrap(),
+            SeccompOption::Custom(_)
+        ));
+        assert_eq!(seccomp_opt("default").unwrap(), SeccompOption::Default);
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = format!("{:#}", seccomp_opt(fifo.to_str().unwrap()).unwrap_err());
+        assert!(e.contains("FIFO"), "{e}");
+        let big = t.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_SECCOMP_FILE as usize + 1]).unwrap();
+        let e = format!("{:#}", seccomp_opt(big.to_str().unwrap()).unwrap_err());
+        assert!(e.contains("larger than"), "{e}");
     }
 }

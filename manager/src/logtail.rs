@@ -7,11 +7,15 @@
 //! after it is replaced, so following is lossless as long as every new
 //! generation is *opened* before the one after it is created (the window is
 //! the time the shim takes to write one whole file): reading may lag far
-//! behind. An inotify watch on the state directory wakes the follower on
-//! every change and counts the creations of `container.log`, so the follower
-//! knows how many generations came since the last one it holds and can say
-//! exactly how many it missed. Without inotify (no instance left) it polls,
-//! and a miss is still detected, without a count.
+//! behind. A watch on the state directory ([`Events`], the daemon's inotify
+//! in `crate::api::logwatch`) wakes the follower on every change and counts
+//! the creations of `container.log`, so the follower knows how many
+//! generations came since the last one it holds and can say exactly how many
+//! it missed. Without a watch (no inotify) it polls, and a miss is still
+//! detected, without a count.
+//!
+//! Everything here is blocking file I/O: the daemon runs it on the blocking
+//! pool.
 //!
 //! Opening the newest two files is made consistent: `container.log` is opened,
 //! then `container.log.1`, then `container.log` is looked at again, and the
@@ -24,7 +28,6 @@
 //! oldest are dropped and reported as a gap.
 
 use common::layout::{LOG_FILE, LOG_FILE_OLD};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
@@ -89,11 +92,18 @@ pub enum Chunk {
 }
 
 /// Creation events of `container.log` seen on the watch.
-#[derive(Debug, Default, Clone, Copy)]
-struct Seen {
-    created: u64,
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub created: u64,
     /// The event queue overflowed: the count is a lower bound.
-    overflow: bool,
+    pub overflow: bool,
+}
+
+/// A watch on a log directory.
+pub trait Events {
+    /// The creations of `container.log` since the last call, counting every
+    /// one that happened before this call.
+    fn take(&mut self) -> Seen;
 }
 
 impl Seen {
@@ -111,8 +121,8 @@ impl Seen {
 pub struct LogTail {
     path: PathBuf,
     old: PathBuf,
-    /// Whether the caller has a [`watch`] on the directory (and passes it
-    /// to every call); without one, changes are found by looking.
+    /// Whether the caller has a watch on the directory (and passes it to
+    /// every call); without one, changes are found by looking.
     watched: bool,
     queue: VecDeque<Item>,
     /// Identity of the newest generation queued (it stays open in the queue
@@ -122,9 +132,9 @@ pub struct LogTail {
 
 impl LogTail {
     /// The log files in `dir`, from the start of the older one. Later
-    /// generations are picked up by [`LogTail::refresh`]; `watch` (made by
-    /// [`watch`] before this call) must be passed to every later call.
-    pub fn open(dir: &Path, watch: Option<&Inotify>) -> io::Result<LogTail> {
+    /// generations are picked up by [`LogTail::refresh`]; `watch` (made
+    /// before this call) must be passed to every later call.
+    pub fn open(dir: &Path, watch: Option<&mut dyn Events>) -> io::Result<LogTail> {
         let mut t = LogTail {
             path: dir.join(LOG_FILE),
             old: dir.join(LOG_FILE_OLD),
@@ -132,7 +142,8 @@ impl LogTail {
             queue: VecDeque::new(),
             newest: None,
         };
-        let (_, newest, previous) = t.snapshot(watch, Seen::default())?;
+        let mut watch = watch;
+        let (_, newest, previous) = t.snapshot(&mut watch, Seen::default())?;
         for g in [previous, newest].into_iter().flatten() {
             t.push(g);
         }
@@ -179,33 +190,15 @@ impl LogTail {
     }
 
     /// Drains the watch: creations of `container.log` since the last drain.
-    fn drain(watch: Option<&Inotify>) -> Seen {
-        let mut seen = Seen::default();
-        let Some(w) = watch else {
-            return seen;
-        };
-        while let Ok(events) = w.read_events() {
-            if events.is_empty() {
-                break;
-            }
-            for e in events {
-                if e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                    seen.overflow = true;
-                } else if e.mask.contains(AddWatchFlags::IN_CREATE)
-                    && e.name.as_deref() == Some(std::ffi::OsStr::new(LOG_FILE))
-                {
-                    seen.created += 1;
-                }
-            }
-        }
-        seen
+    fn drain(watch: &mut Option<&mut dyn Events>) -> Seen {
+        watch.as_mut().map(|w| w.take()).unwrap_or_default()
     }
 
     /// Opens the newest generation and its predecessor with no rotation in
     /// between, and drains the creations seen meanwhile (added to `seen`).
     fn snapshot(
         &self,
-        watch: Option<&Inotify>,
+        watch: &mut Option<&mut dyn Events>,
         mut seen: Seen,
     ) -> io::Result<(Seen, Option<Gen>, Option<Gen>)> {
         let mut tries = 0;
@@ -225,13 +218,13 @@ impl LogTail {
 
     /// Picks up generations created since the last call; queues a gap for
     /// any that were gone before they could be opened.
-    pub fn refresh(&mut self, watch: Option<&Inotify>) -> io::Result<()> {
-        let watch = watch.filter(|_| self.watched);
-        let seen = Self::drain(watch);
+    pub fn refresh(&mut self, watch: Option<&mut dyn Events>) -> io::Result<()> {
+        let mut watch = watch.filter(|_| self.watched);
+        let seen = Self::drain(&mut watch);
         if watch.is_some() && !seen.any() {
             return Ok(());
         }
-        let (seen, newest, previous) = self.snapshot(watch, seen)?;
+        let (seen, newest, previous) = self.snapshot(&mut watch, seen)?;
         if watch.is_none() {
             // Polling: no count. Something new unless the newest is ours.
             if newest.as_ref().map(|g| g.id) != self.newest && newest.is_some() {
@@ -321,18 +314,6 @@ impl LogTail {
     }
 }
 
-/// An inotify watch on `dir` for what the shim does to the log files: new
-/// data, a new file. `None` when inotify is not available (then: polling).
-pub fn watch(dir: &Path) -> Option<Inotify> {
-    let w = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
-    let mask = AddWatchFlags::IN_CREATE
-        | AddWatchFlags::IN_MODIFY
-        | AddWatchFlags::IN_MOVED_TO
-        | AddWatchFlags::IN_ONLYDIR;
-    w.add_watch(dir, mask).ok()?;
-    Some(w)
-}
-
 /// The line that stands in a followed log where output was lost.
 pub fn gap_marker(n: Option<u64>) -> String {
     match n {
@@ -376,7 +357,7 @@ mod tests {
         }
     }
 
-    fn read_all(t: &mut LogTail, w: Option<&Inotify>) -> (String, Vec<Option<u64>>) {
+    fn read_all(t: &mut LogTail, w: Option<&mut dyn Events>) -> (String, Vec<Option<u64>>) {
         let mut out = Vec::new();
         let mut gaps = Vec::new();
         let mut buf = [0u8; 7];
@@ -394,6 +375,12 @@ mod tests {
         (String::from_utf8(out).unwrap(), gaps)
     }
 
+    /// A watch of `d` on a watcher of its own (the daemon has one for all).
+    fn watch(d: &Path) -> (crate::api::logwatch::Cursor, crate::api::logwatch::Wake) {
+        let w = crate::api::logwatch::Watcher::start();
+        w.follow(d).expect("inotify")
+    }
+
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("zctr-logtail-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
@@ -401,75 +388,72 @@ mod tests {
         d
     }
 
-    #[test]
-    fn follows_every_rotation_it_is_woken_for() {
+    #[tokio::test]
+    async fn follows_every_rotation_it_is_woken_for() {
         let d = scratch("keep");
         let mut log = Writer::new(&d);
         log.write("a1\n");
         log.rotate();
         log.write("b1\n");
-        let watch = watch(&d);
-        assert!(watch.is_some());
-        let w = watch.as_ref();
-        let mut t = LogTail::open(&d, w).unwrap();
-        assert_eq!(read_all(&mut t, w), ("a1\nb1\n".into(), vec![]));
+        let (mut w, _wake) = watch(&d);
+        let mut t = LogTail::open(&d, Some(&mut w)).unwrap();
+        assert_eq!(read_all(&mut t, Some(&mut w)), ("a1\nb1\n".into(), vec![]));
         // Two rotations before the next look: the one in between is still `.1`.
         log.write("b2\n");
         log.rotate();
         log.write("c1\n");
         log.rotate();
         log.write("d1\n");
-        assert_eq!(read_all(&mut t, w), ("b2\nc1\nd1\n".into(), vec![]));
+        assert_eq!(
+            read_all(&mut t, Some(&mut w)),
+            ("b2\nc1\nd1\n".into(), vec![])
+        );
         // One at a time, each opened before the next rotation: the reader may
         // lag by up to MAX_HELD files.
         for i in 0..MAX_HELD - 1 {
             log.write(&format!("e{i}\n"));
             log.rotate();
-            t.refresh(w).unwrap();
+            t.refresh(Some(&mut w)).unwrap();
         }
-        let (text, gaps) = read_all(&mut t, w);
+        let (text, gaps) = read_all(&mut t, Some(&mut w));
         assert!(gaps.is_empty(), "{gaps:?}");
         let want: String = (0..MAX_HELD - 1).map(|i| format!("e{i}\n")).collect();
         assert_eq!(text, want);
         fs::remove_dir_all(&d).unwrap();
     }
 
-    #[test]
-    fn says_how_many_files_it_missed() {
+    #[tokio::test]
+    async fn says_how_many_files_it_missed() {
         let d = scratch("miss");
         let mut log = Writer::new(&d);
         log.write("a\n");
-        let watch = watch(&d);
-        assert!(watch.is_some());
-        let w = watch.as_ref();
-        let mut t = LogTail::open(&d, w).unwrap();
+        let (mut w, _wake) = watch(&d);
+        let mut t = LogTail::open(&d, Some(&mut w)).unwrap();
         for g in ["b", "c", "d", "e"] {
             log.rotate();
             log.write(&format!("{g}\n"));
         }
         // b and c are gone, d is `.1`, e is current.
         assert_eq!(
-            read_all(&mut t, w),
+            read_all(&mut t, Some(&mut w)),
             ("a\n|GAP|d\ne\n".into(), vec![Some(2)])
         );
         fs::remove_dir_all(&d).unwrap();
     }
 
-    #[test]
-    fn a_slow_reader_holds_at_most_max_held_files() {
+    #[tokio::test]
+    async fn a_slow_reader_holds_at_most_max_held_files() {
         let d = scratch("slow");
         let mut log = Writer::new(&d);
         log.write("0\n");
-        let watch = watch(&d);
-        assert!(watch.is_some());
-        let w = watch.as_ref();
-        let mut t = LogTail::open(&d, w).unwrap();
+        let (mut w, _wake) = watch(&d);
+        let mut t = LogTail::open(&d, Some(&mut w)).unwrap();
         for i in 1..=(MAX_HELD + 2) {
             log.rotate();
             log.write(&format!("{i}\n"));
-            t.refresh(w).unwrap();
+            t.refresh(Some(&mut w)).unwrap();
         }
-        let (text, gaps) = read_all(&mut t, w);
+        let (text, gaps) = read_all(&mut t, Some(&mut w));
         assert_eq!(gaps, vec![Some(3)]);
         let want: String = (3..=(MAX_HELD + 2)).map(|i| format!("{i}\n")).collect();
         assert_eq!(text, format!("|GAP|{want}"));
@@ -481,17 +465,16 @@ mod tests {
         let d = scratch("poll");
         let mut log = Writer::new(&d);
         log.write("a\n");
-        let w = None;
-        let mut t = LogTail::open(&d, w).unwrap();
-        assert_eq!(read_all(&mut t, w), ("a\n".into(), vec![]));
+        let mut t = LogTail::open(&d, None).unwrap();
+        assert_eq!(read_all(&mut t, None), ("a\n".into(), vec![]));
         log.rotate();
         log.write("b\n");
-        assert_eq!(read_all(&mut t, w), ("b\n".into(), vec![]));
+        assert_eq!(read_all(&mut t, None), ("b\n".into(), vec![]));
         for g in ["c", "d", "e"] {
             log.rotate();
             log.write(&format!("{g}\n"));
         }
-        assert_eq!(read_all(&mut t, w), ("|GAP|d\ne\n".into(), vec![None]));
+        assert_eq!(read_all(&mut t, None), ("|GAP|d\ne\n".into(), vec![None]));
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -26,6 +26,23 @@ use std::time::Duration;
 pub const CONTROL_FD: i32 = 3;
 /// How long a shim may take to report `Created`.
 pub const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `zctr-shim create` may take to exit once it failed (it reported
+/// `SetupFailed`, or closed the connection): it exits at once when sound.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most bytes of `shim.log` quoted in an error.
+const LOG_TAIL: u64 = 600;
+
+/// How long [`spawn`] waits for each step (tests shorten them).
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    create: Duration,
+    exit: Duration,
+}
+
+const TIMEOUTS: Timeouts = Timeouts {
+    create: CREATE_TIMEOUT,
+    exit: EXIT_TIMEOUT,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -127,10 +144,25 @@ pub fn shim_command(shim: &Path, bundle: &Path, id: &str, state_dir: &Path) -> V
 
 /// Starts the shim with `argv`, its stdout/stderr appended to `log`, placed into
 /// the cgroups whose `cgroup.procs` files are given, and waits for `Created`.
+///
+/// A shim that fails is never left behind: when `Created` does not come
+/// within [`CREATE_TIMEOUT`], or `create` does not exit within
+/// [`EXIT_TIMEOUT`] of a failure, both `create` and the long-lived shim (its
+/// pid from `Hello`, checked against its start time so a reused pid is never
+/// hit) are SIGKILLed, and `create` is reaped.
 pub async fn spawn(
     argv: &[String],
     log: &Path,
     cgroup_procs: &[PathBuf],
+) -> Result<Spawned, SpawnError> {
+    spawn_with(argv, log, cgroup_procs, TIMEOUTS).await
+}
+
+async fn spawn_with(
+    argv: &[String],
+    log: &Path,
+    cgroup_procs: &[PathBuf],
+    timeouts: Timeouts,
 ) -> Result<Spawned, SpawnError> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     let procs: Vec<File> = cgroup_procs
@@ -195,19 +227,17 @@ pub async fn spawn(
 
     ours.set_nonblocking(true)?;
     let (mut reader, writer) = shim_conn::split(tokio::net::UnixStream::from_std(ours)?);
-    let first = tokio::time::timeout(CREATE_TIMEOUT, first_frames(&mut reader)).await;
+    let mut hello = None;
+    let first = tokio::time::timeout(timeouts.create, first_frames(&mut reader, &mut hello)).await;
     let outcome = match first {
         Ok(Ok(pids)) => Ok(pids),
         Ok(Err(e)) => Err(e),
-        Err(_) => {
-            let _ = child.start_kill();
-            Err(SpawnError::Timeout(CREATE_TIMEOUT))
-        }
+        Err(_) => Err(SpawnError::Timeout(timeouts.create)),
     };
     match outcome {
-        Ok((shim_pid, init_pid)) => {
-            let shim = procfs::proc_id(shim_pid).unwrap_or(ProcId {
-                pid: shim_pid,
+        Ok(init_pid) => {
+            let shim = hello.unwrap_or(ProcId {
+                pid: 0,
                 start_time: 0,
             });
             // `create` exits as soon as the container is created; reap it.
@@ -222,13 +252,26 @@ pub async fn spawn(
             })
         }
         Err(e) => {
-            let status = child.wait().await;
+            let wait = match e {
+                SpawnError::Timeout(_) => None,
+                _ => tokio::time::timeout(timeouts.exit, child.wait()).await.ok(),
+            };
+            let status = match wait {
+                Some(status) => status,
+                None => {
+                    if let Some(shim) = hello {
+                        kill_shim(&shim).await;
+                    }
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
             Err(match e {
                 SpawnError::Conn(_) | SpawnError::Died { .. } => SpawnError::Died {
                     status: status
                         .map(|s| s.to_string())
                         .unwrap_or_else(|e| e.to_string()),
-                    log: log_tail(log),
+                    log: log_tail(log).await,
                 },
                 other => other,
             })
@@ -236,15 +279,43 @@ pub async fn spawn(
     }
 }
 
-/// Reads `Hello` then `Created`; returns (shim pid, container init pid). The
-/// shim pid comes from `Hello`: `zctr-shim create` forks the long-lived shim
-/// and exits once the container is created, like `runc create`.
-async fn first_frames(reader: &mut ShimReader) -> Result<(i32, i32), SpawnError> {
-    let mut shim_pid = 0;
+/// SIGKILLs the long-lived shim `p` if it is still that process, and waits
+/// (briefly) until it is gone. It is not the daemon's child: whoever it was
+/// reparented to reaps it.
+async fn kill_shim(p: &ProcId) {
+    if p.pid <= 1 || p.pid == std::process::id() as i32 || !procfs::is_alive(p) {
+        return;
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(p.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    for _ in 0..100 {
+        if !procfs::is_alive(p) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads `Hello` then `Created`; returns the container init's pid. The shim
+/// (its pid and start time, read at once) is stored in `hello` as soon as
+/// `Hello` comes, so a failure later still knows it: `zctr-shim create`
+/// forks the long-lived shim and exits once the container is created, like
+/// `runc create`.
+async fn first_frames(
+    reader: &mut ShimReader,
+    hello: &mut Option<ProcId>,
+) -> Result<i32, SpawnError> {
     loop {
         match reader.next().await? {
-            Some(ShimMsg::Hello { shim_pid: p, .. }) => shim_pid = p,
-            Some(ShimMsg::Created { pid }) => return Ok((shim_pid, pid)),
+            Some(ShimMsg::Hello { shim_pid, .. }) => {
+                *hello = Some(procfs::proc_id(shim_pid).unwrap_or(ProcId {
+                    pid: shim_pid,
+                    start_time: 0,
+                }))
+            }
+            Some(ShimMsg::Created { pid }) => return Ok(pid),
             Some(ShimMsg::SetupFailed {
                 step,
                 errno,
@@ -267,18 +338,49 @@ async fn first_frames(reader: &mut ShimReader) -> Result<(i32, i32), SpawnError>
     }
 }
 
-fn log_tail(log: &Path) -> String {
-    match std::fs::read_to_string(log) {
-        Ok(s) if !s.trim().is_empty() => {
-            let t = s.trim();
-            let start = t.len().saturating_sub(600);
-            let start = (start..t.len())
-                .find(|i| t.is_char_boundary(*i))
-                .unwrap_or(t.len());
-            format!(": {}", &t[start..])
-        }
-        _ => String::new(),
+/// `": <the last LOG_TAIL bytes of log>"`, or nothing when it is empty or
+/// unreadable. Only the tail is read, on the blocking pool.
+async fn log_tail(log: &Path) -> String {
+    let log = log.to_path_buf();
+    let tail = tokio::task::spawn_blocking(move || read_tail(&log, LOG_TAIL))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let t = tail.trim();
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(": {t}")
     }
+}
+
+/// The last `max` bytes of the regular file `path` as text (a character cut
+/// at the start is dropped).
+fn read_tail(path: &Path, max: u64) -> io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut buf = Vec::with_capacity(max as usize);
+    f.take(max).read_to_end(&mut buf)?;
+    // Skip UTF-8 continuation bytes of a character cut at the start.
+    let start = buf
+        .iter()
+        .take(3)
+        .take_while(|b| (**b & 0xC0) == 0x80)
+        .count();
+    Ok(String::from_utf8_lossy(&buf[start..]).into_owned())
 }
 
 #[cfg(test)]
@@ -334,5 +436,116 @@ mod tests {
             }
             e => panic!("{e}"),
         }
+    }
+
+    /// A fake `zctr-shim create`: writes its pid to `<dir>/create.pid`,
+    /// sends `frames` on fd 3, then hangs. The "long-lived shim" named in
+    /// `Hello` is a `sleep` the test starts itself.
+    fn hanging_create(
+        t: &TempDir,
+        frames: &[ShimMsg],
+    ) -> (Vec<String>, std::process::Child, PathBuf) {
+        let fake_shim = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let mut bytes = common::protocol::encode_frame_vec(&ShimMsg::Hello {
+            shim_pid: fake_shim.id() as i32,
+            init_pid: 0,
+            state: common::protocol::ShimState::Created,
+        })
+        .unwrap();
+        for f in frames {
+            bytes.extend(common::protocol::encode_frame_vec(f).unwrap());
+        }
+        let frames_file = t.path().join("frames");
+        std::fs::write(&frames_file, bytes).unwrap();
+        let pid_file = t.path().join("create.pid");
+        let script = format!(
+            "echo $$ > {}; cat {} >&3; exec sleep 1000",
+            pid_file.display(),
+            frames_file.display()
+        );
+        let argv = vec!["/bin/sh".into(), "-c".into(), script];
+        (argv, fake_shim, pid_file)
+    }
+
+    /// The fake shim ended by SIGKILL, and `create` is gone (reaped).
+    fn both_killed(mut fake_shim: std::process::Child, pid_file: &Path) {
+        use std::os::unix::process::ExitStatusExt;
+        let status = fake_shim.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+        let pid: i32 = std::fs::read_to_string(pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "create ({pid}) was not reaped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_create_that_hangs_after_setup_failed_is_killed_with_its_shim() {
+        let t = TempDir::new("spawn-hang-failed");
+        let failed = ShimMsg::SetupFailed {
+            step: "mount".into(),
+            errno: 2,
+            message: "x".into(),
+        };
+        let (argv, fake_shim, pid_file) = hanging_create(&t, &[failed]);
+        let log = t.path().join("shim.log");
+        let limit = EXIT_TIMEOUT + Duration::from_secs(10);
+        let res = tokio::time::timeout(limit, spawn(&argv, &log, &[])).await;
+        let Ok(res) = res else {
+            let mut fake_shim = fake_shim;
+            let _ = fake_shim.kill();
+            panic!("spawn still waits for create after {limit:?}");
+        };
+        assert!(
+            matches!(res, Err(SpawnError::SetupFailed { .. })),
+            "{res:?}"
+        );
+        both_killed(fake_shim, &pid_file);
+    }
+
+    #[tokio::test]
+    async fn a_shim_that_never_reports_created_is_killed_with_create() {
+        let t = TempDir::new("spawn-hang-hello");
+        let (argv, fake_shim, pid_file) = hanging_create(&t, &[]);
+        let log = t.path().join("shim.log");
+        let timeouts = Timeouts {
+            create: Duration::from_millis(500),
+            exit: Duration::from_millis(500),
+        };
+        let res = tokio::time::timeout(
+            Duration::from_secs(10),
+            spawn_with(&argv, &log, &[], timeouts),
+        )
+        .await
+        .expect("spawn returns after its timeout");
+        assert!(matches!(res, Err(SpawnError::Timeout(_))), "{res:?}");
+        both_killed(fake_shim, &pid_file);
+    }
+
+    #[test]
+    fn only_the_tail_of_the_log_is_read() {
+        let t = TempDir::new("spawn-tail");
+        let log = t.path().join("shim.log");
+        let mut text = "x".repeat(10_000);
+        text.push('é');
+        text.push_str(&"y".repeat(598));
+        std::fs::write(&log, &text).unwrap();
+        // 599 bytes from the end start in the middle of "é": it is dropped.
+        assert_eq!(read_tail(&log, 599).unwrap(), "y".repeat(598));
+        assert_eq!(
+            read_tail(&log, 600).unwrap(),
+            format!("é{}", "y".repeat(598))
+        );
+        assert_eq!(
+            read_tail(&log, 601).unwrap(),
+            format!("xé{}", "y".repeat(598))
+        );
     }
 }

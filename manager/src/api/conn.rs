@@ -12,6 +12,13 @@
 //!   make room (idle connections cannot starve clients); when every slot
 //!   has a request in flight, the new connection gets `503 busy` and is
 //!   closed at once;
+//! - long-polling requests (`wait`, `logs?follow`: they stay in flight for as
+//!   long as the container runs) have a cap of their own,
+//!   [`Limits::long_poll_cap`] (a quarter of the connection cap). Beyond it
+//!   such a request gets `503 busy` at once (its connection stays open). The
+//!   other three quarters of the connections can only be held by short
+//!   requests or be idle (and so be closed for a new one): long polls never
+//!   make a short request (`list`, `inspect`, `create`, ...) get `503 busy`;
 //! - `accept` failing for lack of descriptors or memory (EMFILE, ENFILE,
 //!   ENOBUFS, ENOMEM) frees an idle connection and waits `ACCEPT_BACKOFF`
 //!   before the next try: never a busy loop.
@@ -62,6 +69,13 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Most long-polling requests (`wait`, `logs?follow`) in flight at once:
+    /// a quarter of the connection cap (at least 1), so that three quarters
+    /// stay for short requests.
+    pub fn long_poll_cap(&self) -> usize {
+        (self.max_connections / 4).max(1)
+    }
+
     /// The connection cap lowered to fit a soft descriptor limit of `nofile`.
     pub fn fit_nofile(mut self, nofile: u64) -> Self {
         let fit = (nofile.saturating_sub(FD_RESERVE) / 2).max(1);
@@ -138,6 +152,40 @@ impl Tracker {
     }
 }
 
+/// The long-polling requests in flight, under their own cap.
+struct LongPolls {
+    max: usize,
+    count: AtomicUsize,
+}
+
+impl LongPolls {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    /// A slot for one more long poll, `None` at the cap.
+    fn acquire(self: &Arc<Self>) -> Option<LongSlot> {
+        self.count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| LongSlot(self.clone()))
+    }
+}
+
+/// One long poll's slot, given back on drop.
+struct LongSlot(Arc<LongPolls>);
+
+impl Drop for LongSlot {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Counts one request as in flight for as long as it lives.
 struct InFlight(Arc<ConnState>);
 
@@ -159,6 +207,7 @@ impl Drop for InFlight {
 struct Tracked {
     inner: Body,
     _in_flight: InFlight,
+    _long: Option<LongSlot>,
 }
 
 impl hyper::body::Body for Tracked {
@@ -186,6 +235,24 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: applicat
 content-length: 72\r\nconnection: close\r\n\r\n\
 {\"code\":\"busy\",\"message\":\"too many connections with requests in flight\"}";
 
+/// The answer to a long poll beyond [`Limits::long_poll_cap`].
+fn long_poll_busy(max: usize) -> Response<Body> {
+    let body = serde_json::json!({
+        "code": "busy",
+        "message": format!(
+            "too many long-polling requests (wait, logs --follow) in flight: at most {max}; \
+             try again later"
+        ),
+    });
+    let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    bytes.push(b'\n');
+    Response::builder()
+        .status(hyper::StatusCode::SERVICE_UNAVAILABLE)
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(bytes)).boxed())
+        .expect("valid response")
+}
+
 /// Whether an `accept` error means the process ran out of something.
 fn out_of_resources(e: &io::Error) -> bool {
     matches!(
@@ -194,10 +261,15 @@ fn out_of_resources(e: &io::Error) -> bool {
     )
 }
 
-/// Serves connections with `handler` until `shutdown` completes.
+/// Tells a long-polling request (see the module's doc) from a short one.
+pub type IsLongPoll = fn(&Request<hyper::body::Incoming>) -> bool;
+
+/// Serves connections with `handler` until `shutdown` completes; requests
+/// `is_long` picks are held to [`Limits::long_poll_cap`].
 pub async fn serve<H, F>(
     listener: UnixListener,
     limits: Limits,
+    is_long: IsLongPoll,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -205,6 +277,7 @@ pub async fn serve<H, F>(
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let tracker = Arc::new(Tracker::new(limits.max_connections));
+    let long = Arc::new(LongPolls::new(limits.long_poll_cap()));
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -227,8 +300,9 @@ pub async fn serve<H, F>(
             Some((id, state)) => {
                 let tracker = tracker.clone();
                 let handler = handler.clone();
+                let long = long.clone();
                 tokio::spawn(async move {
-                    connection(stream, limits, state, handler).await;
+                    connection(stream, limits, state, (is_long, long), handler).await;
                     tracker.release(id);
                 });
             }
@@ -241,21 +315,34 @@ pub async fn serve<H, F>(
     }
 }
 
-async fn connection<H, F>(stream: UnixStream, limits: Limits, state: Arc<ConnState>, handler: H)
-where
+async fn connection<H, F>(
+    stream: UnixStream,
+    limits: Limits,
+    state: Arc<ConnState>,
+    (is_long, long): (IsLongPoll, Arc<LongPolls>),
+    handler: H,
+) where
     H: Fn(Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let st = state.clone();
     let svc = service_fn(move |req| {
         let in_flight = InFlight::new(st.clone());
-        let fut = handler(req);
+        let call = match is_long(&req).then(|| long.acquire()) {
+            // A long poll at its cap.
+            Some(None) => Err(long.max),
+            slot => Ok((handler(req), slot.flatten())),
+        };
         async move {
-            let resp = fut.await;
+            let (resp, slot) = match call {
+                Ok((fut, slot)) => (fut.await, slot),
+                Err(max) => (long_poll_busy(max), None),
+            };
             Ok::<_, Infallible>(resp.map(|inner| {
                 Tracked {
                     inner,
                     _in_flight: in_flight,
+                    _long: slot,
                 }
                 .boxed()
             }))
@@ -302,6 +389,20 @@ mod tests {
         assert!(t.admit().is_none());
         t.release(a);
         assert!(t.admit().is_some());
+    }
+
+    #[test]
+    fn long_polls_have_a_quarter_of_the_slots() {
+        let l = Limits::default();
+        assert_eq!(l.long_poll_cap(), 128);
+        assert_eq!(l.fit_nofile(128).long_poll_cap(), 8);
+        assert_eq!(l.fit_nofile(10).long_poll_cap(), 1);
+        let polls = Arc::new(LongPolls::new(2));
+        let a = polls.acquire().unwrap();
+        let _b = polls.acquire().unwrap();
+        assert!(polls.acquire().is_none());
+        drop(a);
+        assert!(polls.acquire().is_some());
     }
 
     #[test]

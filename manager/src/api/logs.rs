@@ -6,10 +6,10 @@
 //! it is replaced by one marker line ([`crate::logtail::gap_marker`]); see
 //! `crate::logtail` for how it keeps up.
 
-use super::logwatch::Watch;
+use super::logwatch::{Cursor, Wake, Watcher};
 use super::Body;
 use crate::container::Container;
-use crate::logtail::{self, gap_marker, Chunk, LogTail};
+use crate::logtail::{gap_marker, Chunk, Events, LogTail};
 use crate::model::{now_ms, Status};
 use bytes::Bytes;
 use common::state::LOG_DRAIN_MS;
@@ -17,6 +17,8 @@ use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper::Response;
 use std::convert::Infallible;
+use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -58,37 +60,97 @@ fn writer_done(c: &Container) -> bool {
     shim_gone || drained
 }
 
+/// A follower's open log and its place in the watch's events. All its
+/// file I/O is blocking: it is moved to the blocking pool for every step
+/// ([`blocking`]) and back.
+struct Reader {
+    tail: LogTail,
+    cursor: Option<Cursor>,
+    buf: Vec<u8>,
+    /// Whether the last byte sent ended a line (a gap marker starts one).
+    last_newline: bool,
+}
+
+impl Reader {
+    /// The watch first (when following): nothing the shim does after the
+    /// first look is missed. Blocking.
+    fn open(dir: &Path, watcher: Option<&Watcher>) -> io::Result<(Box<Reader>, Option<Wake>)> {
+        let (mut cursor, wake) = match watcher.and_then(|w| w.follow(dir)) {
+            Some((c, w)) => (Some(c), Some(w)),
+            None => (None, None),
+        };
+        let tail = LogTail::open(dir, cursor.as_mut().map(|c| c as &mut dyn Events))?;
+        let reader = Reader {
+            tail,
+            cursor,
+            buf: vec![0u8; CHUNK],
+            last_newline: true,
+        };
+        Ok((Box::new(reader), wake))
+    }
+
+    /// Opens the generations created since the last look. Blocking.
+    fn refresh(&mut self) {
+        let _ = self
+            .tail
+            .refresh(self.cursor.as_mut().map(|c| c as &mut dyn Events));
+    }
+
+    /// The next bytes to send (data or a gap marker), `None` when there is
+    /// nothing now. Blocking.
+    fn next(&mut self) -> Option<Bytes> {
+        self.refresh();
+        match self.tail.read(&mut self.buf) {
+            Ok(Chunk::Data(n)) => {
+                self.last_newline = self.buf[n - 1] == b'\n';
+                Some(Bytes::copy_from_slice(&self.buf[..n]))
+            }
+            Ok(Chunk::Gap(n)) => {
+                let mut line = if self.last_newline { "" } else { "\n" }.to_string();
+                line.push_str(&gap_marker(n));
+                self.last_newline = true;
+                Some(Bytes::from(line))
+            }
+            Ok(Chunk::Idle) | Err(_) => None,
+        }
+    }
+}
+
+/// Runs `step` on `r` on the blocking pool; gives `r` back with the result
+/// (`None` if the pool is shutting down).
+async fn blocking<R: Send + 'static>(
+    mut r: Box<Reader>,
+    step: fn(&mut Reader) -> R,
+) -> Option<(Box<Reader>, R)> {
+    tokio::task::spawn_blocking(move || {
+        let out = step(&mut r);
+        (r, out)
+    })
+    .await
+    .ok()
+}
+
 /// Sends everything readable now, keeping up with rotations while the client
 /// is slow to take it. `Err` when the client is gone.
 async fn pump(
-    tail: &mut LogTail,
-    watch: Option<&Watch>,
+    mut r: Box<Reader>,
+    wake: &mut Option<Wake>,
     tx: &mpsc::Sender<Bytes>,
-    buf: &mut [u8],
-    last_newline: &mut bool,
-) -> Result<(), ()> {
-    let inotify = watch.map(Watch::inotify);
+) -> Result<Box<Reader>, ()> {
     loop {
-        let _ = tail.refresh(inotify);
-        let bytes = match tail.read(buf) {
-            Ok(Chunk::Data(n)) => {
-                *last_newline = buf[n - 1] == b'\n';
-                Bytes::copy_from_slice(&buf[..n])
-            }
-            Ok(Chunk::Gap(n)) => {
-                let mut line = if *last_newline { "" } else { "\n" }.to_string();
-                line.push_str(&gap_marker(n));
-                *last_newline = true;
-                Bytes::from(line)
-            }
-            Ok(Chunk::Idle) | Err(_) => return Ok(()),
+        let (back, bytes) = blocking(r, Reader::next).await.ok_or(())?;
+        r = back;
+        let Some(bytes) = bytes else {
+            return Ok(r);
         };
         // While the client is slow, new generations are still opened.
         let permit = loop {
-            match watch {
+            match wake {
                 Some(w) => tokio::select! {
                     p = tx.reserve() => break p.map_err(|_| ())?,
-                    _ = w.wait(|i| { let _ = tail.refresh(Some(i)); }) => {}
+                    _ = w.changed() => {
+                        r = blocking(r, Reader::refresh).await.ok_or(())?.0;
+                    }
                 },
                 None => break tx.reserve().await.map_err(|_| ())?,
             }
@@ -97,36 +159,33 @@ async fn pump(
     }
 }
 
-pub async fn response(c: Arc<Container>, follow: bool) -> Response<Body> {
+/// The response for `c`'s log; `watcher` is the daemon's log watcher.
+pub async fn response(c: Arc<Container>, follow: bool, watcher: Watcher) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
-        // The watch first: nothing the shim does after the first look is missed.
-        let watch = if follow {
-            logtail::watch(&c.dir).and_then(Watch::register)
-        } else {
-            None
-        };
-        let Ok(mut tail) = LogTail::open(&c.dir, watch.as_ref().map(Watch::inotify)) else {
+        let dir = c.dir.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || Reader::open(&dir, follow.then_some(&watcher)))
+                .await;
+        let Ok(Ok((mut r, mut wake))) = opened else {
             return;
         };
-        let mut buf = vec![0u8; CHUNK];
-        let mut last_newline = true;
         loop {
-            if pump(&mut tail, watch.as_ref(), &tx, &mut buf, &mut last_newline)
-                .await
-                .is_err()
-                || !follow
-            {
+            r = match pump(r, &mut wake, &tx).await {
+                Ok(r) => r,
+                Err(()) => break,
+            };
+            if !follow {
                 break;
             }
             if writer_done(&c) {
                 // Whatever came between the last look and the end.
-                let _ = pump(&mut tail, watch.as_ref(), &tx, &mut buf, &mut last_newline).await;
+                let _ = pump(r, &mut wake, &tx).await;
                 break;
             }
-            match &watch {
+            match &mut wake {
                 Some(w) => tokio::select! {
-                    _ = w.wait(|i| { let _ = tail.refresh(Some(i)); }) => {}
+                    _ = w.changed() => {}
                     _ = tokio::time::sleep(POLL) => {}
                     _ = tx.closed() => break,
                 },

@@ -4,7 +4,7 @@
 pub mod conn;
 pub mod error;
 pub mod logs;
-mod logwatch;
+pub mod logwatch;
 
 pub use conn::Limits;
 
@@ -36,16 +36,31 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let handler = move |req| handle(reg.clone(), limits.body_timeout, req);
-    conn::serve(listener, limits, handler, shutdown).await
+    // The daemon's one inotify instance, for every log follower.
+    let watcher = logwatch::Watcher::start();
+    let handler = move |req| handle(reg.clone(), watcher.clone(), limits.body_timeout, req);
+    conn::serve(listener, limits, is_long_poll, handler, shutdown).await
+}
+
+/// The requests that stay in flight while a container runs: `wait` and
+/// `logs?follow` (held to [`Limits::long_poll_cap`], see [`conn`]).
+fn is_long_poll(req: &Request<Incoming>) -> bool {
+    let path = req.uri().path().trim_end_matches('/');
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    match (req.method(), parts.as_slice()) {
+        (&Method::POST, ["v1", "containers", _, "wait"]) => true,
+        (&Method::GET, ["v1", "containers", _, "logs"]) => flag(&query(req), "follow"),
+        _ => false,
+    }
 }
 
 async fn handle(
     reg: Arc<Registry>,
+    watcher: logwatch::Watcher,
     body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    match route(reg, body_timeout, req).await {
+    match route(reg, watcher, body_timeout, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -119,6 +134,7 @@ async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, E
 
 async fn route(
     reg: Arc<Registry>,
+    watcher: logwatch::Watcher,
     body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
@@ -187,7 +203,7 @@ async fn route(
         }
         (Method::GET, ["v1", "containers", id, "logs"]) => {
             let c = reg.get(id)?;
-            Ok(logs::response(c, flag(&q, "follow")).await)
+            Ok(logs::response(c, flag(&q, "follow"), watcher).await)
         }
         _ => Ok(json(
             StatusCode::NOT_FOUND,
