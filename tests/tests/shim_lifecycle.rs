@@ -184,7 +184,9 @@ fn create_start_kill_and_status() {
     let before = cpu(shim);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let used = cpu(shim) - before;
-    assert!(used <= 3, "the idle shim used {used} clock ticks in 1.5 s");
+    // A spin burns ~150 ticks; the one-off idle page release after 1 s costs
+    // a few under emulation (the VM test runs under TCG).
+    assert!(used <= 15, "the idle shim used {used} clock ticks in 1.5 s");
 
     c.ctl_ok("kill", &["KILL"]);
     let st = c.wait_status("stopped", |s| s["state"] == "stopped");
