@@ -6,6 +6,7 @@
 //! - [`bundle::write`]: write an OCI `config.json`.
 //! - [`TestCgroup`]: a cgroup below the test's own, in every hierarchy, cleaned up on drop.
 //! - [`run_cmd`] / [`wait_until`]: commands with a time limit, polling.
+//! - [`skip`]: the one way a test that cannot run here says so (fails under `CI=true`).
 #![deny(unsafe_code)]
 
 pub mod bins;
@@ -16,6 +17,7 @@ mod error;
 pub mod mountinfo;
 pub mod procs;
 pub mod rootfs;
+pub mod skip;
 #[allow(unsafe_code)]
 mod sys;
 mod tempdir;
