@@ -161,6 +161,7 @@ pub async fn spawn(
     };
     match outcome {
         Ok((shim_pid, init_pid)) => {
+            tracing::debug!(shim_pid, init_pid, log = %log.display(), "shim created the container");
             let shim = procfs::proc_id(shim_pid).unwrap_or(ProcId {
                 pid: shim_pid,
                 start_time: 0,
