@@ -11,6 +11,10 @@ fi
 bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Licenses, duplicate versions (warnings), sources (deny.toml). Advisories are
+# not checked here: the RustSec database is on GitHub, out of this machine's
+# reach (docs/architecture.md, "Dependencies").
+cargo deny --offline check --hide-inclusion-graph licenses bans sources
 # A test that cannot run here (not root, no static busybox, a missing tool)
 # prints one "SKIPPED: <test>: <reason>" line and passes; under CI=true it
 # fails instead (tests/src/skip.rs). Count the skips so none goes unseen.
