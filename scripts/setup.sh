@@ -23,4 +23,11 @@ for c in rustfmt clippy; do
     rustup component list --installed | grep -q "^$c" || rustup component add "$c"
 done
 
+# cargo-deny (licenses, duplicate versions, sources: scripts/test.sh) from
+# crates.io; building it takes a few minutes, so only when it is missing.
+if ! cargo deny --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-deny (builds from crates.io, a few minutes)"
+    cargo install --locked cargo-deny@0.20.2
+fi
+
 bash scripts/build-static.sh

@@ -11,7 +11,23 @@ fi
 bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+# Licenses, duplicate versions (warnings), sources (deny.toml). Advisories are
+# not checked here: the RustSec database is on GitHub, out of this machine's
+# reach (docs/architecture.md, "Dependencies").
+cargo deny --offline check --hide-inclusion-graph licenses bans sources
+# A test that cannot run here (not root, no static busybox, a missing tool)
+# prints one "SKIPPED: <test>: <reason>" line and passes; under CI=true it
+# fails instead (tests/src/skip.rs). Count the skips so none goes unseen.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+skips=$(grep -o 'SKIPPED: .*' "$log" || true)
+if [ -n "$skips" ]; then
+    echo "test: $(printf '%s\n' "$skips" | wc -l) skipped (with CI=true each would fail):" >&2
+    printf '%s\n' "$skips" | sed 's/^/  /' >&2
+else
+    echo "test: nothing skipped" >&2
+fi
 # The same end-to-end tests again in a VM with the production layout: pure
 # cgroup v2, shared mounts (docs/vm-test.md; ~3.5 min on a fresh machine).
 # ZCTR_SKIP_VM=1 leaves it out, e.g. for a quick local run.

@@ -82,11 +82,13 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     }
     let listener = UnixListener::bind(&opts.socket).map_err(sock_err)?;
     fs::set_permissions(&opts.socket, fs::Permissions::from_mode(0o600)).map_err(sock_err)?;
-    crate::say!(
-        "zctr: serving on {} (root {}, cgroups {:?}, nofile {nofile}, {limits:?})",
-        opts.socket.display(),
-        opts.root.display(),
-        reg.cgroups().layout()
+    tracing::info!(
+        socket = %opts.socket.display(),
+        root = %opts.root.display(),
+        cgroups = ?reg.cgroups().layout(),
+        nofile,
+        limits = ?limits,
+        "serving"
     );
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
@@ -99,6 +101,6 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     };
     api::serve(listener, reg, limits, shutdown).await;
     let _ = fs::remove_file(&opts.socket);
-    crate::say!("zctr: stopped; containers keep running");
+    tracing::info!("stopped; containers keep running");
     Ok(())
 }

@@ -11,6 +11,7 @@ mod create_args;
 mod daemon;
 mod error;
 mod lifecycle;
+mod logging;
 mod logtail;
 mod model;
 mod nofile;
@@ -76,6 +77,14 @@ enum Top {
         #[arg(long, env = "ZCTR_MAX_CONNECTIONS", default_value = "512",
               value_parser = clap::value_parser!(u32).range(1..))]
         max_connections: u32,
+        /// How diagnostics are written to stderr: human text or one JSON
+        /// object per line.
+        #[arg(long, env = "ZCTR_LOG_FORMAT", value_enum, default_value = "text")]
+        log_format: logging::Format,
+        /// Which diagnostics are written: a level (error, warn, info, debug,
+        /// trace, off) or `target=level` directives, e.g. `info,zctr::api=debug`.
+        #[arg(long, env = "ZCTR_LOG", default_value = "info")]
+        log_level: logging::Filter,
     },
     #[command(flatten)]
     Client(Box<cli::Command>),
@@ -94,7 +103,10 @@ fn main() -> anyhow::Result<()> {
             header_timeout,
             body_timeout,
             max_connections,
+            log_format,
+            log_level,
         } => {
+            logging::init(log_format, log_level).map_err(anyhow::Error::msg)?;
             let shim = match shim {
                 Some(s) => s,
                 None => std::env::current_exe()?

@@ -66,7 +66,7 @@ pub fn container_processes(id: &str, pids: &[i32], init: Option<i32>) -> Vec<Pro
     let passwd = root_pid.and_then(|p| match container_passwd(p) {
         Ok(text) => Some(text),
         Err(e) => {
-            crate::say!("zctr: ps {id}: user names not shown: {e}");
+            tracing::warn!(container = %id, error = %e, "ps: user names not shown");
             None
         }
     });

@@ -1,13 +1,14 @@
-//! The daemon's diagnostics on its stderr. `eprintln!` panics when stderr
-//! cannot be written (a full disk under a log file, a closed pipe), and the
-//! release build aborts on panic: the daemon would die of a write error,
-//! taking every API client with it. `say!` writes the line and ignores errors.
+//! `say!`, the daemon's old one-line diagnostic, now a `tracing` warning
+//! (see [`crate::logging`]: never panics on an unwritable stderr). Kept for
+//! the call sites in registry.rs and container.rs until they are rewritten as
+//! tracing events with fields; new code uses `tracing` directly.
 
-/// `say!("fmt", args...)`: one line on stderr; a line that cannot be written is lost.
+/// `say!("zctr: fmt", args...)`: a `warn` event; the old `zctr: ` prefix of
+/// the text is dropped (every event already names its target).
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let text = format!($($arg)*);
+        tracing::warn!("{}", text.strip_prefix("zctr: ").unwrap_or(&text));
     }};
 }

@@ -236,6 +236,7 @@ async fn spawn_with(
     };
     match outcome {
         Ok(init_pid) => {
+            tracing::debug!(init_pid, shim = ?hello, log = %log.display(), "shim created the container");
             let shim = hello.unwrap_or(ProcId {
                 pid: 0,
                 start_time: 0,

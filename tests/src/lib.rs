@@ -7,6 +7,7 @@
 //! - [`TestCgroup`]: a cgroup below the test's own, in every hierarchy, cleaned up on drop.
 //! - [`run_cmd`] / [`wait_until`]: commands with a time limit, polling.
 //! - [`seccomp_agent`]: a seccomp agent for `SCMP_ACT_NOTIFY` tests.
+//! - [`skip`]: the one way a test that cannot run here says so (fails under `CI=true`).
 #![deny(unsafe_code)]
 
 pub mod bins;
@@ -19,6 +20,7 @@ pub mod procs;
 pub mod rootfs;
 #[allow(unsafe_code)]
 pub mod seccomp_agent;
+pub mod skip;
 #[allow(unsafe_code)]
 mod sys;
 mod tempdir;

@@ -1,30 +1,20 @@
 //! Host-side tests of the zctr_tests helpers (no containers). Need root for
-//! cgroups and mounts; skipped (with a message) otherwise.
+//! cgroups and mounts; skipped otherwise ([`zctr_tests::skip`]: a failure under
+//! `CI=true`).
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use zctr_tests::{bins, bundle, run_cmd, wait_until, Error, Rootfs, TempDir, TestCgroup};
+use zctr_tests::{bins, bundle, run_cmd, skip, wait_until, Error, Rootfs, TempDir, TestCgroup};
 
-fn root_or_skip(name: &str) -> bool {
-    if zctr_tests::is_root() {
-        true
-    } else {
-        eprintln!("skipping {name}: needs root");
-        false
-    }
+fn root_or_skip(_name: &str) -> bool {
+    skip::need_root()
 }
 
-fn probe_or_skip(name: &str) -> Option<std::path::PathBuf> {
-    match bins::find("zctr-probe") {
-        Ok(p) => Some(p),
-        Err(e) => {
-            // The e2e suite panics here through bins::probe(); this unit-ish test
-            // only skips so that `cargo test` works before a static build.
-            eprintln!("skipping {name}: {e}");
-            None
-        }
-    }
+fn probe_or_skip(_name: &str) -> Option<std::path::PathBuf> {
+    // The e2e suite panics here through bins::probe(); these helper tests only
+    // skip (locally) so that `cargo test` works before a static build.
+    skip::or_skip(bins::find("zctr-probe"))
 }
 
 #[test]
@@ -33,7 +23,8 @@ fn tempdir_removes_itself_and_its_mounts() {
     let path = dir.path().to_path_buf();
     std::fs::create_dir_all(dir.join("a/b")).unwrap();
     std::fs::write(dir.join("a/b/f"), "x").unwrap();
-    if zctr_tests::is_root() {
+    // The mount part needs root; the rest runs anyway.
+    if skip::need_root() {
         let mnt = dir.join("a/mnt");
         std::fs::create_dir(&mnt).unwrap();
         let out = run_cmd(
@@ -135,6 +126,9 @@ fn bin_dir_points_at_musl_release() {
 
 #[test]
 fn rootfs_layout_and_probe_runs() {
+    if !root_or_skip("rootfs_layout_and_probe_runs") {
+        return;
+    }
     let Some(probe) = probe_or_skip("rootfs_layout_and_probe_runs") else {
         return;
     };
@@ -220,6 +214,10 @@ fn rootfs_layout_and_probe_runs() {
 
 #[test]
 fn rootfs_refuses_escapes_and_plants_symlinks() {
+    // The rootfs helpers chown its home directory.
+    if !root_or_skip("rootfs_refuses_escapes_and_plants_symlinks") {
+        return;
+    }
     let dir = TempDir::new("zctr-helpers-rootfs-sym").unwrap();
     // No probe needed for the path rules: use any small file as the "probe".
     let rootfs = Rootfs::with_probe(dir.join("rootfs"), Path::new("/bin/sh")).unwrap();
@@ -256,7 +254,7 @@ fn rootfs_refuses_escapes_and_plants_symlinks() {
             }
             assert!(bins::is_static_elf(&rootfs.path().join("bin/busybox")).unwrap());
         }
-        Err(Error::BusyboxUnavailable(why)) => eprintln!("busybox part skipped: {why}"),
+        Err(Error::BusyboxUnavailable(why)) => skip::skip(format!("busybox part: {why}")),
         Err(e) => panic!("{e}"),
     }
 }
@@ -344,9 +342,9 @@ fn probe_forkbomb_hits_pids_limit_in_test_cgroup() {
     };
     let cg = TestCgroup::new().unwrap();
     if cg.v1_dir("pids").is_none() && !cg.enable_v2("pids") {
-        eprintln!(
-            "skipping: no v1 pids hierarchy, and pids cannot be enabled on cgroup2 here \
-             (the test's own cgroup holds processes)"
+        skip::skip(
+            "no v1 pids hierarchy, and pids cannot be enabled on cgroup2 here \
+             (the test's own cgroup holds processes)",
         );
         return;
     }

@@ -18,10 +18,6 @@ use zctr_tests::wait_until;
 
 const GAP_MARKER: &str = "--- zctr: output lost";
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// The daemon harness with busybox in the rootfs; `None` (skip) when that
 /// cannot be, a failure under CI.
 fn env_with_busybox(state_kib: Option<u32>) -> Option<Env> {
@@ -29,15 +25,8 @@ fn env_with_busybox(state_kib: Option<u32>) -> Option<Env> {
         Some(kib) => Env::with_small_state_disk(kib),
         None => Env::new(),
     };
-    let Some(env) = env else {
-        assert!(!ci(), "CI=true: this test needs root");
-        return None;
-    };
-    if let Err(e) = env.rootfs.with_busybox() {
-        assert!(!ci(), "CI=true: this test needs a static busybox: {e}");
-        eprintln!("skipped: {e}");
-        return None;
-    }
+    let env = env?;
+    zctr_tests::skip::or_skip(env.rootfs.with_busybox())?;
     Some(env)
 }
 

@@ -6,7 +6,7 @@
 //! lower layer, the writes land in `<state-dir>/rootfs-overlay/upper` (mode
 //! 0700 directory), removed with the container. Run as root after
 //! `scripts/build-static.sh`. Without root or a static busybox the tests skip,
-//! except under `CI=true`, where they fail.
+//! except under `CI=true`, where they fail ([`zctr_tests::skip`]).
 
 mod shim_support;
 mod support;
@@ -20,27 +20,10 @@ use std::time::{Duration, Instant};
 use support::{Env, T};
 use zctr_tests::run_cmd;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips (or fails under CI) when `why` is set.
-fn cannot_run(why: &str) {
-    assert!(!ci(), "cannot run under CI: {why}");
-    eprintln!("skipped: {why}");
-}
-
 /// A daemon harness with busybox in its rootfs, or `None` (skipped).
 fn env_with_busybox() -> Option<Env> {
-    if !zctr_tests::is_root() {
-        cannot_run("needs root");
-        return None;
-    }
     let env = Env::new()?;
-    if let Err(e) = env.rootfs.with_busybox() {
-        cannot_run(&format!("no static busybox: {e}"));
-        return None;
-    }
+    zctr_tests::skip::or_skip(env.rootfs.with_busybox())?;
     Some(env)
 }
 
@@ -276,7 +259,6 @@ fn overlay_mount_on_host(dir: &Path) -> bool {
 #[test]
 fn a_hostile_config_json_fails_fast_with_a_clear_error() {
     if !shim_support::root_or_skip("hostile config.json") {
-        assert!(!ci(), "cannot run under CI: needs root");
         return;
     }
     type Make = fn(&Path);

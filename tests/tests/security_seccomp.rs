@@ -460,7 +460,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// process that exits at once, 50 times each. Prints the medians; run with
 /// `cargo test -p zctr-tests --test security_seccomp -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "a measurement, not a check: run by hand with --ignored --nocapture"]
 fn measure_filter_start_latency() {
     if !root_or_skip("seccomp latency") {
         return;

@@ -44,7 +44,7 @@ fn busybox_sh_exit_7() {
     match c.rootfs.with_busybox() {
         Ok(()) => {}
         Err(Error::BusyboxUnavailable(why)) => {
-            eprintln!("skipping busybox_sh_exit_7: {why}");
+            zctr_tests::skip::skip(why);
             return;
         }
         Err(e) => panic!("{e}"),

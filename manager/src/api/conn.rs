@@ -284,12 +284,14 @@ pub async fn serve<H, F>(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) if out_of_resources(&e) => {
+                    tracing::debug!(error = %e, "accept: out of descriptors; closing an idle connection");
                     tracker.close_one_idle();
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
                 // Per-connection failures (ECONNABORTED, ...): next one.
-                Err(_) => {
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept");
                     tokio::task::yield_now().await;
                     continue;
                 }
@@ -307,6 +309,10 @@ pub async fn serve<H, F>(
                 });
             }
             None => {
+                tracing::debug!(
+                    max = limits.max_connections,
+                    "connection limit reached: busy"
+                );
                 // Best effort, never waits: the socket buffer of a new
                 // connection has room for these few bytes.
                 let _ = stream.try_write(BUSY);

@@ -60,9 +60,24 @@ async fn handle(
     body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
     match route(reg, watcher, body_timeout, req).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+        Ok(r) => {
+            tracing::debug!(%method, path, status = r.status().as_u16(), "request");
+            r
+        }
+        Err(e) => {
+            let r = error_response(&e);
+            let status = r.status().as_u16();
+            // A client's mistake is its own business; a failure of ours is not.
+            if r.status().is_server_error() {
+                tracing::warn!(%method, path, status, error = %e, "request failed");
+            } else {
+                tracing::debug!(%method, path, status, error = %e, "request refused");
+            }
+            r
+        }
     }
 }
 

@@ -1,7 +1,7 @@
-//! The device program on the real kernel (root only; skipped otherwise): a
-//! cgroup2 child of this test process's own cgroup2 cgroup gets a program
-//! that allows only /dev/null, and a shell that moved itself there tries
-//! /dev/null and /dev/zero.
+//! The device program on the real kernel: a cgroup2 child of this test
+//! process's own cgroup2 cgroup gets a program that allows only /dev/null, and
+//! a shell that moved itself there tries /dev/null and /dev/zero. Root only;
+//! skipped otherwise, a failure under `CI=true` (`zctr_tests::skip`).
 
 use super::devices::{self, Insn};
 use super::v2::attach_device_program;
@@ -65,14 +65,17 @@ fn own_cgroup2_dir() -> PathBuf {
     m.mount_point.join(below.trim_start_matches('/'))
 }
 
+/// Root and a cgroup2 hierarchy; otherwise a skip (a failure under `CI=true`).
 fn runnable() -> bool {
-    let ok = nix::unistd::geteuid().is_root()
-        && fs::read_to_string("/proc/self/cgroup")
-            .is_ok_and(|s| s.contains("\n0::") || s.starts_with("0::"));
-    if !ok {
-        eprintln!("skipped: needs root and a cgroup2 hierarchy");
+    if !zctr_tests::skip::need_root() {
+        return false;
     }
-    ok
+    let v2 = fs::read_to_string("/proc/self/cgroup")
+        .is_ok_and(|s| s.contains("\n0::") || s.starts_with("0::"));
+    if !v2 {
+        zctr_tests::skip::skip("no cgroup2 hierarchy");
+    }
+    v2
 }
 
 /// deny a *:* rwm, then allow c 1:3 rwm: /dev/null only.

@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-use zctr_tests::{bins, is_root, run_cmd, wait_until, Rootfs, TempDir, TestCgroup};
+use zctr_tests::{bins, run_cmd, wait_until, Rootfs, TempDir, TestCgroup};
 
 /// Time limit of one client command.
 pub const T: Duration = Duration::from_secs(60);
@@ -43,7 +43,8 @@ pub struct Env {
 }
 
 impl Env {
-    /// `None` (after a message) when not root: the tests skip.
+    /// `None` when not root: the test skips (fails under `CI=true`, see
+    /// [`zctr_tests::skip`]).
     pub fn new() -> Option<Env> {
         Env::build(None, DaemonSetup::default())
     }
@@ -60,8 +61,7 @@ impl Env {
     }
 
     fn build(state_kib: Option<u32>, setup: DaemonSetup) -> Option<Env> {
-        if !is_root() {
-            eprintln!("skipped: needs root");
+        if !zctr_tests::skip::need_root() {
             return None;
         }
         let tmp = TempDir::new("zctr-mgr").unwrap();
