@@ -17,6 +17,7 @@ mod model;
 mod nofile;
 mod procfs;
 mod registry;
+mod rmtree;
 mod safe_open;
 mod say;
 mod shim_conn;

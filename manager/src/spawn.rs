@@ -120,11 +120,19 @@ impl Shims for OsShims {
 }
 
 /// The argv of `zctr-shim create` for a container. Every container gets a
-/// rootfs overlay in its (0700) state dir: its writes never reach the image
-/// directory, and files its root makes are out of host users' reach
-/// (docs/shim.md, "Writes and the host").
-pub fn shim_command(shim: &Path, bundle: &Path, id: &str, state_dir: &Path) -> Vec<String> {
-    vec![
+/// rootfs overlay: its writes go to a tmpfs of its own, never to the image
+/// directory nor to a host disk, out of host users' reach (docs/shim.md,
+/// "Writes and the host"). `memory_limit`, the container's, is that tmpfs's
+/// size (its pages count against the limit anyway); without one the shim
+/// takes the kernel's default, half the RAM.
+pub fn shim_command(
+    shim: &Path,
+    bundle: &Path,
+    id: &str,
+    state_dir: &Path,
+    memory_limit: Option<u64>,
+) -> Vec<String> {
+    let mut argv = vec![
         shim.display().to_string(),
         "create".into(),
         "--bundle".into(),
@@ -139,7 +147,11 @@ pub fn shim_command(shim: &Path, bundle: &Path, id: &str, state_dir: &Path) -> V
         common::layout::rootfs_overlay_dir(state_dir)
             .display()
             .to_string(),
-    ]
+    ];
+    if let Some(size) = memory_limit {
+        argv.extend(["--rootfs-overlay-size".into(), size.to_string()]);
+    }
+    argv
 }
 
 /// Starts the shim with `argv`, its stdout/stderr appended to `log`, placed into
@@ -396,12 +408,21 @@ mod tests {
             Path::new("/run/zctr/web/bundle"),
             "web",
             Path::new("/run/zctr/web"),
+            Some(64 << 20),
         );
         assert_eq!(
             argv.join(" "),
             "/usr/bin/zctr-shim create --bundle /run/zctr/web/bundle --id web --state-dir /run/zctr/web --control-fd 3 \
-             --rootfs-overlay /run/zctr/web/rootfs-overlay"
+             --rootfs-overlay /run/zctr/web/rootfs-overlay --rootfs-overlay-size 67108864"
         );
+        let argv = shim_command(
+            Path::new("/s"),
+            Path::new("/b"),
+            "p",
+            Path::new("/r/p"),
+            None,
+        );
+        assert!(!argv.iter().any(|a| a == "--rootfs-overlay-size"));
     }
 
     #[tokio::test]

@@ -98,14 +98,17 @@ impl Store {
         }
     }
 
-    /// Removes a container's directory and everything in it; a missing one is fine.
+    /// Removes a container's directory and everything in it; a missing one is
+    /// fine. Without recursion and with a few descriptors whatever the depth
+    /// (`rmtree`): a container-made tree can neither overflow the calling
+    /// thread's stack nor exhaust the daemon's descriptors.
     pub fn remove_dir(&self, id: &str) -> Result<(), StoreError> {
         let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::io(&dir, e)),
-        }
+        let root = File::open(&self.root).map_err(|e| StoreError::io(&self.root, e))?;
+        crate::rmtree::remove_at(&root, std::ffi::OsStr::new(id)).map_err(|e| {
+            let kind = io::Error::from_raw_os_error(e.errno as i32).kind();
+            StoreError::io(&dir, io::Error::new(kind, e.to_string()))
+        })
     }
 
     /// Names of every directory in the root (candidates for recovery), sorted.

@@ -177,13 +177,15 @@ fn prepare_and_monitor(
     })?;
     let host = HostFacts::probe()
         .map_err(|e| SetupError::new("host", e.raw_os_error().unwrap_or(0), e.to_string()))?;
-    let plan = plan::build(&spec, &a.bundle, &host, a.rootfs_overlay.as_deref()).map_err(|e| {
-        SetupError::new(
-            "config",
-            libc::EINVAL,
-            format!("{}: {e}", config_path.display()),
-        )
-    })?;
+    let mut plan =
+        plan::build(&spec, &a.bundle, &host, a.rootfs_overlay.as_deref()).map_err(|e| {
+            SetupError::new(
+                "config",
+                libc::EINVAL,
+                format!("{}: {e}", config_path.display()),
+            )
+        })?;
+    plan.rootfs_overlay_size = a.rootfs_overlay_size;
     let signals =
         signals::signal_fd().map_err(|e| SetupError::new("signals", e as i32, e.desc()))?;
 

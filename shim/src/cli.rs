@@ -7,16 +7,21 @@ zctr-shim: the per-container shim of zctr.
 
 USAGE:
   zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES]
-                   [--rootfs-overlay DIR] [--debug]
+                   [--rootfs-overlay DIR [--rootfs-overlay-size BYTES]] [--debug]
       Create the container described by DIR/config.json up to just before exec,
       then stay as its subreaper in the background. Status frames go to the
       control fd (a stream socket) and to STATE-DIR/shim.sock; the container's
       stdout and stderr go to STATE-DIR/container.log (rotated past --log-max,
       default 1 MiB), the shim's own messages to STATE-DIR/shim.log.
       --rootfs-overlay DIR: the container's root is an overlay on root.path;
-      every write goes to DIR/upper (DIR is made mode 0700), root.path is only
-      read and, in a user namespace, idmapped. Without it, writes go to
-      root.path itself, which is then never idmapped.
+      every write goes to a tmpfs of the container's own (mounted nowhere on
+      the host, gone with the container's last process; DIR, made mode 0700,
+      holds only its empty mount points), root.path is only read and, in a
+      user namespace, idmapped. Without it, writes go to root.path itself,
+      which is then never idmapped.
+      --rootfs-overlay-size BYTES: the size of that tmpfs (at least 1 MiB;
+      default: the kernel's, half the RAM). Its pages count against the
+      container's memory limit.
   zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--rootfs-overlay DIR] [--debug]
       Debug one container by hand: create and start it in the foreground with
       stdio attached, print every setup step with --debug, and exit with the
@@ -50,8 +55,10 @@ pub struct CreateArgs {
     pub state_dir: Option<PathBuf>,
     pub control_fd: Option<i32>,
     pub log_max: u64,
-    /// Where the rootfs overlay's upper and work dirs go (made 0700).
+    /// The rootfs overlay's directory (made 0700; mount points only).
     pub rootfs_overlay: Option<PathBuf>,
+    /// The size in bytes of the tmpfs holding the overlay's upper dir.
+    pub rootfs_overlay_size: Option<u64>,
     pub debug: bool,
 }
 
@@ -106,6 +113,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
             "--rootfs-overlay" => {
                 c.rootfs_overlay = Some(PathBuf::from(value(&mut it, "--rootfs-overlay")?))
             }
+            "--rootfs-overlay-size" => {
+                let v = value(&mut it, "--rootfs-overlay-size")?;
+                let min = crate::setup::overlay::MIN_SIZE;
+                c.rootfs_overlay_size =
+                    Some(v.parse().ok().filter(|&n: &u64| n >= min).ok_or_else(|| {
+                        usage(format!(
+                            "--rootfs-overlay-size: {v:?} is not a size of at least {min} bytes"
+                        ))
+                    })?);
+            }
             "--debug" => c.debug = true,
             "-h" | "--help" => return Ok(Command::Help),
             a if a.starts_with('-') && a.len() > 1 && a.parse::<i32>().is_err() => {
@@ -125,6 +142,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                 return Err(usage(format!("unexpected argument {p:?}")));
             }
             c.bundle = bundle.ok_or_else(|| usage(format!("{cmd} needs --bundle")))?;
+            if c.rootfs_overlay_size.is_some() && c.rootfs_overlay.is_none() {
+                return Err(usage("--rootfs-overlay-size needs --rootfs-overlay"));
+            }
             if cmd == "create" {
                 if c.id.is_none() {
                     return Err(usage("create needs --id"));
@@ -174,6 +194,13 @@ mod tests {
         };
         assert_eq!(c.bundle, PathBuf::from("/b"));
         assert_eq!(c.rootfs_overlay, Some(PathBuf::from("/s/o")));
+        assert_eq!(c.rootfs_overlay_size, None);
+        let Command::Run(r) =
+            p("run --bundle /b --rootfs-overlay /o --rootfs-overlay-size 1048576").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.rootfs_overlay_size, Some(1 << 20));
         assert_eq!(c.control_fd, Some(3));
         assert!(c.debug);
         assert!(matches!(p("run --bundle /b").unwrap(), Command::Run(_)));
@@ -211,6 +238,18 @@ mod tests {
                 "control-fd",
             ),
             ("bogus", "unknown command"),
+            (
+                "run --bundle /b --rootfs-overlay /o --rootfs-overlay-size 4096",
+                "at least 1048576 bytes",
+            ),
+            (
+                "run --bundle /b --rootfs-overlay /o --rootfs-overlay-size 1M",
+                "not a size",
+            ),
+            (
+                "run --bundle /b --rootfs-overlay-size 1048576",
+                "needs --rootfs-overlay",
+            ),
         ] {
             let e = p(args).unwrap_err();
             assert!(e.to_string().contains(needle), "{args}: {e}");

@@ -3,10 +3,15 @@
 //! shim reads a client-named config.json safely (issue 8, break 2, shim side).
 //!
 //! Every container's root is an overlay: the image directory is its read-only
-//! lower layer, the writes land in `<state-dir>/rootfs-overlay/upper` (mode
-//! 0700 directory), removed with the container. Run as root after
-//! `scripts/build-static.sh`. Without root or a static busybox the tests skip,
-//! except under `CI=true`, where they fail ([`zctr_tests::skip`]).
+//! lower layer, the writes land on a tmpfs of the container's own that is
+//! mounted nowhere on the host (the shim mounts it in a private mount
+//! namespace that dies at once), sized by the container's memory limit and
+//! gone with the container's mount namespace; `<state-dir>/rootfs-overlay`
+//! holds only empty mount points. So a container can neither fill the host's
+//! state disk nor leave there a tree the daemon has to remove (review items
+//! 1.1 and 1.2). Run as root after `scripts/build-static.sh`. Without root or
+//! a static busybox the tests skip, except under `CI=true`, where they fail
+//! ([`zctr_tests::skip`]).
 
 mod shim_support;
 mod support;
@@ -22,7 +27,12 @@ use zctr_tests::run_cmd;
 
 /// A daemon harness with busybox in its rootfs, or `None` (skipped).
 fn env_with_busybox() -> Option<Env> {
-    let env = Env::new()?;
+    busybox_in(Env::new)
+}
+
+/// `make()` (a daemon harness) with busybox in its rootfs, or `None`.
+fn busybox_in(make: impl FnOnce() -> Option<Env>) -> Option<Env> {
+    let env = make()?;
     zctr_tests::skip::or_skip(env.rootfs.with_busybox())?;
     Some(env)
 }
@@ -67,6 +77,38 @@ fn euid_as_nobody(path: &Path) -> Option<u64> {
     r["uid"]["effective"].as_u64()
 }
 
+/// The host pid of container `id`'s init.
+fn init_pid(env: &Env, id: &str) -> i64 {
+    env.inspect(id)["init"]["pid"].as_i64().unwrap()
+}
+
+/// Free bytes on the filesystem holding `path` (`stat -f`).
+fn free_bytes(path: &Path) -> u64 {
+    let out = run_cmd(
+        Command::new("stat").args(["-f", "-c", "%f %S"]).arg(path),
+        T,
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    v[0] * v[1]
+}
+
+/// The container's status once it is no longer running (within `timeout`).
+fn wait_stopped(env: &Env, id: &str, timeout: Duration) -> Value {
+    let mut last = Value::Null;
+    let done = zctr_tests::wait_until(timeout, || {
+        last = env.inspect(id);
+        last["status"] != "running"
+    });
+    assert!(done, "{id} still running after {timeout:?}: {last}");
+    last
+}
+
 fn overlay_dir(env: &Env, id: &str) -> PathBuf {
     common::layout::rootfs_overlay_dir(&env.root.join(id))
 }
@@ -98,26 +140,23 @@ fn a_container_cannot_plant_a_setuid_root_file_on_the_host() {
     std::fs::remove_file(&control).unwrap();
 
     let before = snapshot(env.rootfs.path());
+    let state_before = snapshot(&env.root);
     // A new setuid file, a setuid copy-up of an image binary, and both
-    // chowned to the container's root.
+    // chowned to the container's root. The container stays up: its writes
+    // live as long as its mount namespace.
     let script = "set -e; b=/bin/busybox; \
         $b cp /bin/zctr-probe /planted; $b chown 0:0 /planted; $b chmod 4755 /planted; \
         $b chown 0:0 /bin/zctr-probe; $b chmod 4755 /bin/zctr-probe; \
         $b mkdir -p /usr/local/bin; $b cp /planted /usr/local/bin/planted; \
-        $b chmod 6755 /usr/local/bin/planted; $b ls -ln /planted";
+        $b chmod 6755 /usr/local/bin/planted; $b ls -ln /planted; exec $b sleep 1000";
     run_unprivileged(&env, "plant", script);
-    assert_eq!(
-        env.zctr(&["wait", "plant"]).trim(),
-        "0",
-        "{}",
-        env.logs("plant")
-    );
     // Inside, the container did see its setuid file.
     assert!(
-        env.logs("plant").contains("-rwsr-xr-x"),
+        zctr_tests::wait_until(T, || env.logs("plant").contains("-rwsr-xr-x")),
         "{}",
         env.logs("plant")
     );
+    let pid = init_pid(&env, "plant");
 
     // The image directory is exactly as it was.
     assert_eq!(
@@ -126,10 +165,10 @@ fn a_container_cannot_plant_a_setuid_root_file_on_the_host() {
         "the image directory changed"
     );
 
-    // Wherever the files are on the host, none runs as root for a host user:
-    // not in the image directory (where the old code left them, setuid host
-    // root), and the upper dir is out of reach altogether.
-    let upper = overlay_dir(&env, "plant").join("upper");
+    // Wherever the files are, none runs as root for a host user: not in the
+    // image directory (where the old code left them, setuid host root), not
+    // through the container's root as seen from the host (out of reach).
+    let inside = PathBuf::from(format!("/proc/{pid}/root"));
     for rel in ["planted", "bin/zctr-probe", "usr/local/bin/planted"] {
         let in_image = env.rootfs.path().join(rel);
         if in_image.exists() {
@@ -141,33 +180,48 @@ fn a_container_cannot_plant_a_setuid_root_file_on_the_host() {
                 in_image.display()
             );
         }
-        let in_upper = upper.join(rel);
-        assert!(in_upper.exists(), "{} not written", in_upper.display());
+        let through_proc = inside.join(rel);
+        assert!(
+            through_proc.exists(),
+            "{} not written",
+            through_proc.display()
+        );
         assert_eq!(
-            euid_as_nobody(&in_upper),
+            euid_as_nobody(&through_proc),
             None,
             "{} can be run by uid 65534",
-            in_upper.display()
+            through_proc.display()
         );
     }
-    // The writes are in the upper dir, owned by the container's unprivileged
-    // host ids, below a directory only root can enter.
-    let planted = std::fs::metadata(upper.join("planted")).unwrap();
+    // The writes are owned by the container's unprivileged host ids.
+    let planted = std::fs::metadata(inside.join("planted")).unwrap();
     assert_ne!(planted.uid(), 0, "planted file owned by host root");
     assert_ne!(planted.gid(), 0, "planted file owned by host group root");
     assert_eq!(planted.mode() & 0o7777, 0o4755);
-    let dir = std::fs::metadata(overlay_dir(&env, "plant")).unwrap();
+
+    // Nothing of them is on the host's disks: below the state root only the
+    // container's own records, logs and bundle appeared, and its overlay
+    // directory (root-only) holds nothing but two empty mount points.
+    let ovl = overlay_dir(&env, "plant");
+    let dir = std::fs::metadata(&ovl).unwrap();
     assert_eq!((dir.uid(), dir.mode() & 0o777), (0, 0o700));
-    for entry in snapshot(&upper).keys() {
-        let m = std::fs::symlink_metadata(upper.join(entry)).unwrap();
-        assert_ne!(
-            m.uid(),
-            0,
-            "{} in the upper dir is owned by host root",
+    assert_eq!(
+        snapshot(&ovl).keys().cloned().collect::<Vec<_>>(),
+        [PathBuf::from("lower"), PathBuf::from("tmp")],
+        "the overlay dir on the host holds more than its mount points"
+    );
+    for entry in snapshot(&env.root).keys() {
+        if state_before.contains_key(entry) {
+            continue;
+        }
+        let name = entry.file_name().unwrap().to_string_lossy();
+        assert!(
+            !["planted", "zctr-probe", "usr", "upper", "work"].contains(&name.as_ref()),
+            "{} on the host's state disk",
             entry.display()
         );
     }
-    env.zctr(&["delete", "plant"]);
+    env.zctr(&["delete", "--force", "plant"]);
 }
 
 #[test]
@@ -226,11 +280,17 @@ fn the_upper_dir_goes_with_the_container_and_nothing_is_mounted_on_the_host() {
         "gone",
         "echo data > /written; exec /bin/busybox sleep 1000",
     );
-    let upper = overlay_dir(&env, "gone").join("upper");
+    let pid = init_pid(&env, "gone");
+    let written = PathBuf::from(format!("/proc/{pid}/root/written"));
     assert!(
-        zctr_tests::wait_until(T, || upper.join("written").is_file()),
-        "the write did not land in {}",
-        upper.display()
+        zctr_tests::wait_until(T, || written.is_file()),
+        "the write did not land in the container's root"
+    );
+    // Not on the host: the overlay dir holds empty mount points only.
+    let ovl = overlay_dir(&env, "gone");
+    assert_eq!(
+        snapshot(&ovl).keys().cloned().collect::<Vec<_>>(),
+        [PathBuf::from("lower"), PathBuf::from("tmp")]
     );
     // Nothing is mounted on the host for the container's root.
     assert_eq!(
@@ -240,12 +300,103 @@ fn the_upper_dir_goes_with_the_container_and_nothing_is_mounted_on_the_host() {
     assert!(!overlay_mount_on_host(&env.root));
     env.zctr(&["delete", "--force", "gone"]);
     assert!(!env.root.join("gone").exists(), "state dir left");
-    assert!(!upper.exists(), "upper dir left");
+    assert!(!ovl.exists(), "overlay dir left");
     assert_eq!(
         zctr_tests::mounts_below(&env.tmp.join("")).unwrap(),
         mounts_before
     );
     assert!(!overlay_mount_on_host(&env.root));
+}
+
+/// Review item 1.2: a container writing more into its root than its limit
+/// allows fails inside (ENOSPC or its memory cgroup's OOM killer), and the
+/// host's state disk (a 2 MiB tmpfs here, as /run is one by default) does not
+/// lose a byte to it. Before, the writes filled the state disk.
+#[test]
+fn a_container_filling_its_root_hits_its_own_limit_not_the_state_disk() {
+    let Some(env) = busybox_in(|| Env::with_small_state_disk(2048)) else {
+        return;
+    };
+    let free_before = free_bytes(&env.root);
+    let rootfs = env.rootfs_arg();
+    let limit = (16u64 << 20).to_string();
+    env.zctr(&support::run_args(
+        "fill",
+        &rootfs,
+        &["--profile", "unprivileged", "--memory", &limit],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "b=/bin/busybox; $b df -k / | $b tail -n 1; $b dd if=/dev/zero of=/big bs=65536 count=320 2>/dev/null; \
+             echo dd=$?; $b ls -ln /big",
+        ],
+    ));
+    let status = wait_stopped(&env, "fill", T);
+    let logs = env.logs("fill");
+    let free_after = free_bytes(&env.root);
+    eprintln!("fill: {logs:?}, exit {}", status["exit"]);
+    // Its root (the overlay shows its upper layer's filesystem) is as big as
+    // its memory limit.
+    let df: Vec<&str> = logs
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(df.get(1), Some(&"16384"), "df -k / inside: {logs}");
+    // 20 MiB did not fit: dd failed (ENOSPC) or something was OOM-killed.
+    let exit = &status["exit"];
+    assert!(
+        !logs.contains("dd=0") || exit["exit_code"] != 0,
+        "20 MiB fitted in a 16 MiB container: {logs} {status}"
+    );
+    // The container's own records and logs only: a few KiB.
+    let used = free_before.saturating_sub(free_after);
+    assert!(
+        used < 256 << 10,
+        "the container's writes took {used} bytes of the state disk ({free_before} free \
+         before, {free_after} after); logs: {logs}"
+    );
+    env.zctr(&["delete", "fill"]);
+    assert!(!env.root.join("fill").exists());
+}
+
+/// A shell script making a `levels` × 1000 deep directory tree below /w:
+/// chains of 1000 made with relative `cd` (no path past PATH_MAX), each
+/// round moving the tree made so far to the bottom of a new chain.
+fn deep_tree_script(levels: u32) -> String {
+    format!(
+        "set -e; b=/bin/busybox; $b mkdir /w; cd /w; n=0; \
+         while [ $n -lt {levels} ]; do \
+           $b mkdir c; cd c; i=1; p=c; \
+           while [ $i -lt 1000 ]; do $b mkdir d; cd d; p=$p/d; i=$((i+1)); done; \
+           cd /w; if [ -d t ]; then $b mv t $p/t; fi; $b mv c t; n=$((n+1)); \
+         done; echo rounds=$n"
+    )
+}
+
+/// Review item 1.1: a container makes a 30,000-deep tree in its root; the
+/// container's delete works and the daemon lives. Before, the tree was in the
+/// state dir and the daemon's recursive removal overflowed its stack.
+#[test]
+fn a_30000_deep_tree_in_the_root_does_not_kill_the_daemon_at_delete() {
+    let Some(env) = env_with_busybox() else {
+        return;
+    };
+    let started = Instant::now();
+    run_unprivileged(&env, "deep", &deep_tree_script(30));
+    let status = wait_stopped(&env, "deep", Duration::from_secs(300));
+    let logs = env.logs("deep");
+    assert_eq!(status["exit"]["exit_code"], 0, "{logs} {status}");
+    assert!(logs.contains("rounds=30"), "{logs}");
+    eprintln!("30,000-deep tree made in {:?}", started.elapsed());
+    let daemon = env.daemon_pid();
+    env.zctr(&["delete", "deep"]);
+    assert!(support::alive(daemon.into()), "the daemon died");
+    assert!(!env.root.join("deep").exists(), "state dir left");
+    // The daemon still answers.
+    env.zctr(&["list"]);
 }
 
 /// Whether the host's mount table holds an overlay naming `dir` in its options.

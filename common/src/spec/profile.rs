@@ -250,6 +250,15 @@ fn device_rule(
     built("linux.resources.devices", b.build())
 }
 
+/// The container's memory limit in bytes: `limits.memory_bytes`, else the
+/// profile's default (none for the privileged profile).
+pub fn memory_limit(profile: Profile, limits: &Limits) -> Option<u64> {
+    match profile {
+        Profile::Unprivileged => Some(limits.memory_bytes.unwrap_or(UNPRIVILEGED_MEMORY)),
+        Profile::Privileged => limits.memory_bytes,
+    }
+}
+
 /// Device cgroup rules, then the profile's default limits overridden by `limits`
 /// (the privileged profile has no default limits).
 pub(super) fn resources(profile: Profile, limits: &Limits) -> Result<LinuxResources, SpecError> {
@@ -262,14 +271,14 @@ pub(super) fn resources(profile: Profile, limits: &Limits) -> Result<LinuxResour
             (
                 devices,
                 Some(limits.cpus.unwrap_or(UNPRIVILEGED_CPUS)),
-                Some(limits.memory_bytes.unwrap_or(UNPRIVILEGED_MEMORY)),
+                memory_limit(profile, limits),
                 Some(limits.pids.unwrap_or(UNPRIVILEGED_PIDS)),
             )
         }
         Profile::Privileged => (
             vec![device_rule(true, LinuxDeviceType::A, None, None)?],
             limits.cpus,
-            limits.memory_bytes,
+            memory_limit(profile, limits),
             limits.pids,
         ),
     };

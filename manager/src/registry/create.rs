@@ -24,6 +24,10 @@ impl Registry {
         let cgroup = container_cgroup(&self.settings.cgroup_parent, &id)?;
         let dir = self.env.store.dir(id.as_str());
         let bundle_dir = common::layout::bundle_dir(&dir);
+        // The tmpfs taking the container's writes to / is as big as its
+        // memory limit (docs/shim.md, "Writes and the host").
+        let overlay_size =
+            common::spec::profile::memory_limit(req.config.profile, &req.config.limits);
         let record = ContainerRecord {
             id: id.clone(),
             config: req.config,
@@ -31,7 +35,13 @@ impl Registry {
             cgroup: cgroup.to_string(),
             state_dir: dir.clone(),
             bundle: bundle_dir.clone(),
-            shim_command: spawn::shim_command(&self.settings.shim, &bundle_dir, id.as_str(), &dir),
+            shim_command: spawn::shim_command(
+                &self.settings.shim,
+                &bundle_dir,
+                id.as_str(),
+                &dir,
+                overlay_size,
+            ),
             shim: None,
             init: None,
             exposed_ports: Vec::new(),

@@ -98,7 +98,7 @@ fn spawn(
     let layers = plan
         .rootfs_overlay
         .as_deref()
-        .map(Layers::prepare)
+        .map(|dir| Layers::prepare(dir, plan.rootfs_overlay_size))
         .transpose()?;
     let cgroup_fd = match cgroup.unified_dir() {
         Some(dir) => Some(

@@ -1,18 +1,21 @@
 //! The rootfs overlay: the container's root is an overlay mount whose lower
 //! layer is the rootfs (a detached clone, idmapped where the plan says so) and
-//! whose upper and work dirs live in a directory the shim makes 0700 (the
-//! manager's is `<state-dir>/rootfs-overlay`). Every file the container
-//! writes lands there, out of reach of host users, and the image directory is
-//! never written (docs/shim.md, "Writes and the host").
+//! whose upper and work dirs live on a tmpfs of the container's own, which is
+//! mounted nowhere on the host. Every file the container writes lands there:
+//! out of reach of host users, off the host's disks, bounded in size, and gone
+//! with the container's mount namespace; the image directory is never written
+//! (docs/shim.md, "Writes and the host").
 //!
-//! Before clone, [`Layers::prepare`] makes the directories. Once the child's
-//! user namespace has its maps and the lower tree its idmap, [`Layers::mount`]
-//! gives the upper root the lower root's owner and mode (the merged root takes
-//! them from the upper one) and builds the overlay. Kernels before 6.15 take
-//! only attached mounts as layers, so the lower tree is attached for the time
-//! of the mount in a private mount namespace of the shim's own, left at once;
-//! the overlay keeps its own clone of each layer. The resulting detached mount
-//! goes to the child with `GO`; nothing is ever mounted in the host's namespace.
+//! Before clone, [`Layers::prepare`] makes `DIR` (0700) with two empty mount
+//! points. Once the child's user namespace has its maps and the lower tree its
+//! idmap, [`Layers::mount`] enters a private mount namespace of the shim's
+//! own, mounts the tmpfs on `DIR/tmp` there, makes `upper` (with the lower
+//! root's owner and mode: the merged root takes them from it) and `work` in
+//! it, attaches the lower tree on `DIR/lower` (kernels before 6.15 take only
+//! attached mounts as layers) and builds the overlay, then leaves the
+//! namespace: it dies with everything mounted in it, while the overlay keeps
+//! its own references to its layers. The resulting detached mount goes to the
+//! child with `GO`; nothing is ever mounted in the host's namespace.
 
 use crate::setup::sys;
 use nix::errno::Errno;
@@ -22,19 +25,45 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use zctr_shim_core::SetupError;
 
-/// The overlay's directories, made and checked.
+/// The overlay's directory, made and checked, and the size of its tmpfs.
 pub struct Layers {
     path: PathBuf,
     /// `path`, open: its identity is checked again where it is reopened.
     dir: OwnedFd,
-    upper: OwnedFd,
+    /// The tmpfs's size in bytes; `None`: the kernel's default (half the RAM).
+    size: Option<u64>,
 }
 
-/// The names below the overlay's directory.
-const UPPER: &std::ffi::CStr = c"upper";
-const WORK: &std::ffi::CStr = c"work";
+/// The names of the mount points below the overlay's directory (host side).
+/// The tmpfs holding the upper and work dirs, while the overlay is made.
+const TMP: &std::ffi::CStr = c"tmp";
 /// An empty directory the lower tree is attached to while the overlay is made.
 const LOWER: &std::ffi::CStr = c"lower";
+/// The names on the tmpfs.
+const UPPER: &std::ffi::CStr = c"upper";
+const WORK: &std::ffi::CStr = c"work";
+
+/// Smallest tmpfs accepted (`--rootfs-overlay-size`): the mount points and
+/// device nodes the shim makes at setup land there too.
+pub const MIN_SIZE: u64 = 1 << 20;
+/// Bytes of tmpfs size per inode allowed: each inode (and its dentry) costs
+/// about 1 KiB of kernel memory not counted in the size, so this bounds that
+/// memory by the size too (a 64 MiB tmpfs takes 65,536 files).
+const BYTES_PER_INODE: u64 = 1024;
+
+/// The tmpfs options for `size` bytes: (key, value) pairs for fsconfig.
+fn tmpfs_options(size: Option<u64>) -> Vec<(&'static std::ffi::CStr, CString)> {
+    let mut v = vec![(c"mode", CString::new("0700").expect("no NUL"))];
+    if let Some(size) = size {
+        let inodes = (size / BYTES_PER_INODE).max(1024);
+        v.push((c"size", CString::new(size.to_string()).expect("no NUL")));
+        v.push((
+            c"nr_inodes",
+            CString::new(inodes.to_string()).expect("no NUL"),
+        ));
+    }
+    v
+}
 
 fn show(p: &Path) -> String {
     p.display().to_string()
@@ -68,10 +97,10 @@ fn subdir(
 }
 
 impl Layers {
-    /// Makes (or reopens, keeping earlier writes) `dir` with mode 0700 and its
-    /// `upper`, `work` and `lower` directories. `dir` must not be a symlink and
-    /// must belong to the shim's user.
-    pub fn prepare(dir: &Path) -> Result<Layers, SetupError> {
+    /// Makes (or reopens) `dir` with mode 0700 and its `tmp` and `lower`
+    /// mount points. `dir` must not be a symlink and must belong to the
+    /// shim's user. `size`: the tmpfs's size in bytes (see [`MIN_SIZE`]).
+    pub fn prepare(dir: &Path, size: Option<u64>) -> Result<Layers, SetupError> {
         let c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
             SetupError::new("rootfs overlay", libc::EINVAL, "path holds a NUL byte")
         })?;
@@ -98,13 +127,12 @@ impl Layers {
         // Whatever made it: only the shim's user may reach what is below.
         sys::fchmod(fd.as_raw_fd(), 0o700)
             .map_err(|e| SetupError::errno("rootfs overlay", &show(dir), e))?;
-        let upper = subdir(&fd, UPPER, 0o755, dir)?;
-        subdir(&fd, WORK, 0o700, dir)?;
+        subdir(&fd, TMP, 0o700, dir)?;
         subdir(&fd, LOWER, 0o700, dir)?;
         Ok(Layers {
-            upper,
             dir: fd,
             path: dir.to_path_buf(),
+            size,
         })
     }
 
@@ -122,10 +150,6 @@ impl Layers {
         // the image root's, as the container sees it (through the idmap).
         let (uid, gid, mode) =
             sys::fstat_owner_mode(lower.as_raw_fd()).map_err(|e| fail("stat lower root", e))?;
-        sys::fchownat_empty(self.upper.as_raw_fd(), uid, gid)
-            .map_err(|e| fail("chown upper root", e))?;
-        sys::fchmod(self.upper.as_raw_fd(), mode & 0o7777)
-            .map_err(|e| fail("chmod upper root", e))?;
         in_private_mount_ns(|| {
             // Layers must be mounts of the current namespace: reopen the
             // directories by path here, checking it is still the same one.
@@ -139,11 +163,37 @@ impl Layers {
                 )
                 .map_err(|e| fail(&name.to_string_lossy(), e))
             };
-            let (upper, work, mountpoint) = (sub(UPPER)?, sub(WORK)?, sub(LOWER)?);
-            sys::move_mount_onto(lower.as_raw_fd(), mountpoint.as_raw_fd())
+            let (tmp_point, lower_point) = (sub(TMP)?, sub(LOWER)?);
+            let tmp = self.tmpfs()?;
+            sys::move_mount_onto(tmp.as_raw_fd(), tmp_point.as_raw_fd())
+                .map_err(|e| fail("attach the tmpfs", e))?;
+            let on_tmp = self.path.join("tmp");
+            let upper = subdir(&tmp, UPPER, 0o700, &on_tmp)?;
+            sys::fchownat_empty(upper.as_raw_fd(), uid, gid)
+                .map_err(|e| fail("chown upper root", e))?;
+            sys::fchmod(upper.as_raw_fd(), mode & 0o7777)
+                .map_err(|e| fail("chmod upper root", e))?;
+            let work = subdir(&tmp, WORK, 0o700, &on_tmp)?;
+            sys::move_mount_onto(lower.as_raw_fd(), lower_point.as_raw_fd())
                 .map_err(|e| fail("attach lower layer", e))?;
             self.make(lower.as_raw_fd(), upper.as_raw_fd(), work.as_raw_fd())
         })
+    }
+
+    /// A new tmpfs (detached), of `self.size`, for the upper and work dirs.
+    /// Mounted by the shim (host root): overlayfs keeps its trusted.*
+    /// xattrs there, which tmpfs supports.
+    fn tmpfs(&self) -> Result<OwnedFd, SetupError> {
+        let fs = sys::fsopen(c"tmpfs")
+            .map_err(|e| SetupError::errno("rootfs overlay", "fsopen tmpfs", e))?;
+        for (key, value) in tmpfs_options(self.size) {
+            sys::fsconfig_set_string(fs.as_raw_fd(), key, &value).map_err(|e| {
+                self.kernel_error(&fs, &format!("tmpfs {}", key.to_string_lossy()), e)
+            })?;
+        }
+        sys::fsconfig_create(fs.as_raw_fd())
+            .map_err(|e| self.kernel_error(&fs, "tmpfs create", e))?;
+        sys::fsmount(fs.as_raw_fd()).map_err(|e| self.kernel_error(&fs, "tmpfs fsmount", e))
     }
 
     /// `path` opened again (in another mount namespace), if it is the very
@@ -228,4 +278,26 @@ fn in_private_mount_ns<T>(f: impl FnOnce() -> Result<T, SetupError>) -> Result<T
         .map_err(|e| ns_err("return to the shim's mount namespace", e))?;
     sys::fchdir(cwd.as_raw_fd()).map_err(|e| ns_err("return to the working directory", e))?;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(size: Option<u64>) -> Vec<(String, String)> {
+        tmpfs_options(size)
+            .into_iter()
+            .map(|(k, v)| (k.to_str().unwrap().into(), v.into_string().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn the_tmpfs_is_private_and_sized_with_an_inode_cap() {
+        assert_eq!(opts(None), [("mode".into(), "0700".into())]);
+        let o = opts(Some(64 << 20));
+        assert_eq!(o[1], ("size".into(), (64u64 << 20).to_string()));
+        assert_eq!(o[2], ("nr_inodes".into(), "65536".into()));
+        // A small size still leaves room for the files of the shim's setup.
+        assert_eq!(opts(Some(MIN_SIZE))[2].1, "1024");
+    }
 }

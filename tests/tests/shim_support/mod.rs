@@ -117,11 +117,6 @@ impl Ctr {
         }
     }
 
-    /// The overlay's upper dir: where the container's writes to / land.
-    pub fn upper(&self) -> PathBuf {
-        self.overlay.as_ref().expect("an overlay").join("upper")
-    }
-
     /// `zctr-shim run --bundle B` in the foreground (config written first).
     pub fn run(&self) -> Output {
         self.write_spec();

@@ -104,6 +104,9 @@ pub struct Plan {
     /// layer, and `<dir>/upper` and `<dir>/work` (a directory the shim makes
     /// 0700) take every write. See "Writes and the host" in docs/shim.md.
     pub rootfs_overlay: Option<PathBuf>,
+    /// The size of the tmpfs taking the overlay's writes (`None`: the
+    /// kernel's default); set from `--rootfs-overlay-size`.
+    pub rootfs_overlay_size: Option<u64>,
 }
 
 /// Pointer arrays into a plan's C strings, NULL-terminated, built before fork.
@@ -268,6 +271,7 @@ pub fn build(
         idmap_rootfs,
         seccomp: crate::setup::seccomp::plan(linux.seccomp().as_ref())?,
         rootfs_overlay: overlay.map(Path::to_path_buf),
+        rootfs_overlay_size: None,
     })
 }
 
