@@ -197,22 +197,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             if json {
                 print_json(&v)?;
             } else {
-                outln!("{:<24} {:<9} {:>8} {:>5}", "ID", "STATUS", "PID", "EXIT")?;
-                for x in v.as_array().into_iter().flatten() {
-                    outln!(
-                        "{:<24} {:<9} {:>8} {:>5}",
-                        x["id"].as_str().unwrap_or(""),
-                        x["status"].as_str().unwrap_or(""),
-                        x["pid"]
-                            .as_i64()
-                            .map(|p| p.to_string())
-                            .unwrap_or("-".into()),
-                        x["exit_code"]
-                            .as_i64()
-                            .map(|p| p.to_string())
-                            .unwrap_or("-".into()),
-                    )?;
-                }
+                print_list(&v)?;
             }
         }
         Command::Inspect { id } => {
@@ -226,40 +211,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             if json {
                 print_json(&v)?;
             } else {
-                outln!(
-                    "{:>8} {:>6} {:<10} {:<5} CMD",
-                    "PID",
-                    "NSPID",
-                    "USER",
-                    "STATE"
-                )?;
-                for x in v.as_array().into_iter().flatten() {
-                    let user = x["user"]
-                        .as_str()
-                        .map(str::to_string)
-                        .or_else(|| x["ns_uid"].as_u64().map(|u| u.to_string()))
-                        .unwrap_or_else(|| "-".into());
-                    let cmd: Vec<&str> = x["cmdline"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s.as_str())
-                        .collect();
-                    outln!(
-                        "{:>8} {:>6} {:<10} {:<5} {}",
-                        x["pid"]
-                            .as_i64()
-                            .map(|p| p.to_string())
-                            .unwrap_or("-".into()),
-                        x["ns_pid"]
-                            .as_i64()
-                            .map(|p| p.to_string())
-                            .unwrap_or("-".into()),
-                        user,
-                        x["state"].as_str().unwrap_or(""),
-                        cmd.join(" ")
-                    )?;
-                }
+                print_ps(&v)?;
             }
         }
         Command::Wait { id } => {
@@ -285,6 +237,61 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// A number, or `-` when the field is null.
+fn num_or_dash(v: &Value) -> String {
+    v.as_i64()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `zctr list` as a table.
+fn print_list(v: &Value) -> Result<()> {
+    outln!("{:<24} {:<9} {:>8} {:>5}", "ID", "STATUS", "PID", "EXIT")?;
+    for x in v.as_array().into_iter().flatten() {
+        outln!(
+            "{:<24} {:<9} {:>8} {:>5}",
+            x["id"].as_str().unwrap_or(""),
+            x["status"].as_str().unwrap_or(""),
+            num_or_dash(&x["pid"]),
+            num_or_dash(&x["exit_code"]),
+        )?;
+    }
+    Ok(())
+}
+
+/// `zctr ps` as a table (the user's name when the daemon could read it).
+fn print_ps(v: &Value) -> Result<()> {
+    outln!(
+        "{:>8} {:>6} {:<10} {:<5} CMD",
+        "PID",
+        "NSPID",
+        "USER",
+        "STATE"
+    )?;
+    for x in v.as_array().into_iter().flatten() {
+        let user = x["user"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| x["ns_uid"].as_u64().map(|u| u.to_string()))
+            .unwrap_or_else(|| "-".into());
+        let cmd: Vec<&str> = x["cmdline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str())
+            .collect();
+        outln!(
+            "{:>8} {:>6} {:<10} {:<5} {}",
+            num_or_dash(&x["pid"]),
+            num_or_dash(&x["ns_pid"]),
+            user,
+            x["state"].as_str().unwrap_or(""),
+            cmd.join(" ")
+        )?;
+    }
+    Ok(())
 }
 
 async fn create(c: &Client, a: CreateArgs, start: bool) -> Result<()> {
