@@ -143,6 +143,8 @@ add_host_binary curl
 add_host_binary bash
 # setpriv with --reuid (busybox's has none): the set-id tests run files as a host user.
 add_host_binary setpriv
+# prlimit: the daemon tests run the daemon with small fd and memory limits.
+add_host_binary prlimit
 for b in ${ZCTR_VM_HOST_BINS:-}; do add_host_binary "$b"; done
 
 # Kernel modules zctr needs that Debian builds as modules (overlayfs: every
@@ -186,6 +188,7 @@ VM_RUNNER_CGROUP='${ZCTR_VM_RUNNER_CGROUP:-root}'
 VM_ROOT_PROPAGATION='${ZCTR_VM_ROOT_PROPAGATION:-shared}'
 VM_CONTROLLERS='cpu cpuset io memory pids'
 VM_CGROUP='$LAYOUT'
+VM_CI='${CI:-}'
 EOF
 [ -z "${ZCTR_VM_PRE:-}" ] || printf '%s\n' "$ZCTR_VM_PRE" >"$ROOT/vm/pre.sh"
 install -m 0755 scripts/vm/init "$ROOT/init"
