@@ -288,3 +288,17 @@ pub fn pgrp_and_session(pid: i64) -> (i64, i64) {
 pub fn read_counter(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
+
+/// Runs `zctr ARGS` with a short time limit; returns (output, elapsed).
+pub fn timed(env: &Env, args: &[&str], limit: Duration) -> (std::process::Output, Duration) {
+    let start = std::time::Instant::now();
+    let out = run_cmd(
+        Command::new(zctr_bin())
+            .arg("--socket")
+            .arg(&env.socket)
+            .args(args),
+        limit,
+    )
+    .unwrap_or_else(|e| panic!("zctr {args:?} did not answer within {limit:?}: {e}"));
+    (out, start.elapsed())
+}
