@@ -2,6 +2,7 @@
 
 use crate::cli::{Command, CreateArgs, USAGE};
 use crate::client;
+use crate::log;
 use crate::setup::launch::{self, Stdio};
 use crate::setup::plan::{self, HostFacts};
 use crate::setup::sys;
@@ -20,10 +21,14 @@ const CONFIG_MAX: u64 = 4 * 1024 * 1024;
 
 /// Runs one command line; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let cmd = match crate::cli::parse(args) {
-        Ok(c) => c,
+    let cmd = match crate::cli::parse_with_log(args) {
+        Ok((c, opts)) => {
+            log::init(&opts);
+            c
+        }
         Err(e) => {
-            eprintln!("zctr-shim: {e}");
+            log::init(&log::Options::default());
+            tracing::error!("{e}");
             return 2;
         }
     };
@@ -55,11 +60,11 @@ fn default_id(bundle: &Path) -> String {
 /// `create` returns once the container is created (or failed), like `runc
 /// create`; the shim itself goes on in a forked child. The caller learns the
 /// outcome from the exit code and, in detail, from the control fd.
-fn background() -> Result<Option<std::os::fd::OwnedFd>, i32> {
+fn background(id: &str) -> Result<Option<std::os::fd::OwnedFd>, i32> {
     let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("zctr-shim: pipe: {}", e.desc());
+            tracing::error!(id, step = "pipe", errno = e as i32, "pipe: {}", e.desc());
             return Err(1);
         }
     };
@@ -67,7 +72,7 @@ fn background() -> Result<Option<std::os::fd::OwnedFd>, i32> {
     // set nothing up yet; the child goes on with the ordinary code below.
     match unsafe { sys::fork() } {
         Err(e) => {
-            eprintln!("zctr-shim: fork: {}", e.desc());
+            tracing::error!(id, step = "fork", errno = e as i32, "fork: {}", e.desc());
             Err(1)
         }
         Ok(0) => {
@@ -83,9 +88,9 @@ fn background() -> Result<Option<std::os::fd::OwnedFd>, i32> {
                 None => {
                     let text = String::from_utf8_lossy(&msg);
                     if text.is_empty() {
-                        eprintln!("zctr-shim: the shim died during setup");
+                        tracing::error!(id, "the shim died during setup");
                     } else {
-                        eprintln!("zctr-shim: setup failed: {text}");
+                        tracing::error!(id, "setup failed: {text}");
                     }
                     Err(1)
                 }
@@ -98,7 +103,7 @@ fn create_or_run(a: CreateArgs, foreground: bool) -> i32 {
     let mut ready = if foreground {
         None
     } else {
-        match background() {
+        match background(a.id.as_deref().unwrap_or_default()) {
             Ok(w) => w,
             Err(code) => return code,
         }
@@ -118,8 +123,9 @@ fn create_or_run_here(
     let mut control = match control.transpose() {
         Ok(c) => c,
         Err(e) => {
-            zctr_shim_core::say!(
-                "zctr-shim: --control-fd {}: {}",
+            tracing::error!(
+                errno = e as i32,
+                "--control-fd {}: {}",
                 a.control_fd.unwrap_or(-1),
                 e.desc()
             );
@@ -129,8 +135,13 @@ fn create_or_run_here(
     match prepare_and_monitor(&a, foreground, &mut control, ready) {
         Ok(code) => code,
         Err(e) => {
-            e.report(
-                "zctr-shim",
+            tracing::error!(
+                id = %a.id.clone().unwrap_or_else(|| default_id(&a.bundle)),
+                step = e.step.as_str(),
+                errno = e.errno,
+                "setup failed: {e}"
+            );
+            e.deliver(
                 ready.as_ref().map(|w| w.as_raw_fd()),
                 control.as_ref().map(|c| c.as_raw_fd()),
             );
@@ -206,7 +217,12 @@ fn prepare_and_monitor(
         log = Some(((out_r, err_r, file), (devnull, out_w, err_w)));
         Stdio { fds }
     };
-    let mut created = launch::create(&plan, &host.hierarchies, &stdio, a.debug)?;
+    // --debug, or a debug level from --log-level / ZCTR_SHIM_LOG: the child's
+    // steps and the monitor's debug lines too.
+    let debug = a.debug || tracing::enabled!(tracing::Level::DEBUG);
+    tracing::debug!(id = %id, step = "create", "creating the container");
+    let mut created = launch::create(&plan, &host.hierarchies, &stdio, debug)?;
+    tracing::debug!(id = %id, pid = created.pid, "container process created");
     if let Some(agent) = plan.seccomp.as_ref().and_then(|f| f.agent.as_ref()) {
         created.agent =
             Some(agent.handoff(&id, created.pid, &a.bundle, spec.annotations().as_ref()));
@@ -238,13 +254,14 @@ fn prepare_and_monitor(
         },
         ready: ready.take(),
         start: foreground,
-        debug: a.debug,
+        debug,
     };
     // The process that stays for the container's life need not map the setup
     // code: become the small monitor executable, or else serve from here.
     let e = handoff::exec_monitor(&prepared);
-    zctr_shim_core::say!(
-        "zctr-shim: monitoring in-process, {} unusable: {e}",
+    tracing::warn!(
+        id = %prepared.id,
+        "monitoring in-process, {} unusable: {e}",
         handoff::MONITOR_BIN
     );
     zctr_shim_monitor::serve(prepared, signals)

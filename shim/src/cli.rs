@@ -1,5 +1,6 @@
 //! Command-line parsing for `zctr-shim` (hand-written: the shim stays small).
 
+use crate::log;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
@@ -31,6 +32,16 @@ USAGE:
                                        Send SIGNAL (name or number, default TERM) to its init.
   zctr-shim state --state-dir DIR      Print the container's status.json.
   zctr-shim --help | --version
+
+LOGGING (every command):
+  --log-level LEVEL   error, warn, info (default), debug, trace or off; the
+                      environment variable ZCTR_SHIM_LOG when not given.
+  --log-format FMT    text (default: `zctr-shim: LEVEL message key=value...`)
+                      or json (one object per line); else ZCTR_SHIM_LOG_FORMAT.
+  --debug             At least debug: every setup step, in the container's
+                      child too.
+  These apply to the setup executable (create, run and the client commands);
+  zctr-shim-monitor keeps plain `zctr-shim: ID: message` lines.
 
 Once the container is created, the shim execs zctr-shim-monitor from its own
 directory (same process, a smaller executable) to monitor it; without that
@@ -71,6 +82,23 @@ fn usage(msg: impl Into<String>) -> UsageError {
 }
 
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
+    parse_with_log(args).map(|(c, _)| c)
+}
+
+/// [`parse`], plus the logging flags (`--log-level`, `--log-format`,
+/// `--debug`) that every command takes.
+pub fn parse_with_log<I: IntoIterator<Item = String>>(
+    args: I,
+) -> Result<(Command, log::Options), UsageError> {
+    let mut log = log::Options::default();
+    let cmd = parse_inner(args, &mut log)?;
+    Ok((cmd, log))
+}
+
+fn parse_inner<I: IntoIterator<Item = String>>(
+    args: I,
+    log: &mut log::Options,
+) -> Result<Command, UsageError> {
     let mut it = args.into_iter();
     let Some(cmd) = it.next() else {
         return Err(usage("missing command"));
@@ -123,7 +151,20 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                         ))
                     })?);
             }
-            "--debug" => c.debug = true,
+            "--debug" => {
+                c.debug = true;
+                log.debug = true;
+            }
+            "--log-level" => {
+                let v = value(&mut it, "--log-level")?;
+                log.level =
+                    Some(log::parse_level(&v).map_err(|e| usage(format!("--log-level: {e}")))?);
+            }
+            "--log-format" => {
+                let v = value(&mut it, "--log-format")?;
+                log.format =
+                    Some(log::parse_format(&v).map_err(|e| usage(format!("--log-format: {e}")))?);
+            }
             "-h" | "--help" => return Ok(Command::Help),
             a if a.starts_with('-') && a.len() > 1 && a.parse::<i32>().is_err() => {
                 return Err(usage(format!("unknown option {a:?}")))
@@ -222,6 +263,19 @@ mod tests {
     }
 
     #[test]
+    fn logging_flags_go_with_every_command() {
+        let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let (c, l) =
+            parse_with_log(words("run --bundle /b --log-level warn --log-format json")).unwrap();
+        assert!(matches!(c, Command::Run(_)));
+        assert_eq!(l.level, Some(Some(tracing::Level::WARN)));
+        assert_eq!(l.format, Some(log::Format::Json));
+        assert!(!l.debug);
+        let (_, l) = parse_with_log(words("state --state-dir /s --debug")).unwrap();
+        assert!(l.debug && l.level.is_none() && l.format.is_none());
+    }
+
+    #[test]
     fn usage_errors_say_what_is_wrong() {
         for (args, needle) in [
             ("create --bundle /b", "--id"),
@@ -238,6 +292,12 @@ mod tests {
                 "control-fd",
             ),
             ("bogus", "unknown command"),
+            (
+                "run --bundle /b --log-level loud",
+                "--log-level: \"loud\" is not",
+            ),
+            ("state --state-dir /s --log-format xml", "(text, json)"),
+            ("state --state-dir /s --log-format", "needs a value"),
             (
                 "run --bundle /b --rootfs-overlay /o --rootfs-overlay-size 4096",
                 "at least 1048576 bytes",

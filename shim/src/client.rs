@@ -43,7 +43,7 @@ fn converse(
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("zctr-shim: {e}");
+            tracing::error!(state_dir = %dir.display(), "{e}");
             1
         }
     }
@@ -76,7 +76,7 @@ pub fn kill(dir: &Path, signal: i32) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("zctr-shim: {e}");
+            tracing::error!(state_dir = %dir.display(), "{e}");
             1
         }
     }
@@ -92,7 +92,7 @@ pub fn state(dir: &Path) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("zctr-shim: {e}");
+            tracing::error!(state_dir = %dir.display(), "{e}");
             1
         }
     }

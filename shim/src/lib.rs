@@ -19,4 +19,5 @@
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod log;
 pub mod setup;

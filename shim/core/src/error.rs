@@ -41,6 +41,12 @@ impl SetupError {
     /// connection `control`. Every write is best effort.
     pub fn report(&self, who: &str, ready: Option<RawFd>, control: Option<RawFd>) {
         crate::say!("{who}: setup failed: {self}");
+        self.deliver(ready, control);
+    }
+
+    /// [`SetupError::report`] without the stderr line (for a caller that
+    /// logs it its own way): the error on `ready`, the frame on `control`.
+    pub fn deliver(&self, ready: Option<RawFd>, control: Option<RawFd>) {
         if let Some(fd) = ready {
             let _ = sys::write_all(fd, self.to_string().as_bytes());
         }

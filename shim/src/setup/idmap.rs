@@ -118,10 +118,10 @@ impl Trees {
 
     /// Idmaps every clone through `userns` (the child's user namespace, its
     /// maps written). Automatic idmaps fall back to plain binds.
-    pub fn apply(&self, plan: &Plan, userns: BorrowedFd, debug: bool) -> Result<(), SetupError> {
+    pub fn apply(&self, plan: &Plan, userns: BorrowedFd) -> Result<(), SetupError> {
         if let Some(tree) = self.rootfs.as_ref().filter(|_| plan.idmap_rootfs) {
             let auto = Idmap::Auto { recursive: true };
-            set_idmap(tree.as_raw_fd(), userns, auto, &plan.rootfs, debug)
+            set_idmap(tree.as_raw_fd(), userns, auto, &plan.rootfs)
                 .map_err(|e| SetupError::errno("idmap rootfs", &show(&plan.rootfs), e))?;
         }
         for (m, &fd) in plan.mounts.iter().zip(&self.mount_fds) {
@@ -129,7 +129,7 @@ impl Trees {
                 continue;
             }
             let src = m.source.as_deref().unwrap_or(c"");
-            set_idmap(fd, userns, m.idmap, src, debug).map_err(|e| {
+            set_idmap(fd, userns, m.idmap, src).map_err(|e| {
                 SetupError::errno(
                     "idmap mount",
                     &format!("{} (source {})", show(&m.display), show(src)),
@@ -240,23 +240,17 @@ fn unsupported(e: Errno) -> bool {
     )
 }
 
-fn set_idmap(
-    tree: RawFd,
-    userns: BorrowedFd,
-    idmap: Idmap,
-    what: &CStr,
-    debug: bool,
-) -> Result<(), Errno> {
+fn set_idmap(tree: RawFd, userns: BorrowedFd, idmap: Idmap, what: &CStr) -> Result<(), Errno> {
     match sys::mount_setattr_idmap(tree, userns.as_raw_fd(), idmap.recursive()) {
         Ok(()) => Ok(()),
         Err(e) if matches!(idmap, Idmap::Auto { .. }) && unsupported(e) => {
-            if debug {
-                zctr_shim_core::say!(
-                    "zctr-shim: {} cannot be idmapped ({}); it is bound as is, files keep their host owners",
-                    what.to_string_lossy(),
-                    e.desc()
-                );
-            }
+            tracing::debug!(
+                step = "idmap",
+                errno = e as i32,
+                "{} cannot be idmapped ({}); it is bound as is, files keep their host owners",
+                what.to_string_lossy(),
+                e.desc()
+            );
             Ok(())
         }
         Err(e) => Err(e),

@@ -136,7 +136,7 @@ fn spawn(
         let _ = waitpid(Pid::from_raw(pid), None);
         e
     };
-    finish_parent_side(plan, cgroup, pid, born_in_cgroup, &trees, debug).map_err(kill)?;
+    finish_parent_side(plan, cgroup, pid, born_in_cgroup, &trees).map_err(kill)?;
     // Made after clone (the lower layer's idmap needs the child's user
     // namespace), so it travels to the child with GO.
     let overlay = match (&layers, trees.take_rootfs()) {
@@ -174,7 +174,6 @@ fn finish_parent_side(
     pid: i32,
     born_in_cgroup: bool,
     trees: &Trees,
-    debug: bool,
 ) -> Result<(), SetupError> {
     let proc = format!("/proc/{pid}");
     if plan.userns {
@@ -196,7 +195,7 @@ fn finish_parent_side(
             libc::O_CLOEXEC,
         )
         .map_err(|e| SetupError::io("open user namespace", &e))?;
-        trees.apply(plan, userns.as_fd(), debug)?;
+        trees.apply(plan, userns.as_fd())?;
     }
     Ok(())
 }
