@@ -165,3 +165,16 @@ pub fn forkbomb(count: u32, hold: Duration) -> io::Result<()> {
     }
     printed
 }
+
+/// Makes `dir`, then `depth` directories named `d`, each inside the last:
+/// one process, relative `mkdir` + `chdir`, so no path ever grows long.
+/// Prints `deeptree=DEPTH` when done.
+pub fn deep_tree(dir: &str, depth: u32) -> io::Result<()> {
+    std::fs::create_dir(dir)?;
+    std::env::set_current_dir(dir)?;
+    for _ in 0..depth {
+        std::fs::create_dir("d")?;
+        std::env::set_current_dir("d")?;
+    }
+    out(&format!("deeptree={depth}"))
+}

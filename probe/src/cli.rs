@@ -30,6 +30,8 @@ USAGE:
       {\"requested\",\"succeeded\",\"errno\",\"error\"}, hold SECS (default 0),
       kill and reap them, exit 0.
   zctr-probe print TEXT
+  zctr-probe deeptree DIR DEPTH      make DIR and DEPTH nested directories in it
+                                     (relative mkdir + chdir: no path length limit)
       Print TEXT to stdout and to stderr, exit 0.
   zctr-probe syscalls [NAME]...
       Try each named call (default: all the probe knows, e.g. io_uring_setup,
@@ -68,6 +70,11 @@ pub enum Command {
     },
     Print(String),
     Syscalls(Vec<String>),
+    /// Make DIR, then DEPTH directories each inside the last.
+    DeepTree {
+        dir: String,
+        depth: u32,
+    },
 }
 
 /// Checks requested with `report`.
@@ -152,6 +159,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "print" => {
             let [text] = exact::<1>("print", &rest)?;
             Ok(Command::Print(text.to_string()))
+        }
+        "deeptree" => {
+            let [dir, depth] = exact::<2>("deeptree", &rest)?;
+            Ok(Command::DeepTree {
+                dir: dir.to_string(),
+                depth: number("DEPTH", depth)?,
+            })
         }
         "syscalls" => Ok(Command::Syscalls(
             rest.iter().map(|s| s.to_string()).collect(),

@@ -36,6 +36,7 @@ fn run(cmd: Command) -> std::io::Result<()> {
         Command::Forkbomb { count, hold } => actions::forkbomb(count, hold),
         Command::Print(text) => actions::print(&text),
         Command::Syscalls(names) => syscalls::run(&names),
+        Command::DeepTree { dir, depth } => actions::deep_tree(&dir, depth),
     }
 }
 

@@ -272,9 +272,38 @@ fn closed_by_server(mut s: &UnixStream) -> bool {
 /// Break 4: 1100 idle connections against a daemon limited to 256
 /// descriptors: it does not spin, still answers at once, and closes the
 /// idle connections after the header timeout.
+/// Raises this process's soft RLIMIT_NOFILE to its hard limit; `false`
+/// (after a skip, a failure under CI) when even that is below `need`.
+fn raise_own_nofile(need: u64) -> bool {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the local `lim` only.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+        }
+    };
+    if !ok || lim.rlim_max < need {
+        zctr_tests::skip::skip(format!(
+            "RLIMIT_NOFILE hard limit {} is below the {need} descriptors this test holds",
+            lim.rlim_max
+        ));
+        return false;
+    }
+    true
+}
+
 #[test]
 fn idle_connections_beyond_the_fd_limit_do_not_starve_the_daemon() {
     const CONNS: usize = 1100;
+    // This process holds the client ends (and the other tests of this
+    // executable run beside it): the usual soft limit of 1,024 is too low.
+    if !raise_own_nofile(CONNS as u64 + 512) {
+        return;
+    }
     let Some(env) = api_env(256) else { return };
     let held: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
     // Connects from a thread: against a daemon that stopped accepting, a
