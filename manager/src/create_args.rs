@@ -126,9 +126,15 @@ pub fn config_from(a: &CreateArgs) -> Result<ContainerConfig> {
     Ok(cfg)
 }
 
+/// Largest `--config` file the client reads.
+const MAX_CONFIG_FILE: u64 = 1 << 20;
+
 /// A `--config` file; its `rootfs` may be left to `--rootfs` (which wins).
+/// Read like every client-named file: a regular file of at most
+/// [`MAX_CONFIG_FILE`] bytes, opened without side effects ([`crate::safe_open`]).
 fn config_file(path: &Path, rootfs: Option<PathBuf>) -> Result<ContainerConfig> {
-    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::safe_open::read_host_file(path, MAX_CONFIG_FILE)
+        .with_context(|| format!("reading {}", path.display()))?;
     let mut v: Value =
         serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     let obj = v
@@ -407,6 +413,19 @@ mod tests {
         assert!(e.contains("archMap") && e.ends_with("(bad_request)"), "{e}");
         a.security_opt = vec![format!("seccomp={}", t.path().display())];
         assert!(config_from(&a).is_err(), "a directory");
+    }
+
+    #[test]
+    fn config_files_are_read_safely() {
+        let t = TempDir::new("cli-config");
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = format!("{:#}", config_file(&fifo, None).unwrap_err());
+        assert!(e.contains("FIFO"), "{e}");
+        let big = t.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_CONFIG_FILE as usize + 1]).unwrap();
+        let e = format!("{:#}", config_file(&big, None).unwrap_err());
+        assert!(e.contains("larger than"), "{e}");
     }
 
     #[test]
