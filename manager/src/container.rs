@@ -3,7 +3,6 @@
 //! the shim's frames to the record and, when the connection ends, reconnects
 //! or concludes (exit from `status.json`, or "shim died").
 
-use crate::cgroups::{CgroupPath, Cgroups};
 use crate::model::{now_ms, ContainerRecord, ExitInfo, Status};
 use crate::procfs;
 use crate::shim_conn::{ShimReader, ShimWriter};
@@ -18,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
+use zctr_cgroups::{CgroupPath, Cgroups};
 
 /// Reason recorded when a shim vanished without persisting an exit.
 pub const SHIM_DIED: &str = "shim died";

@@ -3,7 +3,6 @@
 //! Stopping the daemon never stops containers.
 
 use crate::api;
-use crate::cgroups::{self, CgroupPath};
 use crate::error::Error;
 use crate::nofile;
 use crate::registry::{Registry, Settings};
@@ -16,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
+use zctr_cgroups::{self as cgroups, CgroupPath};
 
 #[derive(Debug, Clone)]
 pub struct Options {

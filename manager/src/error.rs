@@ -2,11 +2,11 @@
 //! maps each kind to an HTTP status and a machine-readable code.
 
 use crate::bundle::BundleError;
-use crate::cgroups::CgroupError;
 use crate::lifecycle::InvalidTransition;
 use crate::shim_conn::ShimConnError;
 use crate::spawn::SpawnError;
 use crate::store::StoreError;
+use zctr_cgroups::CgroupError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

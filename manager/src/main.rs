@@ -4,7 +4,6 @@
 
 mod api;
 mod bundle;
-mod cgroups;
 mod cli;
 mod container;
 mod create_args;

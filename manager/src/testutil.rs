@@ -1,9 +1,9 @@
 //! Helpers for unit tests only.
 
-use crate::cgroups::{CgroupError, CgroupPath, Cgroups, Layout};
 use oci_spec::runtime::LinuxResources;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use zctr_cgroups::{CgroupError, CgroupPath, Cgroups, Layout};
 
 /// A directory under the system temp dir, removed (with its content) on drop.
 pub struct TempDir(PathBuf);

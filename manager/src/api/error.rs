@@ -1,11 +1,11 @@
 //! The one place where errors become HTTP statuses and machine-readable codes.
 
 use crate::bundle::BundleError;
-use crate::cgroups::CgroupError;
 use crate::error::Error;
 use crate::spawn::SpawnError;
 use crate::store::StoreError;
 use hyper::StatusCode;
+use zctr_cgroups::CgroupError;
 
 /// The status and code of `e`.
 pub fn classify(e: &Error) -> (StatusCode, &'static str) {

@@ -3,7 +3,6 @@
 
 use super::{blocking, container_cgroup, Registry};
 use crate::bundle;
-use crate::cgroups::CgroupPath;
 use crate::container::{self, Container};
 use crate::error::{Error, Result};
 use crate::model::{now_ms, ContainerRecord, CreateRequest, Status};
@@ -12,6 +11,7 @@ use crate::spawn;
 use crate::store::StoreError;
 use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
+use zctr_cgroups::CgroupPath;
 
 impl Registry {
     /// Creates the container; returns it still locked, so that `run` starts

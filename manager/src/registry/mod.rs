@@ -18,7 +18,6 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use crate::cgroups::{CgroupPath, Cgroups};
 use crate::container::{Container, Env};
 use crate::error::{Error, Result};
 use crate::lifecycle::{check, Op};
@@ -32,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use table::Table;
 use tokio::sync::OwnedMutexGuard;
+use zctr_cgroups::{CgroupPath, Cgroups};
 
 /// Name of the cgroup (under the parent) that holds every shim.
 pub const SHIM_CGROUP: &str = "zctr-shims";

@@ -5,7 +5,6 @@
 //! id is left alone.
 
 use super::{blocking, container_cgroup, Registry};
-use crate::cgroups::CgroupPath;
 use crate::container::{self, Container, SHIM_DIED};
 use crate::error::Result;
 use crate::model::{ContainerRecord, Status};
@@ -15,6 +14,7 @@ use common::id::ContainerId;
 use common::state::{ShimStatus, STATUS_FILE};
 use std::sync::Arc;
 use std::time::Duration;
+use zctr_cgroups::CgroupPath;
 
 /// How often, and how far apart, recovery tries a live shim's socket.
 const CONNECT_TRIES: u32 = 10;

@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn removal_goes_on_past_errors_and_leaves_files_alone() {
-        let t = crate::testutil::TempDir::new("cg-remove");
+        let t = zctr_tests::TempDir::new("cg-remove").unwrap();
         let root = t.path();
         // a/ holds a file (rmdir fails), its sibling b/ and a/c/ are empty;
         // "cpu.cfs_quota_us" is a file, as a kernel file would be.

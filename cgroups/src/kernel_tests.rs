@@ -6,12 +6,12 @@
 use super::devices::{self, Insn};
 use super::v2::attach_device_program;
 use super::{bpf, remove_tree, CgroupError};
-use crate::testutil::TempDir;
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use zctr_tests::TempDir;
 
 /// A cgroup2 directory below our own cgroup, emptied and removed on drop
 /// (also when the test fails).
@@ -104,7 +104,7 @@ fn attached_program_allows_dev_null_and_denies_dev_zero() {
         return;
     }
     let cg = ChildCgroup::new();
-    let tmp = TempDir::new("devices");
+    let tmp = TempDir::new("devices").unwrap();
     attach_device_program(&cg.0, &only_dev_null()).unwrap();
     // Each step has its own exit code; the denied ones keep their message.
     let script = r#"
