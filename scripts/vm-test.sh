@@ -94,7 +94,7 @@ if [ "${ZCTR_VM_SKIP_BUILD:-}" != 1 ]; then
     log "building the static binaries"
     bash scripts/build-static.sh
     log "building the test executables for $TARGET (debug: no LTO, builds fastest)"
-    cargo test --target "$TARGET" -p zctr-tests -p zctr --no-run --message-format=json \
+    cargo test --target "$TARGET" -p zctr-tests -p zctr -p zctr-cgroups --no-run --message-format=json \
         >"$OUT/tests.json"
 fi
 [ -s "$OUT/tests.json" ] || die "no $OUT/tests.json: run without ZCTR_VM_SKIP_BUILD"
