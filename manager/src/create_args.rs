@@ -39,8 +39,8 @@ pub struct CreateArgs {
     /// CPU limit in CPUs (e.g. 0.5).
     #[arg(long)]
     pub cpus: Option<f64>,
-    /// Memory limit in bytes.
-    #[arg(long)]
+    /// Memory limit: bytes, or with a suffix k, m, g or t (512m, 1g).
+    #[arg(long, value_parser = crate::units::parse_size)]
     pub memory: Option<u64>,
     /// Limit on the number of processes.
     #[arg(long)]

@@ -24,6 +24,7 @@ mod spawn;
 mod store;
 #[cfg(test)]
 mod testutil;
+mod units;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -90,7 +91,17 @@ enum Top {
     Client(Box<cli::Command>),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors end the process as one line on stderr (`zctr: what failed: why`),
+/// whatever RUST_BACKTRACE says: a command-line user wants the reason, not a
+/// stack.
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("zctr: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
