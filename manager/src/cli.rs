@@ -33,6 +33,15 @@ pub enum Command {
     },
     /// Send a signal (default TERM) to a container's init process.
     Kill { id: String, signal: Option<String> },
+    /// Stop a container: TERM to its init, then KILL to all its processes
+    /// after the grace period; prints its exit code. A stopped container
+    /// stays as it is.
+    Stop {
+        id: String,
+        /// Seconds between TERM and KILL (0: KILL at once).
+        #[arg(short = 't', long = "time", default_value = "10")]
+        time: f64,
+    },
     /// Remove a stopped or created container (--force: kill it first).
     Delete {
         id: String,
@@ -186,6 +195,18 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
                 None,
             )
             .await?;
+        }
+        Command::Stop { id, time } => {
+            if !(0.0..=3600.0).contains(&time) {
+                bail!("--time: {time} is not a number of seconds in [0, 3600]");
+            }
+            let path = format!("{}?timeout={time}", p(&id, "stop"));
+            let v = c.call(Method::POST, &path, None).await?;
+            let code = v["exit"]["exit_code"].as_i64().unwrap_or(255);
+            match v["stop_reason"].as_str() {
+                Some(r) => outln!("{code} ({r})")?,
+                None => outln!("{code}")?,
+            }
         }
         Command::Delete { id, force } => {
             let q = if force { "?force=true" } else { "" };

@@ -452,3 +452,54 @@ fn manager_full_state_disk_is_a_clear_error_and_leaves_nothing() {
     assert_eq!(waited.status.code(), Some(0), "{waited:?}");
     env.zctr(&["delete", "full"]);
 }
+
+/// `zctr stop`: TERM first; KILL after the grace period for an init that
+/// ignores TERM (a PID 1 without a handler does); a paused container is
+/// killed at once; stopping a stopped container changes nothing.
+#[test]
+fn stop_terms_then_kills_after_the_grace_period() {
+    let Some(env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+
+    env.zctr(&run_args(
+        "s1",
+        &rootfs,
+        &[probe, "sleep", "inf", "--on-term", "3"],
+    ));
+    let init = env.inspect("s1")["init"]["pid"].as_i64().unwrap() as i32;
+    assert!(zctr_tests::procs::wait_catches(init, libc::SIGTERM, T));
+    let t0 = std::time::Instant::now();
+    assert_eq!(env.zctr(&["stop", "-t", "30", "s1"]).trim(), "3");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_eq!(env.status("s1"), "stopped");
+
+    env.zctr(&run_args("s2", &rootfs, &[probe, "sleep", "inf"]));
+    let t0 = std::time::Instant::now();
+    let out = env.zctr(&["stop", "--time", "1", "s2"]);
+    let took = t0.elapsed();
+    assert!(out.starts_with("137"), "{out}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "KILL before the grace period: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(env.inspect("s2")["exit"]["signal"], 9);
+    // Again: nothing changes, same answer.
+    assert!(env.zctr(&["stop", "s2"]).starts_with("137"));
+
+    env.zctr(&run_args(
+        "s3",
+        &rootfs,
+        &[probe, "sleep", "inf", "--on-term", "0"],
+    ));
+    env.zctr(&["pause", "s3"]);
+    let t0 = std::time::Instant::now();
+    assert!(env.zctr(&["stop", "s3"]).starts_with("137"));
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+
+    env.zctr_fails(&["stop", "ghost"], "not_found");
+    for id in ["s1", "s2", "s3"] {
+        env.zctr(&["delete", id]);
+    }
+}

@@ -48,7 +48,7 @@ fn is_long_poll(req: &Request<Incoming>) -> bool {
     let path = req.uri().path().trim_end_matches('/');
     let parts: Vec<&str> = path.split('/').skip(1).collect();
     match (req.method(), parts.as_slice()) {
-        (&Method::POST, ["v1", "containers", _, "wait"]) => true,
+        (&Method::POST, ["v1", "containers", _, "wait" | "stop"]) => true,
         (&Method::GET, ["v1", "containers", _, "logs"]) => flag(&query(req), "follow"),
         _ => false,
     }
@@ -201,6 +201,30 @@ async fn route(
                 common::signal::parse(name).ok_or_else(|| Error::BadSignal(name.to_string()))?;
             reg.kill(id, signal).await?;
             Ok(no_content())
+        }
+        (Method::POST, ["v1", "containers", id, "stop"]) => {
+            let grace = match q.get("timeout") {
+                None => Duration::from_secs(10),
+                Some(t) => t
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| (0.0..=3600.0).contains(s))
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!(
+                            "timeout: {t:?} is not a number of seconds in [0, 3600]"
+                        ))
+                    })?,
+            };
+            let r = reg.stop(id, grace).await?;
+            Ok(json(
+                StatusCode::OK,
+                &WaitResponse {
+                    id: r.id.as_str().to_string(),
+                    exit: r.exit,
+                    stop_reason: r.stop_reason,
+                },
+            ))
         }
         (Method::POST, ["v1", "containers", id, "wait"]) => {
             let r = reg.wait(id).await?;

@@ -1,5 +1,5 @@
 //! The lifecycle operations on a listed container: start, run, pause,
-//! resume, kill, delete. Each runs detached (a client that hangs up does not
+//! resume, kill, stop, delete. Each runs detached (a client that hangs up does not
 //! cancel it) under the container's operation lock.
 
 use super::exchange::{self, COMMAND_TIMEOUT};
@@ -7,7 +7,7 @@ use super::{blocking, detached, Registry};
 use crate::container::{self, Container};
 use crate::error::{Error, Result};
 use crate::lifecycle::Op;
-use crate::model::{CreateRequest, Status};
+use crate::model::{ContainerRecord, CreateRequest, Status};
 use crate::procfs;
 use common::protocol::ManagerMsg;
 use std::sync::Arc;
@@ -110,6 +110,35 @@ impl Registry {
             }
         }
         sent.map(drop)
+    }
+
+    /// Stops a container: TERM to its init, then, if it has not stopped
+    /// after `grace`, KILL to every process of its cgroup (a paused one is
+    /// thawed by that kill; its TERM would wait for the thaw, so it gets the
+    /// KILL at once). Stopping a stopped container changes nothing, as in
+    /// docker and podman. Returns the record once it is stopped.
+    pub async fn stop(self: &Arc<Self>, id: &str, grace: Duration) -> Result<ContainerRecord> {
+        let (this, id) = (self.clone(), id.to_string());
+        detached(async move {
+            let c = this.get(&id)?;
+            let stopped_meanwhile = |r: Result<()>, c: &Container| match r {
+                Err(Error::InvalidState { .. }) if c.status() == Status::Stopped => Ok(()),
+                r => r,
+            };
+            let status = c.status();
+            if status != Status::Stopped {
+                let term_first = status != Status::Paused;
+                if term_first {
+                    stopped_meanwhile(this.kill_now(&id, libc::SIGTERM).await, &c)?;
+                }
+                if !term_first || !c.wait_stopped(Some(grace)).await {
+                    stopped_meanwhile(this.kill_now(&id, libc::SIGKILL).await, &c)?;
+                    c.wait_stopped(None).await;
+                }
+            }
+            Ok(c.record())
+        })
+        .await
     }
 
     pub async fn delete(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
