@@ -7,6 +7,13 @@ set -eu
 TARGET=x86_64-unknown-linux-musl
 cd "$(dirname "$0")/.."
 
+# The build id both `zctr version` and `zctr-shim --version` print: after a
+# partial upgrade they differ and `zctr version` says so.
+if [ -z "${ZCTR_BUILD:-}" ]; then
+    ZCTR_BUILD=$(git describe --always 2>/dev/null || echo unknown)
+fi
+export ZCTR_BUILD
+
 cargo build --release --target "$TARGET" --workspace --bins
 
 dir="${CARGO_TARGET_DIR:-target}/$TARGET/release"

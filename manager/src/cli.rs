@@ -58,6 +58,12 @@ pub enum Command {
     Inspect { id: String },
     /// Block until a container stops; print and exit with its exit code.
     Wait { id: String },
+    /// The builds of this client, of the daemon and of the shim it spawns;
+    /// warns when they differ (after a partial upgrade).
+    Version {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a container's output.
     Logs {
         id: String,
@@ -196,6 +202,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             )
             .await?;
         }
+        Command::Version { json } => return version(&c, json).await,
         Command::Stop { id, time } => {
             if !(0.0..=3600.0).contains(&time) {
                 bail!("--time: {time} is not a number of seconds in [0, 3600]");
@@ -329,4 +336,50 @@ async fn create(c: &Client, a: CreateArgs, start: bool) -> Result<()> {
         outln!("{}", v["id"].as_str().unwrap_or(""))?;
     }
     Ok(())
+}
+
+/// `zctr version`: client, daemon and shim builds; exit 1 with a warning on
+/// stderr when they differ. The client's line is printed even when the daemon
+/// cannot be reached (and then the error).
+async fn version(c: &Client, as_json: bool) -> Result<i32> {
+    let client = crate::version::line();
+    let v = match c.call(Method::GET, "/v1/version", None).await {
+        Ok(v) => v,
+        Err(e) => {
+            outln!("client: {client}")?;
+            return Err(e);
+        }
+    };
+    let daemon = v["daemon"].as_str().unwrap_or("?").to_string();
+    let shim = v["shim"]["version"].as_str().map(str::to_string);
+    if as_json {
+        outln!(
+            "{}",
+            json!({"client": client, "daemon": daemon, "shim": v["shim"]})
+        )?;
+    } else {
+        outln!("client: {client}")?;
+        outln!("daemon: {daemon}")?;
+        match &shim {
+            Some(s) => outln!(
+                "shim:   {s} ({})",
+                v["shim"]["path"].as_str().unwrap_or("?")
+            )?,
+            None => outln!(
+                "shim:   {} cannot run: {}",
+                v["shim"]["path"].as_str().unwrap_or("?"),
+                v["shim"]["error"].as_str().unwrap_or("?")
+            )?,
+        }
+    }
+    let mine = crate::version::version_part(&client);
+    let differ = crate::version::version_part(&daemon) != mine
+        || shim
+            .as_deref()
+            .is_none_or(|s| crate::version::version_part(s) != mine);
+    if differ {
+        eprintln!("zctr: warning: the client, the daemon and the shim are not the same build (a partial upgrade?)");
+        return Ok(1);
+    }
+    Ok(0)
 }

@@ -93,10 +93,17 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => match crate::logging::reopen() {
+                    Ok(()) => tracing::info!("SIGHUP: log file reopened"),
+                    Err(e) => tracing::warn!("SIGHUP: {e}; still writing to the old file"),
+                },
+            }
         }
     };
     api::serve(listener, reg, limits, shutdown).await;

@@ -9,10 +9,18 @@
 //! (the line is lost), and tracing-subscriber's own report of a failed write
 //! (an `eprintln!`, so a second chance to panic) is turned off.
 //!
+//! With `--log-file PATH` the lines go to that file instead (appended,
+//! created 0640), and [`reopen`] (the daemon calls it on SIGHUP) opens the
+//! path again: after logrotate moved the file, new lines go to a new one.
+//!
 //! Only `zctr daemon` installs the subscriber; the CLI prints its own errors.
 
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Mutex;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -52,9 +60,25 @@ impl FromStr for Filter {
     }
 }
 
-/// Installs the subscriber for the rest of the process. An error only if
-/// one was installed already.
-pub fn init(format: Format, filter: Filter) -> Result<(), String> {
+/// The `--log-file` in use: its path and the open file (None: stderr).
+static SINK: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
+
+fn open_log(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// Installs the subscriber for the rest of the process, writing to stderr or
+/// to `file`. An error if the file cannot be opened or a subscriber was
+/// installed already.
+pub fn init(format: Format, filter: Filter, file: Option<&Path>) -> Result<(), String> {
+    if let Some(path) = file {
+        let f = open_log(path).map_err(|e| format!("--log-file {}: {e}", path.display()))?;
+        *SINK.lock().unwrap_or_else(|p| p.into_inner()) = Some((path.to_path_buf(), f));
+    }
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(|| QuietStderr)
         .with_ansi(false)
@@ -67,14 +91,31 @@ pub fn init(format: Format, filter: Filter) -> Result<(), String> {
     .map_err(|e| format!("logging: {e}"))
 }
 
-/// stderr that never fails: a line that cannot be written is dropped. The
-/// fmt layer formats each event into a buffer first and hands it over in one
-/// `write_all`, so a line is written whole (one `write(2)`) or not at all.
+/// Opens the `--log-file` path again (SIGHUP): the old file is closed once
+/// the new one is open; if the path cannot be opened the old file stays in
+/// use and the error is returned (for the caller to log there). Without a
+/// log file, nothing to do.
+pub fn reopen() -> Result<(), String> {
+    let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((path, file)) = sink.as_mut() {
+        *file = open_log(path).map_err(|e| format!("reopening {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// stderr (or the log file) that never fails: a line that cannot be written
+/// is dropped. The fmt layer formats each event into a buffer first and
+/// hands it over in one `write_all`, so a line is written whole (one
+/// `write(2)`, O_APPEND for a file) or not at all.
 struct QuietStderr;
 
 impl Write for QuietStderr {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let _ = io::stderr().write_all(buf);
+        let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
+        match sink.as_mut() {
+            Some((_, file)) => drop(file.write_all(buf)),
+            None => drop(io::stderr().write_all(buf)),
+        }
         Ok(buf.len())
     }
 

@@ -25,6 +25,7 @@ mod store;
 #[cfg(test)]
 mod testutil;
 mod units;
+mod version;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -86,6 +87,10 @@ enum Top {
         /// trace, off) or `target=level` directives, e.g. `info,zctr::api=debug`.
         #[arg(long, env = "ZCTR_LOG", default_value = "info")]
         log_level: logging::Filter,
+        /// Write diagnostics to this file (appended) instead of stderr;
+        /// SIGHUP opens it again (for logrotate).
+        #[arg(long, env = "ZCTR_LOG_FILE")]
+        log_file: Option<PathBuf>,
     },
     #[command(flatten)]
     Client(Box<cli::Command>),
@@ -116,8 +121,10 @@ fn run() -> anyhow::Result<()> {
             max_connections,
             log_format,
             log_level,
+            log_file,
         } => {
-            logging::init(log_format, log_level).map_err(anyhow::Error::msg)?;
+            logging::init(log_format, log_level, log_file.as_deref())
+                .map_err(anyhow::Error::msg)?;
             let shim = match shim {
                 Some(s) => s,
                 None => std::env::current_exe()?

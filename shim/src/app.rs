@@ -38,7 +38,9 @@ pub fn main(args: Vec<String>) -> i32 {
             0
         }
         Command::Version => {
-            println!("zctr-shim {}", env!("CARGO_PKG_VERSION"));
+            // The same build id as the daemon's (`zctr version` compares them).
+            let build = option_env!("ZCTR_BUILD").unwrap_or("dev");
+            println!("zctr-shim {} (build {build})", env!("CARGO_PKG_VERSION"));
             0
         }
         Command::Create(a) => create_or_run(a, false),

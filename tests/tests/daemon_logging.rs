@@ -120,3 +120,43 @@ fn debug_logging_to_a_full_stderr_never_kills_the_daemon() {
     env.zctr(&["list"]);
     assert_eq!(env.daemon_log(), "", "stderr went to /dev/full");
 }
+
+/// `--log-file` (here through ZCTR_LOG_FILE): lines go to the file, not to
+/// stderr; after the file is moved away, SIGHUP makes the daemon open the
+/// path again and go on there (logrotate's way).
+#[test]
+fn a_log_file_is_reopened_on_sighup() {
+    let dir = zctr_tests::TempDir::new("zctr-logfile").unwrap();
+    let file = dir.join("zctr.log");
+    let Some(env) = Env::with_daemon(DaemonSetup {
+        wrapper: Vec::new(),
+        env: env_vars(&[("ZCTR_LOG_FILE", file.to_str().unwrap())]),
+    }) else {
+        return;
+    };
+    let first = std::fs::read_to_string(&file).unwrap();
+    assert!(first.contains("serving"), "{first}");
+    assert!(
+        !env.daemon_log().contains("serving"),
+        "{}",
+        env.daemon_log()
+    );
+
+    let rotated = dir.join("zctr.log.1");
+    std::fs::rename(&file, &rotated).unwrap();
+    run_cmd(
+        Command::new("kill").args(["-HUP", &env.daemon_pid().to_string()]),
+        T,
+    )
+    .unwrap();
+    assert!(
+        zctr_tests::wait_until(T, || std::fs::read_to_string(&file)
+            .is_ok_and(|s| s.contains("log file reopened"))),
+        "no new log file after SIGHUP"
+    );
+    env.zctr(&["list"]);
+    // The daemon still serves, and the old file was not written to again.
+    assert!(!std::fs::read_to_string(&rotated)
+        .unwrap()
+        .contains("reopened"));
+}

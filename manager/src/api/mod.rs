@@ -162,6 +162,13 @@ async fn route(
             StatusCode::OK,
             &serde_json::json!({"ok": true, "cgroups": reg.cgroups().layout()}),
         )),
+        (Method::GET, ["v1", "version"]) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "daemon": crate::version::line(),
+                "shim": crate::version::shim(reg.shim_path()).await,
+            }),
+        )),
         (Method::GET, ["v1", "containers"]) => Ok(json(StatusCode::OK, &reg.list())),
         (Method::POST, ["v1", "containers"]) => {
             let body = read_body(req, body_timeout).await?;

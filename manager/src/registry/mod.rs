@@ -102,6 +102,11 @@ impl Registry {
         &self.env.cgroups
     }
 
+    /// The shim executable the daemon spawns.
+    pub fn shim_path(&self) -> &std::path::Path {
+        &self.settings.shim
+    }
+
     pub fn shim_cgroup(&self) -> Result<CgroupPath> {
         Ok(self.settings.cgroup_parent.child(SHIM_CGROUP)?)
     }

@@ -120,7 +120,7 @@ impl Env {
             .arg("--cgroup-parent")
             .arg(&self.parent)
             .arg("--shim")
-            .arg(bins::shim())
+            .arg(self.shim_path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -137,6 +137,17 @@ impl Env {
             self.socket.display(),
             self.daemon_log()
         );
+    }
+
+    /// The shim the daemon is given: `ZCTR_TEST_SHIM` among the setup's
+    /// environment variables (read here, not by the daemon), else the build's.
+    fn shim_path(&self) -> PathBuf {
+        self.setup
+            .env
+            .iter()
+            .find(|(k, _)| k == "ZCTR_TEST_SHIM")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_else(bins::shim)
     }
 
     /// The daemon's pid (= its process group id).
