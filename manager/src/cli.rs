@@ -64,6 +64,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the daemon's events (created, started, paused, resumed, oom,
+    /// exited, died_while_away, deleted), oldest first, then follow new ones
+    /// until interrupted.
+    Events {
+        /// From this time on: seconds since the Unix epoch, or a duration
+        /// ago (30s, 5m, 2h, 1d). Default: every event the daemon keeps.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only these events; `id=ID` (one container).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print the kept events and stop instead of following.
+        #[arg(long)]
+        no_follow: bool,
+        /// One JSON object per line, as the API gives them.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a container's output.
     Logs {
         id: String,
@@ -251,6 +269,12 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             }
             return Ok(code);
         }
+        Command::Events {
+            since,
+            filter,
+            no_follow,
+            json,
+        } => events(&c, since, filter, !no_follow, json).await?,
         Command::Logs { id, follow } => {
             let q = if follow { "?follow=true" } else { "" };
             let mut body = c
@@ -382,4 +406,71 @@ async fn version(c: &Client, as_json: bool) -> Result<i32> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// `zctr events`: the API's lines, as they are (`--json`) or as text.
+async fn events(
+    c: &Client,
+    since: Option<String>,
+    filter: Option<String>,
+    follow: bool,
+    as_json: bool,
+) -> Result<()> {
+    let mut q = vec![format!("follow={follow}")];
+    if let Some(s) = since {
+        let ms = crate::units::parse_since(&s, crate::model::now_ms())
+            .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+        q.push(format!("since={ms}"));
+    }
+    if let Some(f) = filter {
+        match f.split_once('=') {
+            Some(("id", id)) if common::id::ContainerId::new(id).is_ok() => {
+                q.push(format!("id={id}"))
+            }
+            _ => bail!("--filter: {f:?} is not id=ID"),
+        }
+    }
+    let mut body = c
+        .send(Method::GET, &format!("/v1/events?{}", q.join("&")), None)
+        .await?
+        .into_body();
+    let mut pending = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if as_json {
+            write_out(&data)?;
+            continue;
+        }
+        pending.extend_from_slice(&data);
+        while let Some(n) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=n).collect();
+            if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                outln!("{}", event_text(&v))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `2026-12-02T14:04:05.123Z web exited exit_code=3`
+fn event_text(v: &Value) -> String {
+    if let Some(n) = v["lost"].as_u64() {
+        return format!("({n} events lost: this client was too slow)");
+    }
+    let mut s = format!(
+        "{} {} {}",
+        crate::units::utc(v["at_ms"].as_u64().unwrap_or(0)),
+        v["id"].as_str().unwrap_or("?"),
+        v["kind"].as_str().unwrap_or("?")
+    );
+    for k in ["exit_code", "signal", "reason"] {
+        match &v[k] {
+            Value::Null => {}
+            Value::String(x) => s.push_str(&format!(" {k}={x:?}")),
+            x => s.push_str(&format!(" {k}={x}")),
+        }
+    }
+    s
 }

@@ -93,6 +93,7 @@ impl Container {
     ) -> Result<(), StoreError> {
         let status = {
             let mut r = self.record.lock().expect("record lock");
+            let before = r.status;
             f(&mut r);
             let saved = store.save(self.id.as_str(), &*r);
             if let Err(e) = saved {
@@ -101,6 +102,9 @@ impl Container {
                     return Err(e);
                 }
                 crate::say!("zctr: {}: cannot persist record: {e}", self.id);
+            }
+            if r.status != before {
+                store.events().transition(before, &r);
             }
             r.status
         };

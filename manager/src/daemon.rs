@@ -65,7 +65,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         .await
         .expect("blocking task")
         .map_err(Error::from)?;
-    reg.recover().await?;
+    // What happened while the daemon was away is published once recovery is
+    // over, in the order it happened (crate::events).
+    reg.events().hold();
+    let recovered = reg.recover().await;
+    reg.events().release();
+    recovered?;
 
     let sock_err = |source| DaemonError::Socket {
         path: opts.socket.clone(),

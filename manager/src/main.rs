@@ -9,6 +9,7 @@ mod container;
 mod create_args;
 mod daemon;
 mod error;
+mod events;
 mod lifecycle;
 mod logging;
 mod logtail;

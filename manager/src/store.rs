@@ -47,6 +47,8 @@ impl StoreError {
 pub struct Store {
     root: PathBuf,
     _lock: Flock<File>,
+    /// The event log beside the containers' directories (`crate::events`).
+    events: crate::events::Events,
 }
 
 impl Store {
@@ -78,6 +80,7 @@ impl Store {
         Ok(Self {
             root: root.to_path_buf(),
             _lock: lock,
+            events: crate::events::Events::open(root),
         })
     }
 
@@ -112,6 +115,10 @@ impl Store {
     }
 
     /// Names of every directory in the root (candidates for recovery), sorted.
+    pub fn events(&self) -> &crate::events::Events {
+        &self.events
+    }
+
     pub fn list(&self) -> Result<Vec<String>, StoreError> {
         let mut names = Vec::new();
         let entries = fs::read_dir(&self.root).map_err(|e| StoreError::io(&self.root, e))?;

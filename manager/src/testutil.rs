@@ -95,3 +95,28 @@ impl Cgroups for FakeCgroups {
         false
     }
 }
+
+/// A record of `id` as create would have written it (status `Created`, no
+/// shim, paths below /nonexistent).
+pub fn record(id: common::id::ContainerId) -> crate::model::ContainerRecord {
+    let dir = Path::new("/nonexistent").join(id.as_str());
+    crate::model::ContainerRecord {
+        id,
+        config: common::config::ContainerConfig::new(std::path::PathBuf::from(
+            "/nonexistent/rootfs",
+        )),
+        status: crate::model::Status::Created,
+        cgroup: String::new(),
+        state_dir: dir.clone(),
+        bundle: dir.join("bundle"),
+        shim_command: Vec::new(),
+        shim: None,
+        init: None,
+        exposed_ports: Vec::new(),
+        created_ms: crate::model::now_ms(),
+        started_ms: None,
+        finished_ms: None,
+        exit: None,
+        stop_reason: None,
+    }
+}

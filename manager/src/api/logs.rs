@@ -32,7 +32,7 @@ const CHUNK: usize = 64 * 1024;
 const POLL: Duration = Duration::from_millis(100);
 
 /// A response body fed by a channel.
-struct ChannelBody(mpsc::Receiver<Bytes>);
+pub(super) struct ChannelBody(pub(super) mpsc::Receiver<Bytes>);
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;

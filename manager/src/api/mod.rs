@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod error;
+pub mod events;
 pub mod logs;
 pub mod logwatch;
 
@@ -50,6 +51,7 @@ fn is_long_poll(req: &Request<Incoming>) -> bool {
     match (req.method(), parts.as_slice()) {
         (&Method::POST, ["v1", "containers", _, "wait" | "stop"]) => true,
         (&Method::GET, ["v1", "containers", _, "logs"]) => flag(&query(req), "follow"),
+        (&Method::GET, ["v1", "events"]) => flag(&query(req), "follow"),
         _ => false,
     }
 }
@@ -170,6 +172,7 @@ async fn route(
             }),
         )),
         (Method::GET, ["v1", "containers"]) => Ok(json(StatusCode::OK, &reg.list())),
+        (Method::GET, ["v1", "events"]) => events::respond(reg.events(), &q, flag(&q, "follow")),
         (Method::POST, ["v1", "containers"]) => {
             let body = read_body(req, body_timeout).await?;
             let create = parse_create(&body)?;

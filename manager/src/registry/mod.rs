@@ -102,6 +102,10 @@ impl Registry {
         &self.env.cgroups
     }
 
+    pub fn events(&self) -> &crate::events::Events {
+        self.env.store.events()
+    }
+
     /// The shim executable the daemon spawns.
     pub fn shim_path(&self) -> &std::path::Path {
         &self.settings.shim

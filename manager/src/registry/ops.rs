@@ -177,6 +177,7 @@ impl Registry {
             }
             env.cgroups.remove(&cg)?;
             env.store.remove_dir(&idc)?;
+            env.store.events().deleted(&idc);
             Ok(())
         })
         .await?;
