@@ -18,6 +18,7 @@ mod bpf;
 mod devices;
 mod hybrid;
 mod resources;
+pub mod stats;
 mod v1;
 mod v2;
 

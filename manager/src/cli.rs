@@ -64,6 +64,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What containers use: CPU, memory, pids, network and block I/O. No ID:
+    /// every running container.
+    Stats {
+        ids: Vec<String>,
+        /// Refresh every second until interrupted.
+        #[arg(long)]
+        stream: bool,
+        /// The API's objects (one JSON line per container and sample).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the daemon's events (created, started, paused, resumed, oom,
     /// exited, died_while_away, deleted), oldest first, then follow new ones
     /// until interrupted.
@@ -269,6 +280,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             }
             return Ok(code);
         }
+        Command::Stats { ids, stream, json } => stats(&c, ids, stream, json).await?,
         Command::Events {
             since,
             filter,
@@ -473,4 +485,124 @@ fn event_text(v: &Value) -> String {
         }
     }
     s
+}
+
+/// `zctr stats`: two samples half a second apart give the CPU share; with
+/// `--stream` one table (or JSON lines) a second.
+async fn stats(c: &Client, ids: Vec<String>, stream: bool, as_json: bool) -> Result<()> {
+    let ids = if ids.is_empty() {
+        let all = c.call(Method::GET, "/v1/containers", None).await?;
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|x| x["status"] == "running")
+            .filter_map(|x| x["id"].as_str().map(str::to_string))
+            .collect()
+    } else {
+        ids
+    };
+    let mut before = stats_sample(c, &ids).await?;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(if stream {
+            1000
+        } else {
+            500
+        }))
+        .await;
+        let now = stats_sample(c, &ids).await?;
+        if as_json {
+            for v in &now {
+                outln!("{}", serde_json::to_string(v)?)?;
+            }
+        } else {
+            outln!(
+                "{:<20} {:>7} {:>21} {:>6} {:>5} {:>19} {:>19}",
+                "ID",
+                "CPU %",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "PIDS",
+                "NET RX / TX",
+                "BLOCK R / W"
+            )?;
+            for (a, b) in before.iter().zip(&now) {
+                outln!("{}", stats_row(a, b))?;
+            }
+        }
+        if !stream {
+            return Ok(());
+        }
+        before = now;
+    }
+}
+
+/// One `GET .../stats` per container.
+async fn stats_sample(c: &Client, ids: &[String]) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for id in ids {
+        let path = format!("/v1/containers/{id}/stats");
+        out.push(c.call(Method::GET, &path, None).await?);
+    }
+    Ok(out)
+}
+
+fn size_text(v: &Value) -> String {
+    let Some(n) = v.as_u64() else {
+        return "-".into();
+    };
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = n as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u < UNITS.len() - 1 {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{x:.1}{}", UNITS[u])
+    }
+}
+
+/// One line of the stats table from two samples of one container.
+fn stats_row(a: &Value, b: &Value) -> String {
+    let cpu = match (
+        a["cpu"]["usage_ns"].as_u64(),
+        b["cpu"]["usage_ns"].as_u64(),
+        b["read_ms"].as_u64().zip(a["read_ms"].as_u64()),
+    ) {
+        (Some(u0), Some(u1), Some((t1, t0))) if t1 > t0 => format!(
+            "{:.1}",
+            u1.saturating_sub(u0) as f64 / ((t1 - t0) as f64 * 1e6) * 100.0
+        ),
+        _ => "-".into(),
+    };
+    let m = &b["memory"];
+    let mem_pct = match (m["usage"].as_u64(), m["limit"].as_u64()) {
+        (Some(u), Some(l)) if l > 0 => format!("{:.1}", u as f64 * 100.0 / l as f64),
+        _ => "-".into(),
+    };
+    let limit = if m["limit"].is_null() {
+        "-".to_string()
+    } else {
+        size_text(&m["limit"])
+    };
+    format!(
+        "{:<20} {:>7} {:>21} {:>6} {:>5} {:>19} {:>19}",
+        b["id"].as_str().unwrap_or("?"),
+        cpu,
+        format!("{} / {limit}", size_text(&m["usage"])),
+        mem_pct,
+        num_or_dash(&b["pids"]["current"]),
+        format!(
+            "{} / {}",
+            size_text(&b["network"]["rx_bytes"]),
+            size_text(&b["network"]["tx_bytes"])
+        ),
+        format!(
+            "{} / {}",
+            size_text(&b["io"]["read_bytes"]),
+            size_text(&b["io"]["write_bytes"])
+        ),
+    )
 }

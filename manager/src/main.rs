@@ -22,6 +22,7 @@ mod safe_open;
 mod say;
 mod shim_conn;
 mod spawn;
+mod stats;
 mod store;
 #[cfg(test)]
 mod testutil;

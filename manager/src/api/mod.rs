@@ -52,6 +52,7 @@ fn is_long_poll(req: &Request<Incoming>) -> bool {
         (&Method::POST, ["v1", "containers", _, "wait" | "stop"]) => true,
         (&Method::GET, ["v1", "containers", _, "logs"]) => flag(&query(req), "follow"),
         (&Method::GET, ["v1", "events"]) => flag(&query(req), "follow"),
+        (&Method::GET, ["v1", "containers", _, "stats"]) => flag(&query(req), "stream"),
         _ => false,
     }
 }
@@ -128,6 +129,35 @@ fn flag(q: &HashMap<String, String>, key: &str) -> bool {
     matches!(q.get(key).map(String::as_str), Some("1" | "true" | "yes"))
 }
 
+/// `stats?stream=true`: one JSON line now, then one a second until the
+/// container has stopped (its last line says so) or the client hangs up.
+fn stats_stream(
+    reg: Arc<Registry>,
+    id: String,
+    first: crate::stats::ContainerStats,
+) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::spawn(async move {
+        let mut next = Ok(first);
+        loop {
+            let Ok(s) = next else { return };
+            let mut line = serde_json::to_vec(&s).unwrap_or_default();
+            line.push(b'\n');
+            if tx.send(Bytes::from(line)).await.is_err()
+                || s.status == crate::model::Status::Stopped
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            next = reg.stats(&id).await;
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(logs::ChannelBody(rx).boxed())
+        .expect("valid response")
+}
+
 /// Parses a create request: not JSON → `bad_request`; a bad id → `invalid_id`
 /// style message; any other shape error names the field.
 pub fn parse_create(body: &[u8]) -> Result<CreateRequest, Error> {
@@ -185,6 +215,13 @@ async fn route(
                 StatusCode::CREATED,
                 &reg.inspect(c.id.as_str()).await?,
             ))
+        }
+        (Method::GET, ["v1", "containers", id, "stats"]) => {
+            let first = reg.stats(id).await?;
+            if !flag(&q, "stream") {
+                return Ok(json(StatusCode::OK, &first));
+            }
+            Ok(stats_stream(reg.clone(), id.to_string(), first))
         }
         (Method::GET, ["v1", "containers", id]) => {
             Ok(json(StatusCode::OK, &reg.inspect(id).await?))

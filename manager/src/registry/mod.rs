@@ -135,6 +135,23 @@ impl Registry {
         Ok(Inspect { record, pids })
     }
 
+    /// What the container uses now (`crate::stats`).
+    pub async fn stats(&self, id: &str) -> Result<crate::stats::ContainerStats> {
+        let c = self.get(id)?;
+        let r = c.record();
+        let cg = c.cgroup.clone();
+        Ok(blocking(move || {
+            crate::stats::read(
+                r.id.as_str(),
+                r.status,
+                &cg,
+                &r.config.network,
+                r.init.map(|p| p.pid),
+            )
+        })
+        .await)
+    }
+
     pub async fn wait(&self, id: &str) -> Result<ContainerRecord> {
         let c = self.get(id)?;
         c.wait_stopped(None).await;
