@@ -27,6 +27,9 @@ pub struct Env {
     pub store: Store,
     pub cgroups: Arc<dyn Cgroups>,
     pub shims: Arc<dyn Shims>,
+    /// Every container that stopped, for its restart policy
+    /// (`registry::restart`).
+    pub stopped: mpsc::UnboundedSender<common::id::ContainerId>,
 }
 
 /// The live link to a shim: commands go out, every frame comes back on `events`.
@@ -256,6 +259,7 @@ pub async fn mark_stopped(
     if let Ok(Err(e)) = removed {
         crate::say!("zctr: {}: cgroup not removed yet: {e}", c.id);
     }
+    let _ = env.stopped.send(c.id.clone());
 }
 
 /// The shim is gone or says stopped: take the exit from `status.json`, or

@@ -50,6 +50,10 @@ pub struct CreateArgs {
     /// client, and sent inline).
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped (with
+    /// exponential back-off; never after `stop`, `kill` or `delete`).
+    #[arg(long)]
+    pub restart: Option<String>,
     /// Print the whole container as JSON.
     #[arg(long)]
     pub json: bool,
@@ -107,6 +111,11 @@ pub fn config_from(a: &CreateArgs) -> Result<ContainerConfig> {
     }
     if let Some(m) = a.memory {
         cfg.limits.memory_bytes = Some(m);
+    }
+    if let Some(r) = &a.restart {
+        cfg.restart = r
+            .parse()
+            .map_err(|e| bad_request(format!("--restart: {e}")))?;
     }
     if let Some(p) = a.pids {
         cfg.limits.pids = Some(p);
@@ -220,6 +229,7 @@ mod tests {
             network: None,
             cpus: None,
             memory: None,
+            restart: None,
             pids: None,
             security_opt: vec![],
             json: false,

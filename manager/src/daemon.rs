@@ -71,6 +71,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let recovered = reg.recover().await;
     reg.events().release();
     recovered?;
+    // Restart policies, for what stopped while the daemon was away too.
+    reg.start_restarts();
 
     let sock_err = |source| DaemonError::Socket {
         path: opts.socket.clone(),

@@ -1,6 +1,6 @@
 //! The daemon's event log: one [`Event`] per lifecycle change of a container
 //! (created, started, paused, resumed, oom, exited, died_while_away,
-//! deleted), with a sequence number and a time, kept three ways:
+//! restarted, deleted), with a sequence number and a time, kept three ways:
 //!
 //! - appended to `<root>/events.jsonl` (one JSON object per line; past
 //!   [`MAX_FILE`] bytes it becomes `events.jsonl.1` and a new file starts), so
@@ -45,6 +45,8 @@ pub enum Kind {
     Exited,
     /// It stopped while the daemon was not running (learned at its start).
     DiedWhileAway,
+    /// Its restart policy started it again (`restart_count` says how often).
+    Restarted,
     Deleted,
 }
 
@@ -156,6 +158,19 @@ impl Events {
             };
             self.emit(r.id.as_str(), kind, at_ms, exit_code, signal, reason);
         }
+    }
+
+    /// The restart policy built it again (`count`: restarts so far); a
+    /// `started` follows once it runs.
+    pub fn restarted(&self, id: &str, count: u32) {
+        self.emit(
+            id,
+            Kind::Restarted,
+            now_ms(),
+            None,
+            None,
+            Some(format!("restart {count}")),
+        );
     }
 
     pub fn deleted(&self, id: &str) {
@@ -272,6 +287,8 @@ fn kinds(old: Status, r: &ContainerRecord, started_ms: u64) -> Vec<(Kind, u64)> 
     let now = now_ms();
     match (old, r.status) {
         (a, b) if a == b => Vec::new(),
+        // A restart: `restarted` says it.
+        (Stopped, Created) => Vec::new(),
         (_, Created) => vec![(Kind::Created, now)],
         (Creating, Running) => vec![(Kind::Created, now), (Kind::Started, now)],
         (Created, Running) => vec![(Kind::Started, now)],

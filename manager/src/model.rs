@@ -92,6 +92,16 @@ pub struct ContainerRecord {
     pub exit: Option<ExitInfo>,
     /// Why it stopped when that was not its own doing (e.g. "shim died").
     pub stop_reason: Option<String>,
+    /// Times its restart policy started it again.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// The user stopped it (`stop`, `kill`): its policy does not restart it
+    /// until the user starts it again.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    /// Restarts in a row, each shortly after the last (the back-off's step).
+    #[serde(default)]
+    pub backoff_step: u32,
 }
 
 /// One line of `GET /v1/containers`.

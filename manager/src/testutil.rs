@@ -118,5 +118,8 @@ pub fn record(id: common::id::ContainerId) -> crate::model::ContainerRecord {
         finished_ms: None,
         exit: None,
         stop_reason: None,
+        restart_count: 0,
+        stopped_by_user: false,
+        backoff_step: 0,
     }
 }

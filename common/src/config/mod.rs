@@ -133,6 +133,9 @@ pub struct ContainerConfig {
     /// `linux.seccomp` object (see `docs/profiles.md`).
     #[serde(default, skip_serializing_if = "SeccompOption::is_default")]
     pub seccomp: SeccompOption,
+    /// Whether the manager starts it again after it stopped (`restart.rs`).
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
+    pub restart: RestartPolicy,
 }
 
 /// A host directory bind-mounted into the container (the seed's `Volume` map
@@ -363,6 +366,7 @@ impl ContainerConfig {
             cwd: None,
             user: None,
             seccomp: SeccompOption::Default,
+            restart: RestartPolicy::No,
         }
     }
 
@@ -402,7 +406,10 @@ impl Volume {
     }
 }
 
+mod restart;
 mod validate;
+
+pub use restart::{backoff, RestartPolicy, RESET_AFTER};
 
 pub(crate) use validate::{validate_args, validate_env};
 

@@ -50,6 +50,9 @@ impl Registry {
             finished_ms: None,
             exit: None,
             stop_reason: None,
+            restart_count: 0,
+            stopped_by_user: false,
+            backoff_step: 0,
         };
         let c = Container::new(record, cgroup.clone());
         // Held until the container is built or rolled back: an operation on
@@ -101,6 +104,16 @@ impl Registry {
 
     /// Bundle, cgroup and shim of the `creating` container `c`.
     async fn build(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        let exposed_ports = self.prepare(c).await?;
+        // Persisted before the shim exists, so a crash from here on is seen
+        // (and cleaned) by recovery.
+        c.update(&self.env.store, |r| r.exposed_ports = exposed_ports)?;
+        self.launch(c, |_| {}).await
+    }
+
+    /// Writes `c`'s bundle from its record's config and creates its cgroup
+    /// with the limits; returns the image's exposed ports.
+    pub(super) async fn prepare(&self, c: &Arc<Container>) -> Result<Vec<String>> {
         let env = self.env.clone();
         let (rec, cg) = (c.record(), c.cgroup.clone());
         let prepared = blocking(move || -> Result<bundle::Prepared> {
@@ -109,11 +122,16 @@ impl Registry {
             Ok(prepared)
         })
         .await?;
-        // Persisted before the shim exists, so a crash from here on is seen
-        // (and cleaned) by recovery.
-        c.update(&self.env.store, |r| {
-            r.exposed_ports = prepared.exposed_ports
-        })?;
+        Ok(prepared.exposed_ports)
+    }
+
+    /// Spawns `c`'s shim (which creates the container), records it created
+    /// (with `more` changes to the record) and attaches to the shim.
+    pub(super) async fn launch(
+        &self,
+        c: &Arc<Container>,
+        more: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<()> {
         let record = c.record();
         let procs = self.env.cgroups.procs_files(&self.shim_cgroup()?);
         let spawned = self
@@ -129,6 +147,7 @@ impl Registry {
             r.shim = Some(spawned.shim);
             r.init = procfs::proc_id(spawned.init_pid);
             r.status = Status::Created;
+            more(r);
         });
         if let Err(e) = updated {
             // The shim runs: end its container (the shim then exits) before

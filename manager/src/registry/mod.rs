@@ -7,6 +7,7 @@
 //! - `ops`: the lifecycle operations (start, run, pause, resume, kill, delete).
 //! - `exchange`: one request/reply helper for every exchange with a shim.
 //! - `recover`: rebuild the table from the state root.
+//! - `restart`: restart policies (back-off, restarts after a daemon restart).
 //!
 //! Shims are reached through [`Shims`] and cgroups through [`Cgroups`].
 
@@ -14,6 +15,7 @@ mod create;
 mod exchange;
 mod ops;
 mod recover;
+mod restart;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -58,6 +60,8 @@ pub struct Registry {
     env: Arc<Env>,
     settings: Settings,
     table: Table,
+    /// The other end of `Env::stopped`, until [`Registry::start_restarts`].
+    stopped: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ContainerId>>>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -87,14 +91,17 @@ impl Registry {
         shims: Arc<dyn Shims>,
         settings: Settings,
     ) -> Arc<Self> {
+        let (stopped_tx, stopped_rx) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(Self {
             env: Arc::new(Env {
                 store,
                 cgroups,
                 shims,
+                stopped: stopped_tx,
             }),
             settings,
             table: Table::default(),
+            stopped: std::sync::Mutex::new(Some(stopped_rx)),
         })
     }
 

@@ -96,6 +96,11 @@ impl Registry {
     async fn kill_now(&self, id: &str, signal: i32) -> Result<()> {
         let (c, _op) = self.locked(id).await?;
         Self::invalid(&c, Op::Kill)?;
+        // A signal meant to end it: its restart policy must not undo that.
+        let ending = [libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
+        if ending.contains(&signal) && !c.record().stopped_by_user {
+            c.update(&self.env.store, |r| r.stopped_by_user = true)?;
+        }
         let sent = exchange::command(&c, ManagerMsg::Kill { signal }, COMMAND_TIMEOUT).await;
         if signal == libc::SIGKILL {
             // Every process of its cgroup, in every hierarchy, thawed first:

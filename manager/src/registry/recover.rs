@@ -68,6 +68,8 @@ impl Registry {
                 cgroups.remove(&cg)
             })
             .await;
+            // Its policy may still want it (the daemon stopped during a back-off).
+            let _ = self.env.stopped.send(c.id.clone());
             return Ok(());
         }
         let shim_alive = c

@@ -191,6 +191,9 @@ impl Harness {
             finished_ms: None,
             exit: None,
             stop_reason: None,
+            restart_count: 0,
+            stopped_by_user: false,
+            backoff_step: 0,
         }
     }
 
