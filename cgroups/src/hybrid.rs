@@ -38,6 +38,14 @@ impl Cgroups for Hybrid {
         self.v2.create_with(path, None, program.as_deref())
     }
 
+    fn validate(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.v1.validate(resources)
+    }
+
+    fn update(&self, path: &CgroupPath, resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.v1.update(path, resources)
+    }
+
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
         let mut v = self.v1.procs_files(path);
         v.extend(self.v2.procs_files(path));

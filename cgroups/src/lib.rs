@@ -188,6 +188,15 @@ pub trait Cgroups: Send + Sync + fmt::Debug {
         path: &CgroupPath,
         resources: Option<&LinuxResources>,
     ) -> Result<(), CgroupError>;
+    /// Checks `resources` against this host without touching anything: a
+    /// field this host cannot apply is refused with an error naming it
+    /// (`linux.resources.memory.kernel: ...`). `create` and `update` do the
+    /// same checks first.
+    fn validate(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
+    /// Changes the limits of the existing cgroup `path` live: validated first,
+    /// then applied all or none (on a failure midway the values read before
+    /// are written back). Only the fields present in `resources` change.
+    fn update(&self, path: &CgroupPath, resources: &LinuxResources) -> Result<(), CgroupError>;
     /// The `cgroup.procs` file of this cgroup in every hierarchy (to place a process).
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf>;
     /// Freezes every process in the cgroup and waits until they are frozen.

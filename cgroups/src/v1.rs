@@ -133,6 +133,23 @@ impl Cgroups for V1 {
         Ok(())
     }
 
+    fn validate(&self, _resources: &LinuxResources) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
+    fn update(&self, path: &CgroupPath, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let memsw = self
+            .mount_of("memory")
+            .map(|m| path.under(m).join("memory.memsw.limit_in_bytes").exists())
+            .unwrap_or(false);
+        Self::fs(path)
+            .apply(&to_resources(resources, false, memsw))
+            .map_err(|e| CgroupError::Apply {
+                path: path.to_string(),
+                message: e.to_string(),
+            })
+    }
+
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
         self.mounts
             .iter()

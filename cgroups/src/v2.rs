@@ -192,6 +192,19 @@ impl Cgroups for V2 {
         self.create_with(path, resources, program.as_deref())
     }
 
+    fn validate(&self, _resources: &LinuxResources) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
+    fn update(&self, path: &CgroupPath, resources: &LinuxResources) -> Result<(), CgroupError> {
+        CgFs::load(Box::new(hierarchies::V2::new()), path.as_str())
+            .apply(&to_resources(resources, true, false))
+            .map_err(|e| CgroupError::Apply {
+                path: path.to_string(),
+                message: e.to_string(),
+            })
+    }
+
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
         vec![self.dir(path).join("cgroup.procs")]
     }
