@@ -26,6 +26,8 @@ mod v2;
 
 #[cfg(test)]
 mod kernel_tests;
+#[cfg(test)]
+mod limits_kernel_tests;
 
 use common::mountinfo::{cgroup_mounts, CgroupMount};
 use oci_spec::runtime::LinuxResources;
