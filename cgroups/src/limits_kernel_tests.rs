@@ -79,6 +79,18 @@ impl Fixture {
     fn v1(&self, controller: &str) -> bool {
         self.parent.v1_dir(controller).is_some()
     }
+
+    /// Whether the cgroup2 root offers `controller`.
+    fn v2_root_has(&self, controller: &str) -> bool {
+        self.parent
+            .dirs()
+            .iter()
+            .filter(|d| d.hierarchy.version == zctr_tests::cgroup::CgroupVersion::V2)
+            .any(|d| {
+                fs::read_to_string(d.hierarchy.mount_point.join("cgroup.controllers"))
+                    .is_ok_and(|c| c.split_whitespace().any(|c| c == controller))
+            })
+    }
 }
 
 /// The first disk's device number (`254:0`), for throttling.
@@ -142,7 +154,8 @@ fn a_full_resources_block_is_written_where_the_layout_keeps_each_controller() {
     if let Some(d) = &disk {
         blkio = blkio.throttle_read_bps_device(throttle(d, 1 << 20));
     }
-    let huge = Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
+    let huge = Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+        && (f.v1("hugetlb") || f.v2_root_has("hugetlb"));
     let mut b = LinuxResourcesBuilder::default()
         .memory(memory.build().unwrap())
         .cpu(cpu.build().unwrap())

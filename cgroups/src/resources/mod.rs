@@ -285,3 +285,45 @@ pub(crate) mod test_hosts {
         host(Layout::Hybrid, &c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_hosts::{hybrid, v2};
+    use super::*;
+    use oci_spec::runtime::{
+        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNetworkBuilder, LinuxResourcesBuilder,
+    };
+
+    #[test]
+    fn every_refusal_is_reported_at_once_as_a_client_error() {
+        let r = LinuxResourcesBuilder::default()
+            .memory(LinuxMemoryBuilder::default().kernel(1).build().unwrap())
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .realtime_runtime(5)
+                    .build()
+                    .unwrap(),
+            )
+            .network(
+                LinuxNetworkBuilder::default()
+                    .class_id(1u32)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let e = plan(&r, &v2()).unwrap_err();
+        assert!(e.is_refusal());
+        let text = e.to_string();
+        for f in ["memory.kernel", "cpu.realtimeRuntime", "network.classID"] {
+            assert!(text.contains(&format!("linux.resources.{f}: ")), "{text}");
+        }
+        assert!(
+            text.starts_with("linux.resources refused: 3 errors: "),
+            "{text}"
+        );
+        // An empty block plans nothing.
+        let empty = LinuxResourcesBuilder::default().build().unwrap();
+        assert_eq!(plan(&empty, &hybrid()).unwrap(), Plan::default());
+    }
+}
