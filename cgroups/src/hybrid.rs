@@ -1,6 +1,8 @@
 //! The hybrid layout: v1 controllers do the work (limits, freezer, OOM, device
-//! rules), the controller-less cgroup2 mount still gets the same cgroup so the
-//! container is in one place everywhere (and `cgroup.kill` can end it at once).
+//! rules), the cgroup2 mount still gets the same cgroup so the container is in
+//! one place everywhere (and `cgroup.kill` can end it at once). A controller
+//! that is on the cgroup2 mount rather than v1 (hugetlb on some hosts) gets
+//! its limits there.
 //! The cgroup2 directory also gets the device rules as a BPF program: the
 //! kernel enforces both, and the same rules give the same answer.
 

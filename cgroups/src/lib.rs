@@ -213,7 +213,10 @@ pub enum Layout {
 /// What the manager needs from control groups.
 pub trait Cgroups: Send + Sync + fmt::Debug {
     fn layout(&self) -> Layout;
-    /// Creates the cgroup in every hierarchy and applies `resources`.
+    /// Creates the cgroup in every hierarchy and applies `resources`. A field
+    /// this host cannot apply is refused before anything is made (all such
+    /// fields in one error); a write the kernel rejects removes the cgroup
+    /// again: a failed create leaves none.
     fn create(
         &self,
         path: &CgroupPath,
