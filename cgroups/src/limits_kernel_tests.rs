@@ -380,3 +380,58 @@ fn live_updates_change_memory_and_pids_and_an_invalid_one_changes_nothing() {
     let gone = CgroupPath::new(&format!("{}/nothing", f.parent.relative_path())).unwrap();
     assert!(f.cgroups.update(&gone, &tiny).is_err());
 }
+
+#[test]
+fn unified_files_go_to_the_cgroup2_directory_or_are_refused() {
+    let Some(f) = Fixture::new() else { return };
+    let layout = f.cgroups.layout();
+    let (key, value) = match layout {
+        Layout::V2 => ("memory.high", "33554432"),
+        Layout::Hybrid if f.v2_root_has("hugetlb") => ("hugetlb.2MB.max", "4194304"),
+        // A hybrid host without cgroup2 controllers: only cgroup.* files.
+        Layout::Hybrid => ("cgroup.max.depth", "3"),
+        Layout::V1 => ("memory.high", "1"),
+    };
+    let r = LinuxResourcesBuilder::default()
+        .unified(
+            [(key.to_string(), value.to_string())]
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
+        .build()
+        .unwrap();
+    if layout == Layout::V1 {
+        let e = f.cgroups.validate(&r).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot be set on a v1-only host"),
+            "{e}"
+        );
+        return;
+    }
+    if key.starts_with("hugetlb")
+        && !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+    {
+        return;
+    }
+    let Some(created) = f.create(&r) else { return };
+    created.unwrap_or_else(|e| panic!("{layout:?}: {e}"));
+    let dir = f.parent.v2_dir().expect("a cgroup2 hierarchy").join("ctr");
+    let got = fs::read_to_string(dir.join(key)).unwrap();
+    assert_eq!(got.trim(), value, "{key}");
+    if layout == Layout::Hybrid {
+        // memory is a v1 controller here: its cgroup2 files are refused.
+        let r = LinuxResourcesBuilder::default()
+            .unified(
+                [("memory.high".to_string(), "1".to_string())]
+                    .into_iter()
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )
+            .build()
+            .unwrap();
+        let e = f.cgroups.update(&f.path, &r).unwrap_err();
+        assert!(
+            e.to_string().contains("on a v1 hierarchy on this host"),
+            "{e}"
+        );
+    }
+}
