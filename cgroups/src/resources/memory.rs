@@ -114,27 +114,22 @@ pub(super) fn plan(m: &LinuxMemory, cx: &mut Ctx) {
                     "swap accounting is off on this kernel (no memory.memsw.limit_in_bytes; \
                      boot with swapaccount=1)",
                 ),
-                Ok(Some(v)) => {
-                    if let (Some(l), true) = (m.limit(), swap > 0) {
-                        if l > 0 && swap < l {
-                            cx.refuse(
-                                "memory.swap",
-                                format!(
-                                    "memory+swap ({swap}) is below memory.limit ({l}); it \
-                                     includes the memory"
-                                ),
-                            );
-                            return;
-                        }
-                    }
-                    cx.write(
+                Ok(Some(v)) => match m.limit() {
+                    Some(l) if l > 0 && swap > 0 && swap < l => cx.refuse(
+                        "memory.swap",
+                        format!(
+                            "memory+swap ({swap}) is below memory.limit ({l}); it includes \
+                             the memory"
+                        ),
+                    ),
+                    _ => cx.write(
                         "memory.swap",
                         "memory",
                         side,
                         "memory.memsw.limit_in_bytes",
                         v,
-                    )
-                }
+                    ),
+                },
                 Err(e) => cx.refuse("memory.swap", e),
             }
         } else {
