@@ -10,6 +10,7 @@
 
 pub mod caps;
 pub mod devices;
+pub mod hooks;
 pub mod mounts;
 pub mod namespaces;
 pub mod paths;
