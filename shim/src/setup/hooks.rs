@@ -65,6 +65,30 @@ pub fn run_steps(kind: HookKind, steps: &[HookStep], state_json: &[u8]) -> Resul
     Ok(())
 }
 
+/// `prestart` then `createRuntime`, with the state "creating" and the
+/// container's pid: called by `launch` once the parent's side of setup is
+/// done, before the child goes on to its mounts. A failure fails `create`.
+pub fn run_create_runtime(
+    plan: &crate::setup::plan::Plan,
+    pid: i32,
+) -> Result<(), zctr_shim_core::SetupError> {
+    let kinds = [HookKind::Prestart, HookKind::CreateRuntime];
+    if kinds.iter().all(|&k| plan.hooks.get(k).is_empty()) {
+        return Ok(());
+    }
+    let state = plan.container.state(ContainerState::Creating, Some(pid));
+    for kind in kinds {
+        run_steps(kind, plan.hooks.get(kind), &state).map_err(|e| {
+            zctr_shim_core::SetupError::new(
+                &format!("hook {}[{}]", e.kind, e.index),
+                e.errno,
+                format!("{}: {}", e.path, e.reason),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Stdin for a hook: a memfd holding the state (a hook that does not read
 /// its stdin cannot block the runtime, however long the state).
 fn state_file(state_json: &[u8]) -> std::io::Result<std::fs::File> {

@@ -17,5 +17,6 @@ pub mod plan;
 pub mod reach;
 pub mod readfile;
 pub mod seccomp;
+pub mod shim_mode;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -3,8 +3,10 @@
 //! container-namespace hooks are run by the child, which allocates nothing).
 
 use super::{cstr, err, PlanError};
-use oci_spec::runtime::{Hook, Hooks};
+use oci_spec::runtime::{ContainerState, Hook, Hooks};
+use std::collections::HashMap;
 use std::ffi::CString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// When a hook runs, and in which namespaces (see docs/shim.md "Hooks").
@@ -81,6 +83,29 @@ impl HookPlan {
             HookKind::Poststart => &self.poststart,
             HookKind::Poststop => &self.poststop,
         }
+    }
+}
+
+/// What the state JSON of the hooks says about the container besides its
+/// status and pid. `build` fills the bundle (absolute) and annotations; the
+/// caller sets the id.
+#[derive(Debug, Default, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub annotations: Option<HashMap<String, String>>,
+}
+
+impl ContainerInfo {
+    /// The state JSON hooks get on stdin.
+    pub fn state(&self, status: ContainerState, pid: Option<i32>) -> Vec<u8> {
+        crate::setup::hooks::state_json(
+            &self.id,
+            status,
+            pid,
+            &self.bundle,
+            self.annotations.as_ref(),
+        )
     }
 }
 

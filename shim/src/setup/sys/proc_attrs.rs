@@ -12,8 +12,13 @@ type SysResult<T> = Result<T, Errno>;
 
 /// umask(2); cannot fail.
 pub fn umask(mask: u32) {
+    umask_swap(mask);
+}
+
+/// umask(2), returning the previous mask.
+pub fn umask_swap(mask: u32) -> u32 {
     // SAFETY: umask takes a plain integer and only changes this process's mask.
-    unsafe { libc::umask(mask as libc::mode_t) };
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
 
 /// personality(2) with `persona`.
@@ -108,4 +113,11 @@ pub fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
     // SAFETY: `fd` was opened above and is not used after this.
     unsafe { super::close(fd) };
     r
+}
+
+/// setdomainname(2).
+pub fn setdomainname(name: &CStr) -> SysResult<()> {
+    let b = name.to_bytes();
+    // SAFETY: `b` is `b.len()` readable bytes.
+    check(unsafe { libc::setdomainname(b.as_ptr().cast(), b.len()) } as c_long).map(drop)
 }
