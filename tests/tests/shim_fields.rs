@@ -184,8 +184,31 @@ fn every_rootfs_propagation_is_applied() {
         ("runbindable", "unbindable"),
     ] {
         let mut c = Ctr::unprivileged(&reading(&["/proc/self/mountinfo"]));
+        // The root a bind of the host's directory, itself a shared mount
+        // here (this host's / is private: nothing to be a slave of). An
+        // overlay root would be a new mount with no master to follow.
+        c.overlay = None;
+        let root = c.rootfs.path().to_path_buf();
+        for args in [&["--bind"][..], &["--make-shared"][..]] {
+            let out = std::process::Command::new("mount")
+                .args(args)
+                .args(if args[0] == "--bind" {
+                    vec![&root, &root]
+                } else {
+                    vec![&root]
+                })
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+        }
         c.spec["linux"]["rootfsPropagation"] = json!(kind);
-        let r = c.report();
+        let out = c.run();
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            zctr_tests::describe(&out)
+        );
+        let r = parse_report(&out.stdout).unwrap();
         let got = root_propagation(&r);
         if want.is_empty() {
             assert_eq!(got, "", "{kind}");
@@ -208,10 +231,18 @@ fn device_nodes_get_their_exact_mode_and_owner() {
     );
     let Some(mut c) = with_busybox(c) else { return };
     c.set_args(&["sh", "-c", "ls -ln /dev/zctr-null /dev/zctr-fifo"]);
+    // The privileged profile binds the host's /dev: a tmpfs /dev instead.
+    for m in c.spec["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            *m = json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                        "options": ["nosuid", "mode=755", "size=64k"]});
+        }
+    }
     c.spec["linux"]["devices"] = json!([
         {"path": "/dev/zctr-null", "type": "c", "major": 1, "minor": 3,
          "fileMode": 0o660, "uid": 1000, "gid": 1001},
-        {"path": "/dev/zctr-fifo", "type": "p", "fileMode": 0o4751, "uid": 5, "gid": 6}
+        {"path": "/dev/zctr-fifo", "type": "p", "major": 0, "minor": 0,
+         "fileMode": 0o751, "uid": 5, "gid": 6}
     ]);
     let out = c.run();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -232,7 +263,7 @@ fn device_nodes_get_their_exact_mode_and_owner() {
     let fifo = line("/dev/zctr-fifo");
     assert_eq!(
         (&fifo[0][..], &fifo[2][..], &fifo[3][..]),
-        ("prwsr-x--x", "5", "6")
+        ("prwxr-x--x", "5", "6")
     );
 }
 
@@ -252,7 +283,7 @@ fn fields_this_host_cannot_apply_are_refused_by_name() {
             && !std::path::Path::new("/sys/fs/selinux/enforce").exists(),
         "this test expects a host without AppArmor and SELinux"
     );
-    let cases: [(&str, Edit); 8] = [
+    let cases: [(&str, Edit); 9] = [
         (
             "process.apparmorProfile: AppArmor is not enabled on this host",
             |s| s["process"]["apparmorProfile"] = json!("zctr-test"),
@@ -277,6 +308,19 @@ fn fields_this_host_cannot_apply_are_refused_by_name() {
         ("process.terminal: ", |s| {
             s["process"]["terminal"] = json!(true)
         }),
+        (
+            "linux.devices: device nodes are made only in a /dev the runtime fills",
+            |s| {
+                for m in s["mounts"].as_array_mut().unwrap() {
+                    if m["destination"] == "/dev" {
+                        *m = json!({"destination": "/dev", "type": "bind", "source": "/dev",
+                                    "options": ["rbind"]});
+                    }
+                }
+                s["linux"]["devices"] =
+                    json!([{"path": "/dev/zz", "type": "c", "major": 1, "minor": 3}]);
+            },
+        ),
         ("linux.personality.flags: ", |s| {
             s["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["X"]})
         }),

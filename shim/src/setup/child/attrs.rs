@@ -1,14 +1,16 @@
 //! The child's steps for the process attributes of the plan: the time
-//! namespace and domain name early, personality and scheduling before
+//! namespace, then the domain name early, personality and scheduling before
 //! "ready" (a failure fails `create`), labels, CPU affinity and umask just
 //! before exec.
 
 use super::{debug, ChildCtx, Context, Step};
 use crate::setup::sys;
 
-/// After the user and cgroup namespaces: a new time namespace with its
-/// offsets (entered at exec), the domain name, the initial CPU affinity.
-pub(super) fn early<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
+/// Right after joining namespaces, before the ids change in a user
+/// namespace (which makes the process non-dumpable, its /proc files then
+/// owned by an id the namespace does not map, and timens_offsets unwritable):
+/// a new time namespace with its offsets, entered at exec.
+pub(super) fn time_namespace<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     let plan = ctx.plan;
     if plan.unshare_timens {
         debug(ctx, "time namespace");
@@ -18,6 +20,12 @@ pub(super) fn early<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
                 .at("write time offsets", o.to_bytes())?;
         }
     }
+    Ok(())
+}
+
+/// After the hostname: the domain name, the initial CPU affinity.
+pub(super) fn early<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
+    let plan = ctx.plan;
     if let Some(d) = &plan.domainname {
         debug(ctx, "domainname");
         sys::setdomainname(d).at("setdomainname", d.to_bytes())?;

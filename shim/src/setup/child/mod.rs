@@ -102,6 +102,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         // SAFETY: `fd` was opened by this process above and is not used after this.
         unsafe { sys::close(fd) };
     }
+    attrs::time_namespace(ctx)?;
     if plan.userns {
         debug(ctx, "become root in the user namespace");
         sys::setresgid(0).at("setresgid in user namespace", b"")?;
@@ -134,11 +135,6 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     hooks::run(ctx, HookKind::CreateContainer);
     debug(ctx, "pivot_root");
     pivot(root, plan.rootfs.to_bytes())?;
-    if plan.root_propagation_after != 0 {
-        debug(ctx, "rootfs propagation");
-        sys::mount(None, c"/", None, plan.root_propagation_after, None)
-            .at("set rootfs propagation", b"/")?;
-    }
     // SAFETY: `root` was opened by this process above and is not used after this.
     unsafe { sys::close(root) };
     let root = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
@@ -163,6 +159,13 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     if plan.readonly_root {
         debug(ctx, "read-only root");
         remount_readonly(root, b"").at("read-only root", b"/")?;
+    }
+    // Last of the mount steps: an unbindable tree could not be bound from
+    // (masked paths bind /dev/null).
+    if plan.root_propagation_after != 0 {
+        debug(ctx, "rootfs propagation");
+        sys::mount(None, c"/", None, plan.root_propagation_after, None)
+            .at("set rootfs propagation", b"/")?;
     }
     // SAFETY: `root` was opened by this process above and is not used after this.
     unsafe { sys::close(root) };

@@ -78,9 +78,8 @@ pub struct Plan {
     pub rootfs: CString,
     /// The propagation of `/` while the container's mounts are made.
     pub root_propagation: c_ulong,
-    /// `linux.rootfsPropagation` applied to the new `/` after pivot_root,
-    /// when it cannot be during setup (shared: pivot_root refuses a shared
-    /// parent; unbindable: the rootfs could not be bound), else 0.
+    /// `linux.rootfsPropagation` applied to the new `/` after pivot_root
+    /// (see `rootfs::propagation_steps`).
     pub root_propagation_after: c_ulong,
     /// Create a time namespace with unshare in the child (never at clone:
     /// its offsets must be written before a process enters it).
@@ -251,6 +250,12 @@ pub fn build(
     )?;
     let devices = if mounts.populate_dev {
         devices::plan(linux.devices().iter().flatten())?
+    } else if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(err(
+            "linux.devices",
+            "device nodes are made only in a /dev the runtime fills (a tmpfs mounted on /dev): \
+             this config's /dev is not one",
+        ));
     } else {
         Vec::new()
     };

@@ -80,16 +80,20 @@ pub fn plan(root: &Root, propagation: Option<&String>, bundle: &Path) -> Result<
     })
 }
 
-/// `/`'s propagation during setup and the one to apply to the new `/` after
-/// pivot_root (0: none). Shared and unbindable cannot be had during setup:
-/// pivot_root refuses a shared parent mount, and an unbindable rootfs cannot
-/// be bound onto itself. Setup then runs with a recursive slave `/`.
+/// `/`'s propagation during setup and the one applied to the new `/` after
+/// pivot_root. Setup runs with a recursive slave `/` (or rprivate when that
+/// is asked): pivot_root refuses a shared parent mount, an unbindable rootfs
+/// could not be bound onto itself, and a non-recursive kind set on the host's
+/// `/` would not reach the rootfs bind. The requested kind then applies to the
+/// container's own `/` (as runc).
 pub fn propagation_steps(requested: c_ulong) -> (c_ulong, c_ulong) {
-    if requested & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0 {
-        (libc::MS_SLAVE | libc::MS_REC, requested)
+    let rprivate = libc::MS_PRIVATE | libc::MS_REC;
+    let during = if requested == rprivate {
+        rprivate
     } else {
-        (requested, 0)
-    }
+        libc::MS_SLAVE | libc::MS_REC
+    };
+    (during, requested)
 }
 
 /// Whether host id `id` lies in one of the mappings.
@@ -275,7 +279,14 @@ mod tests {
         );
         assert_eq!(
             super::propagation_steps(libc::MS_PRIVATE | libc::MS_REC),
-            (libc::MS_PRIVATE | libc::MS_REC, 0)
+            (
+                libc::MS_PRIVATE | libc::MS_REC,
+                libc::MS_PRIVATE | libc::MS_REC
+            )
+        );
+        assert_eq!(
+            super::propagation_steps(libc::MS_SLAVE),
+            (libc::MS_SLAVE | libc::MS_REC, libc::MS_SLAVE)
         );
         let file: Root = serde_json::from_str(r#"{"path":"/proc/self/stat"}"#).unwrap();
         let e = plan(&file, None, Path::new("/")).unwrap_err();
