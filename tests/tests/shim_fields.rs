@@ -77,6 +77,10 @@ fn process_fields_are_applied() {
     p["user"]["additionalGids"] = json!([5, 7]);
     p["oomScoreAdj"] = json!(123);
     p["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    // Not observable from /proc: applied without an error at least.
+    p["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+    let last_cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
+    p["execCPUAffinity"] = json!({"initial": "0", "final": last_cpu.to_string()});
     c.spec["linux"]["personality"] = json!({"domain": "LINUX32"});
     c.spec["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "1234"});
     c.spec["domainname"] = json!("zctr.example");
@@ -84,6 +88,10 @@ fn process_fields_are_applied() {
     let status = read_of(&r, "/proc/self/status");
     assert_eq!(status_field(&status, "Umask"), "0027");
     assert_eq!(status_field(&status, "Groups"), "5 7");
+    assert_eq!(
+        status_field(&status, "Cpus_allowed_list"),
+        last_cpu.to_string()
+    );
     assert_eq!(read_of(&r, "/proc/self/oom_score_adj").trim(), "123");
     assert_eq!(read_of(&r, "/proc/self/personality").trim(), "00000008");
     assert_eq!(
@@ -395,4 +403,26 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or(())
+}
+
+#[test]
+fn ambient_capabilities_are_raised_where_the_kernel_allows_it() {
+    if !root_or_skip("ambient_capabilities_are_raised_where_the_kernel_allows_it") {
+        return;
+    }
+    let mut c = Ctr::unprivileged(&[]);
+    // CAP_KILL can be ambient (permitted and inheritable); CAP_CHOWN is not
+    // inheritable: left out, as runc does, not an error.
+    c.spec["process"]["capabilities"] = json!({
+        "bounding": ["CAP_KILL", "CAP_CHOWN"],
+        "effective": ["CAP_KILL", "CAP_CHOWN"],
+        "permitted": ["CAP_KILL", "CAP_CHOWN"],
+        "inheritable": ["CAP_KILL"],
+        "ambient": ["CAP_KILL", "CAP_CHOWN"],
+    });
+    c.spec["process"]["user"]["uid"] = json!(1000);
+    let r = c.report();
+    assert_eq!(caps(&r, "ambient"), ["CAP_KILL"]);
+    // A non-root user keeps what is ambient across exec.
+    assert_eq!(caps(&r, "effective"), ["CAP_KILL"]);
 }
