@@ -40,13 +40,19 @@ const POLL: Duration = Duration::from_millis(5);
 /// timeout (then it is killed) fails the whole call. Paths and timeouts are
 /// checked as in `config.json` (an error names the hook).
 pub fn run(kind: HookKind, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
-    let steps = crate::setup::plan::hooks::steps(kind, hooks).map_err(|e| HookError {
-        kind: kind.name(),
-        index: 0,
-        path: String::new(),
-        reason: e.to_string(),
-        errno: libc::EINVAL,
-    })?;
+    let steps = hooks
+        .iter()
+        .enumerate()
+        .map(|(index, h)| {
+            crate::setup::plan::hooks::step(kind, index, h).map_err(|e| HookError {
+                kind: kind.name(),
+                index,
+                path: h.path().display().to_string(),
+                reason: e.to_string(),
+                errno: libc::EINVAL,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     run_steps(kind, &steps, state_json)
 }
 

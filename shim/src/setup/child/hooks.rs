@@ -234,3 +234,20 @@ fn run_one(h: &HookStep, a: &Arrays, state: RawFd) -> HookResult {
         Err((Errno::ECANCELED, b"killed by signal ", Some(sig)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Buf;
+
+    #[test]
+    fn the_stack_formatter_writes_numbers_and_truncates() {
+        let mut b = Buf::<24>::new();
+        b.push(b"hook createContainer[").num(12).push(b"]");
+        assert_eq!(b.as_str(), "hook createContainer[12]");
+        b.push(b"more");
+        assert_eq!(b.as_str().len(), 24);
+        let mut z = Buf::<8>::new();
+        z.num(0).push(b" ").num(u64::MAX);
+        assert_eq!(z.as_str(), "0 184467");
+    }
+}
