@@ -68,6 +68,7 @@ fn process_fields_are_applied() {
         "/proc/self/oom_score_adj",
         "/proc/self/personality",
         "/proc/self/stat",
+        "/proc/self/numa_maps",
         "/proc/sys/kernel/domainname",
         "/proc/sys/net/ipv4/ip_unprivileged_port_start",
     ]));
@@ -82,6 +83,7 @@ fn process_fields_are_applied() {
     let last_cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
     p["execCPUAffinity"] = json!({"initial": "0", "final": last_cpu.to_string()});
     c.spec["linux"]["personality"] = json!({"domain": "LINUX32"});
+    c.spec["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
     c.spec["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "1234"});
     c.spec["domainname"] = json!("zctr.example");
     let r = c.report();
@@ -94,6 +96,12 @@ fn process_fields_are_applied() {
     );
     assert_eq!(read_of(&r, "/proc/self/oom_score_adj").trim(), "123");
     assert_eq!(read_of(&r, "/proc/self/personality").trim(), "00000008");
+    // The task's policy shows on the mappings without one of their own.
+    let numa = read_of(&r, "/proc/self/numa_maps");
+    assert!(
+        numa.lines().next().is_some_and(|l| l.contains(" bind:0 ")),
+        "{numa}"
+    );
     assert_eq!(
         read_of(&r, "/proc/sys/kernel/domainname").trim(),
         "zctr.example"
@@ -291,7 +299,7 @@ fn fields_this_host_cannot_apply_are_refused_by_name() {
             && !std::path::Path::new("/sys/fs/selinux/enforce").exists(),
         "this test expects a host without AppArmor and SELinux"
     );
-    let cases: [(&str, Edit); 9] = [
+    let cases: [(&str, Edit); 8] = [
         (
             "process.apparmorProfile: AppArmor is not enabled on this host",
             |s| s["process"]["apparmorProfile"] = json!("zctr-test"),
@@ -306,9 +314,6 @@ fn fields_this_host_cannot_apply_are_refused_by_name() {
         ),
         ("linux.intelRdt: ", |s| {
             s["linux"]["intelRdt"] = json!({"closID": "zctr"})
-        }),
-        ("linux.memoryPolicy: ", |s| {
-            s["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"})
         }),
         ("linux.netDevices: ", |s| {
             s["linux"]["netDevices"] = json!({"lo": {"name": "lo2"}})

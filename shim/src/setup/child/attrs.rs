@@ -36,7 +36,7 @@ pub(super) fn early<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     Ok(())
 }
 
-/// Before "ready": personality, scheduler, I/O priority.
+/// Before "ready": personality, scheduler, I/O priority, memory policy.
 pub(super) fn before_ready<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     let a = &ctx.plan.attrs;
     if let Some(p) = a.personality {
@@ -50,6 +50,10 @@ pub(super) fn before_ready<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
     if let Some(p) = a.io_priority {
         debug(ctx, "ioPriority");
         sys::ioprio_set(p).at("process.ioPriority", b"ioprio_set")?;
+    }
+    if let Some((mode, nodes)) = &a.memory_policy {
+        debug(ctx, "memoryPolicy");
+        sys::set_mempolicy(*mode, nodes.as_ref()).at("linux.memoryPolicy", b"set_mempolicy")?;
     }
     Ok(())
 }

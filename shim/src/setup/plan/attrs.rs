@@ -1,14 +1,14 @@
 //! Process attributes applied in the child just before exec (and the
 //! `process` fields that have no Linux meaning): `process.user.umask`,
 //! `linux.personality`, `process.scheduler`, `process.ioPriority`,
-//! `process.execCPUAffinity`, `process.terminal`/`consoleSize`,
+//! `process.execCPUAffinity`, `linux.memoryPolicy`, `process.terminal`/`consoleSize`,
 //! `process.commandLine`, `process.user.username`.
 
 use super::{err, PlanError};
 use crate::setup::sys::SchedAttr;
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, Process,
+    IOPriorityClass, LinuxMemoryPolicy, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType, MemoryPolicyModeType, Process,
 };
 
 /// The default umask, as runc's.
@@ -29,13 +29,19 @@ pub struct Attrs {
     /// Set when setup starts (`initial`) and just before exec (`final`).
     pub affinity_initial: Option<[u64; 16]>,
     pub affinity_final: Option<[u64; 16]>,
+    /// set_mempolicy mode (flags or'ed in) and node mask.
+    pub memory_policy: Option<(i32, Option<[u64; 16]>)>,
     /// `process.terminal`: the front end decides (zctr-shim refuses it).
     pub terminal: bool,
     /// `process.consoleSize` (rows, columns), only with a terminal.
     pub console_size: Option<(u16, u16)>,
 }
 
-pub fn plan(process: &Process, personality: Option<&LinuxPersonality>) -> Result<Attrs, PlanError> {
+pub fn plan(
+    process: &Process,
+    personality: Option<&LinuxPersonality>,
+    memory_policy: Option<&LinuxMemoryPolicy>,
+) -> Result<Attrs, PlanError> {
     if process.command_line().is_some() {
         return Err(err(
             "process.commandLine",
@@ -95,9 +101,53 @@ pub fn plan(process: &Process, personality: Option<&LinuxPersonality>) -> Result
             .transpose()?,
         affinity_initial,
         affinity_final,
+        memory_policy: memory_policy.map(mempolicy).transpose()?,
         terminal,
         console_size,
     })
+}
+
+fn mempolicy(p: &LinuxMemoryPolicy) -> Result<(i32, Option<[u64; 16]>), PlanError> {
+    use MemoryPolicyModeType as M;
+    let (mode, needs_nodes) = match p.mode() {
+        M::MpolDefault => (0, Some(false)),
+        M::MpolPreferred => (1, None),
+        M::MpolBind => (2, Some(true)),
+        M::MpolInterleave => (3, Some(true)),
+        M::MpolLocal => (4, Some(false)),
+        M::MpolPreferredMany => (5, Some(true)),
+        M::MpolWeightedInterleave => (6, Some(true)),
+    };
+    let nodes = p
+        .nodes()
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .map(|n| cpu_mask("linux.memoryPolicy.nodes", n))
+        .transpose()?;
+    match (needs_nodes, nodes.is_some()) {
+        (Some(true), false) => {
+            return Err(err(
+                "linux.memoryPolicy.nodes",
+                format!("{} needs nodes", p.mode()),
+            ))
+        }
+        (Some(false), true) => {
+            return Err(err(
+                "linux.memoryPolicy.nodes",
+                format!("{} takes no nodes", p.mode()),
+            ))
+        }
+        _ => {}
+    }
+    let mut flags = 0;
+    for f in p.flags().iter().flatten() {
+        flags |= match f {
+            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    Ok((mode | flags, nodes))
 }
 
 fn persona(p: &LinuxPersonality) -> Result<u64, PlanError> {
@@ -191,7 +241,7 @@ fn io_priority(class: IOPriorityClass, level: i64) -> Result<i32, PlanError> {
     Ok(class << 13 | level as i32)
 }
 
-/// A CPU list ("0-3,7") as a mask of [`MAX_CPUS`] bits.
+/// A CPU (or NUMA node) list ("0-3,7") as a mask of [`MAX_CPUS`] bits.
 fn cpu_mask(field: &str, list: &str) -> Result<[u64; 16], PlanError> {
     let mut mask = [0u64; 16];
     let bad = |why: &str| err(field, format!("{list:?}: {why}"));
@@ -217,7 +267,7 @@ mod tests {
         let p: Process =
             serde_json::from_str(&format!(r#"{{"cwd":"/","args":["x"],{process}}}"#)).unwrap();
         let pers: Option<LinuxPersonality> = personality.map(|j| serde_json::from_str(j).unwrap());
-        plan(&p, pers.as_ref())
+        plan(&p, pers.as_ref(), None)
     }
 
     #[test]
@@ -240,6 +290,23 @@ mod tests {
         assert_eq!(a.io_priority, Some(3 << 13 | 4));
         assert_eq!(a.affinity_initial.unwrap()[0], 0b1101);
         assert_eq!(a.affinity_final.unwrap()[1], 0b10);
+    }
+
+    #[test]
+    fn memory_policies_are_parsed() {
+        let p = |json: &str| {
+            let m: LinuxMemoryPolicy = serde_json::from_str(json).unwrap();
+            mempolicy(&m)
+        };
+        let (mode, nodes) =
+            p(r#"{"mode":"MPOL_BIND","nodes":"0,2","flags":["MPOL_F_STATIC_NODES"]}"#).unwrap();
+        assert_eq!(mode, 2 | 1 << 15);
+        assert_eq!(nodes.unwrap()[0], 0b101);
+        assert_eq!(p(r#"{"mode":"MPOL_LOCAL"}"#).unwrap(), (4, None));
+        let e = p(r#"{"mode":"MPOL_INTERLEAVE"}"#).unwrap_err();
+        assert_eq!(e.field, "linux.memoryPolicy.nodes");
+        let e = p(r#"{"mode":"MPOL_DEFAULT","nodes":"0"}"#).unwrap_err();
+        assert_eq!(e.field, "linux.memoryPolicy.nodes");
     }
 
     #[test]

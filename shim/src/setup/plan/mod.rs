@@ -265,7 +265,11 @@ pub fn build(
     let exec = process::plan(process)?;
     let rlimits = rlimits::plan(process.rlimits().iter().flatten())?;
     let caps = caps::plan(process.capabilities().as_ref(), ns.own_userns(), host)?;
-    let attrs = attrs::plan(process, linux.personality().as_ref())?;
+    let attrs = attrs::plan(
+        process,
+        linux.personality().as_ref(),
+        linux.memory_policy().as_ref(),
+    )?;
     let labels = lsm::plan(process, &linux, host, &mut mounts.steps)?;
     let hooks = hooks::plan(spec.hooks().as_ref())?;
     let domainname = spec

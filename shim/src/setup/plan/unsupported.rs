@@ -1,6 +1,6 @@
 //! Fields zctr does not apply, refused by name (the runtime-spec wants an
 //! error, never a silent ignore): `linux.intelRdt`, `linux.netDevices`,
-//! `linux.memoryPolicy`, and the sections of other platforms (`solaris`,
+//! and the sections of other platforms (`solaris`,
 //! `windows`, `vm`, `zos`). `linux.resources` is the cgroup code's.
 
 use super::{err, HostFacts, PlanError};
@@ -21,12 +21,6 @@ pub fn check(spec: &Spec, linux: &Linux, host: &HostFacts) -> Result<(), PlanErr
         return Err(err(
             "linux.netDevices",
             "moving host network devices into the container is not supported",
-        ));
-    }
-    if linux.memory_policy().is_some() {
-        return Err(err(
-            "linux.memoryPolicy",
-            "NUMA memory policies (set_mempolicy) are not supported",
         ));
     }
     let other = [
@@ -61,11 +55,6 @@ mod tests {
                 r#""netDevices":{"eth9":{"name":"e"}},"#,
                 "linux.netDevices",
                 "moving host",
-            ),
-            (
-                r#""memoryPolicy":{"mode":"MPOL_BIND","nodes":"0"},"#,
-                "linux.memoryPolicy",
-                "NUMA",
             ),
         ];
         for (linux, field, why) in cases {

@@ -121,3 +121,18 @@ pub fn setdomainname(name: &CStr) -> SysResult<()> {
     // SAFETY: `b` is `b.len()` readable bytes.
     check(unsafe { libc::setdomainname(b.as_ptr().cast(), b.len()) } as c_long).map(drop)
 }
+
+/// set_mempolicy(2) with `mode` (flags or'ed in) and a node mask of 1024
+/// nodes (`None`: no nodes).
+pub fn set_mempolicy(mode: c_int, nodes: Option<&[u64; 16]>) -> SysResult<()> {
+    let (ptr, maxnode) = match nodes {
+        // The kernel takes one more than the number of bits.
+        Some(n) => (
+            n.as_ptr(),
+            (std::mem::size_of_val(n) * 8 + 1) as libc::c_ulong,
+        ),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: `ptr` is null or 128 readable bytes, as `maxnode` says.
+    check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) }).map(drop)
+}
