@@ -4,8 +4,11 @@
 //! from the plan, paths for `/proc/self/fd/N` are formatted on the stack, and a
 //! failure is one fixed-size report on the channel followed by `_exit`.
 
+mod attrs;
+pub mod hooks;
 mod paths;
 
+use crate::setup::plan::hooks::HookKind;
 use crate::setup::plan::{ExecArrays, MountKind, MountStep, Plan};
 use crate::setup::sys;
 use nix::errno::Errno;
@@ -52,6 +55,8 @@ pub struct ChildCtx<'a> {
     pub mount_trees: &'a [RawFd],
     /// The container's stdin, stdout, stderr.
     pub stdio: [RawFd; 3],
+    /// The container-namespace hooks (state memfds, exec arrays).
+    pub hooks: &'a hooks::ContainerHooks,
     pub debug: bool,
 }
 
@@ -97,6 +102,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         // SAFETY: `fd` was opened by this process above and is not used after this.
         unsafe { sys::close(fd) };
     }
+    attrs::time_namespace(ctx)?;
     if plan.userns {
         debug(ctx, "become root in the user namespace");
         sys::setresgid(0).at("setresgid in user namespace", b"")?;
@@ -113,6 +119,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         debug(ctx, "hostname");
         sys::sethostname(h).at("sethostname", h.to_bytes())?;
     }
+    attrs::early(ctx)?;
     debug(ctx, "root propagation");
     sys::mount(None, c"/", None, plan.root_propagation, None).at("set / propagation", b"")?;
     let root = mount_rootfs(ctx, overlay)?;
@@ -125,6 +132,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         debug(ctx, "devices");
         populate_dev(ctx, root)?;
     }
+    hooks::run(ctx, HookKind::CreateContainer);
     debug(ctx, "pivot_root");
     pivot(root, plan.rootfs.to_bytes())?;
     // SAFETY: `root` was opened by this process above and is not used after this.
@@ -152,6 +160,13 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         debug(ctx, "read-only root");
         remount_readonly(root, b"").at("read-only root", b"/")?;
     }
+    // Last of the mount steps: an unbindable tree could not be bound from
+    // (masked paths bind /dev/null).
+    if plan.root_propagation_after != 0 {
+        debug(ctx, "rootfs propagation");
+        sys::mount(None, c"/", None, plan.root_propagation_after, None)
+            .at("set rootfs propagation", b"/")?;
+    }
     // SAFETY: `root` was opened by this process above and is not used after this.
     unsafe { sys::close(root) };
     debug(ctx, "find executable");
@@ -169,17 +184,18 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
             sys::dup2(fd, i as RawFd).at("stdio", b"")?;
         }
     }
-    let ch = ctx.channel.fd() as u32;
-    sys::close_range(3, ch - 1).at("close fds", b"")?;
-    sys::close_range(ch + 1, u32::MAX).at("close fds", b"")?;
+    close_fds_except(ctx.channel.fd(), ctx.hooks.keep_fd()).at("close fds", b"")?;
+    attrs::before_ready(ctx)?;
     ctx.channel.ready();
     debug(ctx, "wait for start");
     ctx.channel.wait_start().at("wait for start", b"")?;
+    hooks::run(ctx, HookKind::StartContainer);
     if !plan.no_new_privs {
         install_seccomp(ctx)?; // needs CAP_SYS_ADMIN without no_new_privs: before dropping it
     }
+    attrs::labels(ctx)?;
     debug(ctx, "user and capabilities");
-    set_user_and_caps(plan)?;
+    set_user_and_caps(ctx)?;
     chdir_in_root(&plan.cwd).at("chdir to process.cwd", plan.cwd.to_bytes())?;
     let mut cwd = [0u8; PATH_MAX];
     match sys::getcwd(&mut cwd) {
@@ -192,11 +208,31 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
             })
         }
     }
+    attrs::before_exec(ctx)?;
     if plan.no_new_privs {
         sys::set_no_new_privs().at("no_new_privs", b"")?;
         install_seccomp(ctx)?;
     }
     Ok(())
+}
+
+/// Closes every fd from 3 up but the channel and `keep` (-1: none).
+fn close_fds_except(ch: RawFd, keep: RawFd) -> Result<(), Errno> {
+    let (a, b) = if keep >= 0 && keep < ch {
+        (keep, ch)
+    } else if keep > ch {
+        (ch, keep)
+    } else {
+        (ch, ch)
+    };
+    let (a, b) = (a as u32, b as u32);
+    if a > 3 {
+        sys::close_range(3, a - 1)?;
+    }
+    if b > a + 1 {
+        sys::close_range(a + 1, b - 1)?;
+    }
+    sys::close_range(b + 1, u32::MAX)
 }
 
 /// Installs the plan's seccomp filter, if any (see `seccomp` for when).
@@ -345,6 +381,15 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a>
 
 fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
     let plan = ctx.plan;
+    // The nodes get exactly linux.devices[].fileMode (no umask bits lost).
+    let old_umask = sys::umask_swap(0);
+    let r = make_nodes(plan, root);
+    sys::umask(old_umask);
+    r?;
+    make_dev_links(plan, root)
+}
+
+fn make_nodes(plan: &Plan, root: RawFd) -> Step<'_> {
     for d in &plan.devices {
         let rel = d.dest.to_bytes();
         if plan.userns {
@@ -382,6 +427,10 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
             r.at("chown device node", rel)?;
         }
     }
+    Ok(())
+}
+
+fn make_dev_links(plan: &Plan, root: RawFd) -> Step<'_> {
     let dev = open_in_root(root, b"dev").at("open /dev", b"/dev")?;
     let mut links: [(&CStr, &CStr); 5] = [
         (c"/proc/self/fd", c"fd"),
@@ -487,7 +536,8 @@ fn readonly_path<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
     remount_readonly(root, rel).at("remount read-only path", detail)
 }
 
-fn set_user_and_caps(plan: &Plan) -> Step<'_> {
+fn set_user_and_caps<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
+    let plan = ctx.plan;
     for cap in 0..=plan.last_cap.min(63) {
         if plan.caps.bounding & (1 << cap) == 0 {
             match sys::capbset_drop(cap) {
@@ -514,9 +564,22 @@ fn set_user_and_caps(plan: &Plan) -> Step<'_> {
     )
     .at("set capabilities", b"")?;
     sys::ambient_clear_all().at("clear ambient capabilities", b"")?;
+    // As runc: an ambient capability is raised where the kernel allows it
+    // (it must be permitted and inheritable), and one it refuses is left out
+    // without failing the container (a debug line says so).
+    let ambient = plan.caps.ambient & plan.caps.permitted & plan.caps.inheritable;
+    if ambient != plan.caps.ambient {
+        debug(
+            ctx,
+            "ambient capabilities not in permitted and inheritable left out",
+        );
+    }
     for cap in 0..64 {
-        if plan.caps.ambient & (1 << cap) != 0 {
-            sys::ambient_raise(cap).at("raise ambient capability", b"")?;
+        if ambient & (1 << cap) != 0 && sys::ambient_raise(cap).is_err() {
+            debug(
+                ctx,
+                "an ambient capability was refused by the kernel: left out",
+            );
         }
     }
     Ok(())

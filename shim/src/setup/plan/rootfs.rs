@@ -80,6 +80,22 @@ pub fn plan(root: &Root, propagation: Option<&String>, bundle: &Path) -> Result<
     })
 }
 
+/// `/`'s propagation during setup and the one applied to the new `/` after
+/// pivot_root. Setup runs with a recursive slave `/` (or rprivate when that
+/// is asked): pivot_root refuses a shared parent mount, an unbindable rootfs
+/// could not be bound onto itself, and a non-recursive kind set on the host's
+/// `/` would not reach the rootfs bind. The requested kind then applies to the
+/// container's own `/` (as runc).
+pub fn propagation_steps(requested: c_ulong) -> (c_ulong, c_ulong) {
+    let rprivate = libc::MS_PRIVATE | libc::MS_REC;
+    let during = if requested == rprivate {
+        rprivate
+    } else {
+        libc::MS_SLAVE | libc::MS_REC
+    };
+    (during, requested)
+}
+
 /// Whether host id `id` lies in one of the mappings.
 fn maps_host_id(maps: &[LinuxIdMapping], id: u32) -> bool {
     maps.iter()
@@ -257,6 +273,21 @@ mod tests {
         assert_eq!(r.path.to_bytes(), b"/");
         let e = plan(&root, Some(&"sideways".to_string()), Path::new("/")).unwrap_err();
         assert_eq!(e.field, "linux.rootfsPropagation");
+        assert_eq!(
+            super::propagation_steps(libc::MS_SHARED),
+            (libc::MS_SLAVE | libc::MS_REC, libc::MS_SHARED)
+        );
+        assert_eq!(
+            super::propagation_steps(libc::MS_PRIVATE | libc::MS_REC),
+            (
+                libc::MS_PRIVATE | libc::MS_REC,
+                libc::MS_PRIVATE | libc::MS_REC
+            )
+        );
+        assert_eq!(
+            super::propagation_steps(libc::MS_SLAVE),
+            (libc::MS_SLAVE | libc::MS_REC, libc::MS_SLAVE)
+        );
         let file: Root = serde_json::from_str(r#"{"path":"/proc/self/stat"}"#).unwrap();
         let e = plan(&file, None, Path::new("/")).unwrap_err();
         assert!(e.reason.ends_with("is not a directory"), "{e}");

@@ -14,7 +14,9 @@ use std::os::fd::{OwnedFd, RawFd};
 pub use zctr_shim_core::sys::*;
 
 mod mount_api;
+mod proc_attrs;
 pub use mount_api::*;
+pub use proc_attrs::*;
 
 fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
     s.map_or(std::ptr::null(), |s| s.as_ptr())
