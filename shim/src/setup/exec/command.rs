@@ -1,5 +1,5 @@
 //! `zctr-shim exec --state-dir DIR [--bundle DIR] [--process FILE] [--cwd D]
-//! [--env K=V]... [--tty] [-- CMD ARG...]`: run a process in a container
+//! [--env K=V]... [--tty] [--preserve-fds N] [-- CMD ARG...]`: run a process in a container
 //! that `zctr-shim create` made, by hand. The init comes from
 //! `STATE-DIR/status.json`, the config from `BUNDLE/config.json` (default
 //! `STATE-DIR/bundle`, the manager's layout). The process is the config's
@@ -29,6 +29,8 @@ pub struct ExecArgs {
     pub cwd: Option<String>,
     pub env: Vec<String>,
     pub tty: bool,
+    /// Fds 3..3+N of `zctr-shim exec` stay open in the process.
+    pub preserve_fds: u32,
     pub args: Vec<String>,
 }
 
@@ -56,6 +58,12 @@ pub fn parse(
                 a.env.push(v);
             }
             "--tty" | "-t" => a.tty = true,
+            "--preserve-fds" => {
+                let v = value(it, "--preserve-fds")?;
+                a.preserve_fds = v
+                    .parse()
+                    .map_err(|_| format!("--preserve-fds: {v:?} is not a number"))?;
+            }
             "--debug" => log.debug = true,
             "--log-level" => {
                 let v = value(it, "--log-level")?;
@@ -202,7 +210,7 @@ fn run_inner(a: &ExecArgs) -> Result<i32, ExecError> {
         process,
         stdio: [0, 1, 2],
         console: pty.as_ref().map(|p| p.slave.as_raw_fd()),
-        preserve_fds: 0,
+        preserve_fds: a.preserve_fds,
     };
     let pid = super::spawn(&target, &req)?;
     tracing::debug!(pid, "process exec'd");
