@@ -67,6 +67,18 @@ fn exec_report(c: &Ctr, extra: &[&str], report_args: &[&str]) -> Value {
     parse_report(&out.stdout).unwrap_or_else(|| panic!("no report\n{}", zctr_tests::describe(&out)))
 }
 
+/// Installs busybox in the rootfs; false (a skip) when the host has none.
+fn busybox(c: &Ctr) -> bool {
+    match c.rootfs.with_busybox() {
+        Ok(()) => true,
+        Err(Error::BusyboxUnavailable(why)) => {
+            zctr_tests::skip::skip(why);
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 fn ns_link(pid: i32, ns: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
         .unwrap()
@@ -262,14 +274,7 @@ fn exit_codes_and_a_missing_executable() {
     if !root_or_skip("exit_codes_and_a_missing_executable") {
         return;
     }
-    let Some(c) = running_with(Profile::Unprivileged, |c| match c.rootfs.with_busybox() {
-        Ok(()) => true,
-        Err(Error::BusyboxUnavailable(why)) => {
-            zctr_tests::skip::skip(why);
-            false
-        }
-        Err(e) => panic!("{e}"),
-    }) else {
+    let Some(c) = running_with(Profile::Unprivileged, busybox) else {
         return;
     };
     let out = exec(&c, &[], &["sh", "-c", "exit 7"]);
@@ -323,4 +328,59 @@ fn a_paused_or_stopped_container_is_refused() {
     assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is stopped"), "{err}");
+}
+
+#[test]
+fn tty_gives_a_controlling_terminal() {
+    if !root_or_skip("tty_gives_a_controlling_terminal") {
+        return;
+    }
+    let Some(c) = running_with(Profile::Unprivileged, busybox) else {
+        return;
+    };
+    // /dev/tty opens only for a process with a controlling terminal; what
+    // it writes there comes back through the shim's relay.
+    let out = exec(
+        &c,
+        &["--tty"],
+        &[
+            "sh",
+            "-c",
+            "[ -t 0 ] && [ -t 1 ] && echo ctty-ok > /dev/tty",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", zctr_tests::describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ctty-ok"),
+        "{}",
+        zctr_tests::describe(&out)
+    );
+    // Without --tty there is no terminal.
+    let out = exec(&c, &[], &["sh", "-c", "[ -t 1 ]"]);
+    assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
+}
+
+/// `cargo test -p zctr-tests --test shim_exec -- --ignored --nocapture
+/// measure_exec_latency`: `zctr-shim exec` of `zctr-probe exit 0` into a
+/// running unprivileged container, 50 runs, median and p90.
+#[test]
+#[ignore]
+fn measure_exec_latency() {
+    if !root_or_skip("measure_exec_latency") {
+        return;
+    }
+    let c = running(Profile::Unprivileged);
+    let mut ms: Vec<f64> = (0..50)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let out = exec(&c, &[], &[PROBE, "exit", "0"]);
+            assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "zctr-shim exec, probe exit 0: median {:.2} ms, p90 {:.2} ms",
+        ms[25], ms[45]
+    );
 }
