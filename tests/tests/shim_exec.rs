@@ -145,6 +145,24 @@ fn sees_the_container(c: &Ctr, profile: Profile) {
         .as_bool()
         .unwrap_or(false);
     assert_eq!(r["no_new_privs"], nnp, "{r}");
+    // The config's rlimits.
+    if let Some(l) = c.spec["process"]["rlimits"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["type"] == "RLIMIT_NOFILE"))
+    {
+        let want = serde_json::json!({"soft": l["soft"], "hard": l["hard"]});
+        assert_eq!(r["rlimit_nofile"], want, "{r}");
+    } else {
+        assert_eq!(
+            profile,
+            Profile::Privileged,
+            "the unprivileged profile has rlimits"
+        );
+    }
+    // The container's seccomp filter.
+    if c.spec["linux"]["seccomp"].is_object() {
+        assert_eq!(r["seccomp"], 2, "{r}");
+    }
     // Only stdio is open: none of the shim's fds.
     assert_eq!(fds(&r), [0, 1, 2], "{r}");
     // The executable is the probe, not zctr-shim.
@@ -291,6 +309,35 @@ fn exit_codes_and_a_missing_executable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("exec: find executable /nope: No such file or directory"),
+        "{err}"
+    );
+    let out = exec(&c, &["--cwd", "/nonexistent"], &[PROBE, "exit", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exec: chdir to process.cwd /nonexistent: No such file or directory"),
+        "{err}"
+    );
+    // A field zctr cannot apply is refused by name.
+    let file = c.tmp.join("apparmor.json");
+    let process = serde_json::json!({"args": [PROBE], "cwd": "/",
+        "user": {"uid": 0, "gid": 0}, "apparmorProfile": "unconfined"});
+    std::fs::write(&file, process.to_string()).unwrap();
+    let out = run_cmd(
+        Command::new(&c.shim_bin)
+            .args(["exec", "--state-dir"])
+            .arg(&c.state)
+            .arg("--bundle")
+            .arg(&c.bundle)
+            .arg("--process")
+            .arg(&file),
+        T,
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", zctr_tests::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("process.apparmorProfile: not supported"),
         "{err}"
     );
     // Nothing was left in the container: the init alone.
