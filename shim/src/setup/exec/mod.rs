@@ -50,6 +50,8 @@ mod child;
 pub mod command;
 pub mod plan;
 mod target;
+#[cfg(test)]
+mod tests;
 mod tty;
 
 pub use target::cgroup_procs_of;
