@@ -21,7 +21,10 @@
 //!   [`ExecError`] naming the step and errno (`exec: find executable /x: No
 //!   such file or directory`); nothing is left behind then. The process is
 //!   the caller's **child**: the caller reaps it ([`wait`], or its own
-//!   SIGCHLD handling), also when it detaches.
+//!   SIGCHLD handling), also when it detaches. `spawn` forks and reaps a
+//!   helper too: a caller that reaps with `waitpid(-1)` (the shim's
+//!   monitor) must expect the helper's exit and keep the process's for
+//!   whoever waits for it.
 //!
 //! How (see docs/shim.md, "exec"): the caller forks a helper; the helper
 //! becomes non-dumpable, writes itself into the container's cgroups, joins
