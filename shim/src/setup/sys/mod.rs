@@ -13,8 +13,10 @@ use std::ffi::CStr;
 use std::os::fd::{OwnedFd, RawFd};
 pub use zctr_shim_core::sys::*;
 
+mod exec;
 mod mount_api;
 mod proc_attrs;
+pub use exec::*;
 pub use mount_api::*;
 pub use proc_attrs::*;
 
