@@ -18,6 +18,8 @@
 
 use std::path::{Path, PathBuf};
 
+/// The daemon's event log in the state root (`events.jsonl.1` when rotated).
+pub const EVENTS_FILE: &str = "events.jsonl";
 /// The daemon's lock file inside the state root.
 pub const LOCK_FILE: &str = "daemon.lock";
 /// The manager's record inside a container's directory.
@@ -77,6 +79,7 @@ mod tests {
     #[test]
     fn names_are_single_distinct_components() {
         let names = [
+            EVENTS_FILE,
             LOCK_FILE,
             RECORD_FILE,
             BUNDLE_DIR,

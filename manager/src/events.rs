@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 
 /// The file's name in the state root (a file: the root's container
 /// directories are never files).
-pub const FILE: &str = "events.jsonl";
+pub const FILE: &str = common::layout::EVENTS_FILE;
 /// Past this size the file is rotated (one old file is kept).
 pub const MAX_FILE: u64 = 4 << 20;
 /// Events kept in memory.

@@ -38,6 +38,12 @@ fn leftover_state(env: &Env) -> Vec<PathBuf> {
         .unwrap()
         .flatten()
         .filter(|e| e.file_name() != common::layout::LOCK_FILE)
+        // The daemon's event log (and its rotated file) is the daemon's.
+        .filter(|e| {
+            !e.file_name()
+                .to_string_lossy()
+                .starts_with(common::layout::EVENTS_FILE)
+        })
         .map(|e| e.path())
         .collect()
 }
