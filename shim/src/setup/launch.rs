@@ -21,6 +21,29 @@ pub struct Stdio {
     pub fds: [RawFd; 3],
 }
 
+/// What lets a created child go on to exec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Gate {
+    /// `START` on the handshake channel (the shim and its monitor).
+    #[default]
+    Channel,
+    /// One byte on a FIFO whose read end (non-blocking) is this fd, inherited
+    /// by the child; its writer is a later `zctr-oci start` (the creating
+    /// process has gone by then). Errors after the gate go to the child's
+    /// stderr, as nobody reads the channel any more.
+    Fifo(RawFd),
+}
+
+/// The rest of what the child needs besides the plan and stdio.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub gate: Gate,
+    /// Fds 3..3+N stay open in the container (runc's `--preserve-fds`).
+    pub preserve_fds: u32,
+    /// stdin is a terminal: the child makes it its controlling terminal.
+    pub tty: bool,
+}
+
 fn open_fd(path: &std::path::Path, flags: i32) -> Result<OwnedFd, std::io::Error> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = fs::OpenOptions::new()
@@ -36,13 +59,24 @@ pub fn create(
     stdio: &Stdio,
     debug: bool,
 ) -> Result<Created, SetupError> {
+    create_with(plan, hierarchies, stdio, debug, &Options::default())
+}
+
+/// [`create`] with a start gate, preserved fds and a terminal (`zctr-oci`).
+pub fn create_with(
+    plan: &Plan,
+    hierarchies: &[Hierarchy],
+    stdio: &Stdio,
+    debug: bool,
+    opts: &Options,
+) -> Result<Created, SetupError> {
     let mut cgroup = if plan.cgroups_path.is_empty() {
         ContainerCgroup::default()
     } else {
         ContainerCgroup::prepare(hierarchies, &plan.cgroups_path)
             .map_err(|e| SetupError::io("cgroup", &e))?
     };
-    match spawn(plan, &cgroup, stdio, debug) {
+    match spawn(plan, &cgroup, stdio, debug, opts) {
         Ok((pid, channel)) => {
             let oom_base = cgroup.oom_kills();
             Ok(Created {
@@ -77,6 +111,7 @@ fn spawn(
     cgroup: &ContainerCgroup,
     stdio: &Stdio,
     debug: bool,
+    opts: &Options,
 ) -> Result<(i32, ShimEnd), SetupError> {
     // Namespaces joined by the shim itself, before the new user namespace exists.
     for j in &plan.join_before {
@@ -119,6 +154,8 @@ fn spawn(
         mount_trees: trees.mount_fds(),
         stdio: stdio.fds,
         debug,
+        opts: *opts,
+        started: std::cell::Cell::new(false),
     };
     // SAFETY: the shim is single-threaded (it never starts a thread); the
     // child runs `child::run`, which ends in exec or `_exit` and never returns.

@@ -6,6 +6,7 @@
 
 mod paths;
 
+use crate::setup::launch::{Gate, Options};
 use crate::setup::plan::{ExecArrays, MountKind, MountStep, Plan};
 use crate::setup::sys;
 use nix::errno::Errno;
@@ -53,6 +54,11 @@ pub struct ChildCtx<'a> {
     /// The container's stdin, stdout, stderr.
     pub stdio: [RawFd; 3],
     pub debug: bool,
+    /// Start gate, preserved fds, terminal.
+    pub opts: Options,
+    /// Set once past the start gate (with a FIFO gate, failures then go to
+    /// stderr: the creating process is gone).
+    pub started: std::cell::Cell<bool>,
 }
 
 fn debug(ctx: &ChildCtx, step: &str) {
@@ -68,14 +74,74 @@ pub fn run(ctx: &ChildCtx) -> ! {
     match setup(ctx) {
         Ok(()) => {}
         Err(f) => {
-            ctx.channel.failed(f.step, f.errno, f.detail);
+            report(ctx, f.step, f.errno, f.detail);
             sys::exit_now(1);
         }
     }
     let errno = exec(ctx);
-    ctx.channel
-        .failed("exec", errno, ctx.plan.argv[0].to_bytes());
+    report(ctx, "exec", errno, ctx.plan.argv[0].to_bytes());
     sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 });
+}
+
+/// A failure goes to whoever listens: the shim on the channel, or (past a
+/// FIFO gate, when the creating process is gone) the container's stderr.
+fn report(ctx: &ChildCtx, step: &str, errno: Errno, detail: &[u8]) {
+    if ctx.started.get() && matches!(ctx.opts.gate, Gate::Fifo(_)) {
+        for part in [
+            b"zctr-oci: container init: ".as_slice(),
+            step.as_bytes(),
+            if detail.is_empty() { b"" } else { b" " },
+            detail,
+            b": ",
+            errno.desc().as_bytes(),
+            b"\n",
+        ] {
+            let _ = sys::write_all(2, part);
+        }
+    } else {
+        ctx.channel.failed(step, errno, detail);
+    }
+}
+
+/// Closes every fd from `first` on except those in `keep` (-1: none).
+fn close_all_but(first: u32, keep: [RawFd; 2]) -> Result<(), Errno> {
+    let (a, b) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
+    let mut from = first;
+    for k in [a, b] {
+        if k < 0 || (k as u32) < from {
+            continue;
+        }
+        let k = k as u32;
+        if k > from {
+            sys::close_range(from, k - 1)?;
+        }
+        from = k + 1;
+    }
+    sys::close_range(from, u32::MAX)
+}
+
+/// Waits for `zctr-oci start`: one byte on the FIFO. The read end is
+/// non-blocking: with no writer yet poll waits; a writer that went away
+/// without writing (EOF) is a failure.
+fn wait_fifo(fd: RawFd) -> Result<(), Errno> {
+    let mut b = [0u8; 1];
+    loop {
+        let mut p = [libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        match sys::poll(&mut p, -1) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        match sys::read(fd, &mut b) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(Errno::EPIPE),
+            Err(Errno::EAGAIN) => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
@@ -169,12 +235,21 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
             sys::dup2(fd, i as RawFd).at("stdio", b"")?;
         }
     }
-    let ch = ctx.channel.fd() as u32;
-    sys::close_range(3, ch - 1).at("close fds", b"")?;
-    sys::close_range(ch + 1, u32::MAX).at("close fds", b"")?;
+    if ctx.opts.tty {
+        sys::set_controlling_tty(0).at("set the controlling terminal", b"")?;
+    }
+    let fifo = match ctx.opts.gate {
+        Gate::Fifo(fd) => fd,
+        Gate::Channel => -1,
+    };
+    close_all_but(3 + ctx.opts.preserve_fds, [ctx.channel.fd(), fifo]).at("close fds", b"")?;
     ctx.channel.ready();
     debug(ctx, "wait for start");
-    ctx.channel.wait_start().at("wait for start", b"")?;
+    match ctx.opts.gate {
+        Gate::Channel => ctx.channel.wait_start().at("wait for start", b"")?,
+        Gate::Fifo(fd) => wait_fifo(fd).at("wait for start", b"exec fifo")?,
+    }
+    ctx.started.set(true);
     if !plan.no_new_privs {
         install_seccomp(ctx)?; // needs CAP_SYS_ADMIN without no_new_privs: before dropping it
     }

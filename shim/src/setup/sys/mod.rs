@@ -501,3 +501,10 @@ pub unsafe fn fork() -> SysResult<pid_t> {
     // SAFETY: the caller is single-threaded, per the contract.
     check(unsafe { libc::fork() } as c_long).map(|p| p as pid_t)
 }
+
+/// Makes the terminal open as `fd` the calling session leader's controlling
+/// terminal (TIOCSCTTY, without stealing it from another session).
+pub fn set_controlling_tty(fd: RawFd) -> SysResult<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument, no pointer.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } as c_long).map(drop)
+}
