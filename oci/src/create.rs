@@ -62,7 +62,7 @@ pub fn read_config(bundle: &Path) -> Result<(Spec, serde_json::Value)> {
 }
 
 /// Refuses what zctr-oci cannot honour, naming the flag or field.
-fn refuse(g: &Global, a: &CreateArgs, spec: &Spec, foreground: bool) -> Result<bool> {
+fn refuse_flags(g: &Global, a: &CreateArgs) -> Result<()> {
     if g.systemd_cgroup {
         return Err(Error::new(
             "--systemd-cgroup is not supported: zctr-oci manages cgroupfs paths only",
@@ -73,6 +73,12 @@ fn refuse(g: &Global, a: &CreateArgs, spec: &Spec, foreground: bool) -> Result<b
             "--no-pivot is not supported: zctr-oci always uses pivot_root",
         ));
     }
+    Ok(())
+}
+
+/// Refuses what the config asks and zctr-oci cannot honour; returns
+/// whether the init gets a new terminal.
+fn refuse(a: &CreateArgs, spec: &Spec, foreground: bool) -> Result<bool> {
     if spec.hooks().is_some() {
         return Err(Error::new("hooks: not supported by zctr-oci yet"));
     }
@@ -135,6 +141,7 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 /// Creates the container; the init waits on the exec FIFO. With
 /// `foreground` (run), a terminal without --console-socket gets our stdio.
 pub fn create(g: &Global, a: &CreateArgs, foreground: bool) -> Result<Created> {
+    refuse_flags(g, a)?;
     let dir = Dir::make(&g.root, &a.id)?;
     let mut undo = Undo {
         dir: Some(&dir),
@@ -167,7 +174,7 @@ fn create_in<'a>(
 ) -> Result<Saved> {
     let bundle = absolute(&a.bundle)?;
     let (mut spec, raw) = read_config(&bundle)?;
-    let tty = refuse(g, a, &spec, foreground)?;
+    let tty = refuse(a, &spec, foreground)?;
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let linux = spec.linux().clone().unwrap_or_default();
     let path = cgroup::resolve(
