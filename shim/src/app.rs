@@ -46,6 +46,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Start { state_dir } => client::start(&state_dir),
         Command::Kill { state_dir, signal } => client::kill(&state_dir, signal),
         Command::State { state_dir } => client::state(&state_dir),
+        Command::Exec(a) => crate::setup::exec::command::run(&a),
     }
 }
 

@@ -31,6 +31,14 @@ USAGE:
   zctr-shim kill --state-dir DIR [SIGNAL]
                                        Send SIGNAL (name or number, default TERM) to its init.
   zctr-shim state --state-dir DIR      Print the container's status.json.
+  zctr-shim exec --state-dir DIR [--bundle DIR] [--process FILE] [--cwd D]
+                 [--env K=V]... [--tty] [-- CMD ARG...]
+      Run CMD in the running container (its init from STATE-DIR/status.json,
+      its config from BUNDLE/config.json, default STATE-DIR/bundle): the
+      config's process with CMD as args, or --process FILE (a runtime-spec
+      process object); --cwd and --env on top; --tty gives it a pty as its
+      controlling terminal. Waits and exits with its code (128+N on signal N;
+      127/126 when CMD cannot be found/executed).
   zctr-shim --help | --version
 
 LOGGING (every command):
@@ -55,6 +63,7 @@ pub enum Command {
     Start { state_dir: PathBuf },
     Kill { state_dir: PathBuf, signal: i32 },
     State { state_dir: PathBuf },
+    Exec(crate::setup::exec::command::ExecArgs),
     Help,
     Version,
 }
@@ -117,6 +126,11 @@ fn parse_inner<I: IntoIterator<Item = String>>(
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" => return Ok(Command::Version),
         "create" | "run" | "start" | "kill" | "state" => {}
+        "exec" => {
+            return crate::setup::exec::command::parse(&mut it, log)
+                .map(Command::Exec)
+                .map_err(usage)
+        }
         other => return Err(usage(format!("unknown command {other:?}"))),
     }
     while let Some(arg) = it.next() {

@@ -12,6 +12,8 @@
 //! - [`setup::launch`]: clones the container process.
 //! - [`setup::child`]: closes the raw fds it opens (it allocates nothing,
 //!   so no owning wrapper), execs.
+//! - `setup::exec::child`: the same for a process exec'd into a running
+//!   container (and the fork of its helper).
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -176,6 +176,12 @@ impl ShimEnd {
 pub struct ChildEnd(OwnedFd);
 
 impl ChildEnd {
+    /// The child's end, made by the caller as one end of a SOCK_SEQPACKET
+    /// pair (`setup::exec` numbers its fds above the ones it preserves).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        ChildEnd(fd)
+    }
+
     pub fn fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }

@@ -7,6 +7,7 @@
 
 #[allow(unsafe_code)]
 pub mod child;
+pub mod exec;
 pub mod idmap;
 #[allow(unsafe_code)]
 pub mod launch;

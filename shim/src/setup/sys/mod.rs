@@ -13,7 +13,9 @@ use std::ffi::CStr;
 use std::os::fd::{OwnedFd, RawFd};
 pub use zctr_shim_core::sys::*;
 
+mod exec;
 mod mount_api;
+pub use exec::*;
 pub use mount_api::*;
 
 fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
