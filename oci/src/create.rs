@@ -79,9 +79,6 @@ fn refuse_flags(g: &Global, a: &CreateArgs) -> Result<()> {
 /// Refuses what the config asks and zctr-oci cannot honour; returns
 /// whether the init gets a new terminal.
 fn refuse(a: &CreateArgs, spec: &Spec, foreground: bool) -> Result<bool> {
-    if spec.hooks().is_some() {
-        return Err(Error::new("hooks: not supported by zctr-oci yet"));
-    }
     let terminal = spec
         .process()
         .as_ref()
@@ -195,8 +192,9 @@ fn create_in<'a>(
     spec.set_linux(Some(linux));
 
     let host = HostFacts::probe().ctx(|| "host facts".into())?;
-    let plan = plan::build(&spec, &bundle, &host, None)
+    let mut plan = plan::build(&spec, &bundle, &host, None)
         .map_err(|e| Error::at(format!("{}/config.json", bundle.display()), e))?;
+    plan.container.id = a.id.clone();
     if plan.seccomp.as_ref().is_some_and(|f| f.agent.is_some()) {
         return Err(Error::new(
             "linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a live shim; \

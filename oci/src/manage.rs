@@ -5,12 +5,14 @@ use crate::cgroup;
 use crate::cli::Global;
 use crate::error::{Context, Error, Result};
 use crate::state::{self, Dir, Saved, Status};
+use oci_spec::runtime::ContainerState;
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use zctr_cgroups::CgroupPath;
+use zctr_shim::setup::hooks::HookKind;
 use zctr_shim::setup::sys;
 
 fn open(g: &Global, id: &str) -> Result<(Dir, Saved)> {
@@ -58,7 +60,28 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
         .ctx(|| format!("write {}", fifo.display()))?;
     drop(f);
     let _ = fs::remove_file(&fifo);
+    run_hooks(&s, HookKind::Poststart, ContainerState::Running);
     Ok(())
+}
+
+/// Runs the config's `poststart` or `poststop` hooks; a failure is a
+/// warning, as the runtime spec says for both.
+fn run_hooks(s: &Saved, kind: HookKind, status: ContainerState) {
+    let Ok(spec) = serde_json::from_value::<oci_spec::runtime::Spec>(s.config.clone()) else {
+        return;
+    };
+    let Some(hooks) = spec.hooks() else { return };
+    let list = kind.of(hooks);
+    if list.is_empty() {
+        return;
+    }
+    let pid = (status != ContainerState::Stopped).then_some(s.pid);
+    let annotations = spec.annotations().clone();
+    let state =
+        zctr_shim::setup::hooks::state_json(&s.id, status, pid, &s.bundle, annotations.as_ref());
+    if let Err(e) = zctr_shim::setup::hooks::run(kind, list, &state) {
+        crate::log::warn(&e.to_string());
+    }
 }
 
 trait NonBlock {
@@ -155,6 +178,7 @@ fn destroy(d: &Dir, s: &Saved) -> Result<()> {
         cg.kill_all(&path)?;
     }
     cgroup::remove(cg.as_ref(), &path)?;
+    run_hooks(s, HookKind::Poststop, ContainerState::Stopped);
     d.remove()
 }
 

@@ -198,6 +198,13 @@ fn prepare_and_monitor(
             )
         })?;
     plan.rootfs_overlay_size = a.rootfs_overlay_size;
+    plan.container.id = id.clone();
+    crate::setup::shim_mode::check(
+        &plan,
+        spec.hooks().as_ref(),
+        a.state_dir.as_deref(),
+        foreground,
+    )?;
     let signals =
         signals::signal_fd().map_err(|e| SetupError::new("signals", e as i32, e.desc()))?;
 

@@ -50,13 +50,24 @@ fn converse(
 }
 
 pub fn start(dir: &Path) -> i32 {
-    converse(dir, ManagerMsg::Start, |m| match m {
+    let code = converse(dir, ManagerMsg::Start, |m| match m {
         ShimMsg::Started => Some(Ok(())),
         ShimMsg::Exited { status, .. } => Some(Err(format!(
             "the container exited before it started: {status:?}"
         ))),
         _ => None,
-    })
+    });
+    if code == 0 {
+        crate::setup::shim_mode::run_poststart(dir, init_pid(dir));
+    }
+    code
+}
+
+/// The container init's pid from status.json, for the poststart hooks' state.
+fn init_pid(dir: &Path) -> Option<i32> {
+    let text = crate::setup::readfile::read_in(dir, STATUS_FILE, STATUS_MAX).ok()?;
+    let status: common::state::ShimStatus = serde_json::from_slice(&text).ok()?;
+    status.init.map(|p| p.pid)
 }
 
 pub fn kill(dir: &Path, signal: i32) -> i32 {

@@ -92,7 +92,9 @@ pub fn subreaper_before_exec(cmd: &mut Command) {
 
 /// Receives one message with one fd attached (SCM_RIGHTS) on `sock`:
 /// (the message bytes, the fd).
-pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> io::Result<(Vec<u8>, std::os::fd::OwnedFd)> {
+pub fn recv_fd(
+    sock: &std::os::unix::net::UnixStream,
+) -> io::Result<(Vec<u8>, std::os::fd::OwnedFd)> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let mut data = [0u8; 4096];
     let mut iov = libc::iovec {

@@ -17,11 +17,7 @@ fn the_default_spec_runs_unmodified_but_for_its_command() {
     }
     let mut o = Oci::new(&["sh", "-c", "echo hello from $(hostname); exit 3"]);
     let id = o.id();
-    let out = run_cmd(
-        o.cmd().args(["run", "--bundle"]).arg(&o.bundle).arg(&id),
-        T,
-    )
-    .unwrap();
+    let out = run_cmd(o.cmd().args(["run", "--bundle"]).arg(&o.bundle).arg(&id), T).unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", zctr_tests::describe(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from zctr\n");
     // run deletes what it created.
@@ -33,27 +29,47 @@ fn the_default_spec_runs_unmodified_but_for_its_command() {
     o.spec["process"]["args"] = serde_json::json!(["sh", "-c", "kill -9 $$"]);
     let id = o.id();
     let out = run_cmd(o.cmd().args(["run", "-b"]).arg(&o.bundle).arg(&id), T).unwrap();
-    assert_eq!(out.status.code(), Some(137), "{}", zctr_tests::describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        zctr_tests::describe(&out)
+    );
 }
 
 #[test]
 fn spec_refuses_to_overwrite_and_features_is_json() {
     let tmp = zctr_tests::TempDir::new("zctr-oci-spec").unwrap();
-    let ok = run_cmd(Command::new(bins::oci()).args(["spec", "-b"]).arg(tmp.path()), T).unwrap();
+    let ok = run_cmd(
+        Command::new(bins::oci())
+            .args(["spec", "-b"])
+            .arg(tmp.path()),
+        T,
+    )
+    .unwrap();
     assert!(ok.status.success(), "{}", zctr_tests::describe(&ok));
     let spec: Value =
         serde_json::from_slice(&std::fs::read(tmp.join("config.json")).unwrap()).unwrap();
     assert_eq!(spec["root"]["path"], "rootfs");
     assert_eq!(spec["process"]["args"], serde_json::json!(["sh"]));
     assert_eq!(spec["process"]["terminal"], true);
-    let again = run_cmd(Command::new(bins::oci()).args(["spec", "-b"]).arg(tmp.path()), T).unwrap();
+    let again = run_cmd(
+        Command::new(bins::oci())
+            .args(["spec", "-b"])
+            .arg(tmp.path()),
+        T,
+    )
+    .unwrap();
     assert_eq!(again.status.code(), Some(1));
     let f = run_cmd(Command::new(bins::oci()).arg("features"), T).unwrap();
     assert!(f.status.success());
     let v: Value = serde_json::from_slice(&f.stdout).unwrap();
     assert!(v["ociVersionMax"].as_str().unwrap().starts_with("1."));
     assert_eq!(v["linux"]["cgroup"]["systemd"], false);
-    assert!(v["linux"]["namespaces"].as_array().unwrap().contains(&"pid".into()));
+    assert!(v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&"pid".into()));
     assert!(v["linux"]["seccomp"]["enabled"].as_bool().unwrap());
 }
 
@@ -69,7 +85,8 @@ fn kill_pause_resume_ps_list_and_delete_force() {
     let pid = o.state(&id)["pid"].as_i64().unwrap();
     // ps --format json: the init and its two children.
     let ok = zctr_tests::wait_until(Duration::from_secs(5), || {
-        let v: Value = serde_json::from_slice(&o.ok(&["ps", "--format", "json", &id]).stdout).unwrap();
+        let v: Value =
+            serde_json::from_slice(&o.ok(&["ps", "--format", "json", &id]).stdout).unwrap();
         v.as_array().map(|a| a.len()) == Some(3)
     });
     assert!(ok);
@@ -81,7 +98,12 @@ fn kill_pause_resume_ps_list_and_delete_force() {
 
     // list: json and quiet.
     let l: Value = serde_json::from_slice(&o.ok(&["list", "--format", "json"]).stdout).unwrap();
-    let me = l.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).unwrap();
+    let me = l
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .unwrap();
     assert_eq!(me["status"], "running");
     assert_eq!(me["pid"], pid);
     let q = String::from_utf8(o.ok(&["list", "-q"]).stdout).unwrap();
@@ -156,11 +178,19 @@ fn unknown_ids_and_usage_errors_exit_1_with_runcs_wording_and_json_logs() {
         &["create", "--bogus", "x"],
     ] {
         let out = run_cmd(
-            Command::new(bins::oci()).arg("--root").arg(tmp.join("root")).args(args),
+            Command::new(bins::oci())
+                .arg("--root")
+                .arg(tmp.join("root"))
+                .args(args),
             T,
         )
         .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", zctr_tests::describe(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            zctr_tests::describe(&out)
+        );
         assert!(!out.stderr.is_empty());
     }
     let out = run_cmd(

@@ -41,11 +41,25 @@ fn create_returns_leaving_only_the_init_reparented_to_the_subreaper() {
     zctr_tests::sys::subreaper_before_exec(&mut cmd);
     let mut reaper = cmd.spawn().unwrap();
     let mut line = [0u8; 9];
-    reaper.stdout.as_mut().unwrap().read_exact(&mut line).unwrap();
-    assert_eq!(&line, b"created 0", "err: {:?}", std::fs::read_to_string(o.tmp.join("err")));
+    reaper
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut line)
+        .unwrap();
+    assert_eq!(
+        &line,
+        b"created 0",
+        "err: {:?}",
+        std::fs::read_to_string(o.tmp.join("err"))
+    );
 
     // --pid-file written before create returned; the init is the reaper's child now.
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let (_, ppid) = stat(pid).expect("the init is alive");
     assert_eq!(ppid, reaper.id() as i32, "init reparented to the subreaper");
     // No zctr process besides the waiting init itself: nothing else below the reaper.
@@ -53,7 +67,9 @@ fn create_returns_leaving_only_the_init_reparented_to_the_subreaper() {
     assert_eq!(o.status(&id), "created");
     assert_eq!(o.state(&id)["pid"], pid);
     assert!(exists(&o.state_dir(&id).join("exec.fifo")));
-    assert!(std::fs::read_to_string(o.tmp.join("out")).unwrap().is_empty());
+    assert!(std::fs::read_to_string(o.tmp.join("out"))
+        .unwrap()
+        .is_empty());
 
     o.ok(&["start", &id]);
     assert_eq!(o.status(&id), "running");
@@ -61,7 +77,10 @@ fn create_returns_leaving_only_the_init_reparented_to_the_subreaper() {
     assert!(zctr_tests::wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(o.tmp.join("err")).unwrap_or_default() == "to-err\n"
     }));
-    assert_eq!(std::fs::read_to_string(o.tmp.join("out")).unwrap(), "to-out\n");
+    assert_eq!(
+        std::fs::read_to_string(o.tmp.join("out")).unwrap(),
+        "to-out\n"
+    );
     // The init now runs busybox, not zctr-oci.
     assert!(zctr_children_of(reaper.id() as i32).is_empty());
     // Starting twice is refused.
@@ -117,7 +136,11 @@ fn a_terminal_goes_over_the_console_socket() {
     if !oci_support::ready() {
         return;
     }
-    let mut o = Oci::new(&["sh", "-c", "echo on-the-tty; [ -t 0 ] && echo stdin-is-a-tty; sleep 100"]);
+    let mut o = Oci::new(&[
+        "sh",
+        "-c",
+        "echo on-the-tty; [ -t 0 ] && echo stdin-is-a-tty; sleep 100",
+    ]);
     o.spec["process"]["terminal"] = true.into();
     o.spec["process"]["consoleSize"] = serde_json::json!({"height": 30, "width": 100});
     let id = o.id();
@@ -177,7 +200,10 @@ fn a_bad_config_leaves_nothing_behind() {
     let id = o.id();
     let (st, err) = o.create(&id, &[]);
     assert_eq!(st.code(), Some(1));
-    assert!(err.contains("process.args[0]") || err.contains("/no/such/binary"), "{err}");
+    assert!(
+        err.contains("process.args[0]") || err.contains("/no/such/binary"),
+        "{err}"
+    );
     assert!(!exists(&o.state_dir(&id)));
     for d in o.cgroup_dirs(&id) {
         assert!(!exists(&d), "{} left behind", d.display());

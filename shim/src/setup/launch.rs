@@ -145,6 +145,7 @@ fn spawn(
     let (shim_end, child_end) =
         channel::pair().map_err(|e| SetupError::errno("socketpair", "handshake channel", e))?;
     let exec = plan.exec_arrays();
+    let hooks = child::hooks::ContainerHooks::prepare(plan)?;
     let ctx = ChildCtx {
         plan,
         exec: &exec,
@@ -153,6 +154,7 @@ fn spawn(
         rootfs_tree: trees.rootfs(plan),
         mount_trees: trees.mount_fds(),
         stdio: stdio.fds,
+        hooks: &hooks,
         debug,
         opts: *opts,
         started: std::cell::Cell::new(false),
@@ -174,6 +176,8 @@ fn spawn(
         e
     };
     finish_parent_side(plan, cgroup, pid, born_in_cgroup, &trees).map_err(kill)?;
+    hooks.write_state(plan, pid).map_err(kill)?;
+    crate::setup::hooks::run_create_runtime(plan, pid).map_err(kill)?;
     // Made after clone (the lower layer's idmap needs the child's user
     // namespace), so it travels to the child with GO.
     let overlay = match (&layers, trees.take_rootfs()) {

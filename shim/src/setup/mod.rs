@@ -8,6 +8,7 @@
 #[allow(unsafe_code)]
 pub mod child;
 pub mod exec;
+pub mod hooks;
 pub mod idmap;
 #[allow(unsafe_code)]
 pub mod launch;
@@ -17,5 +18,6 @@ pub mod plan;
 pub mod reach;
 pub mod readfile;
 pub mod seccomp;
+pub mod shim_mode;
 #[allow(unsafe_code)]
 pub mod sys;

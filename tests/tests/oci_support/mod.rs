@@ -90,8 +90,7 @@ impl Oci {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         self.ids.borrow_mut().push(id.clone());
-        self.spec["linux"]["cgroupsPath"] =
-            format!("{}/{id}", self.cg.relative_path()).into();
+        self.spec["linux"]["cgroupsPath"] = format!("{}/{id}", self.cg.relative_path()).into();
         self.write_spec();
         id
     }
@@ -162,7 +161,10 @@ impl Oci {
     }
 
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap_or_default().to_string()
+        self.state(id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Waits until `state` reports `want`.
@@ -225,7 +227,11 @@ pub fn zctr_children_of(parent: i32) -> Vec<i32> {
             continue;
         }
         let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-        let name = exe.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = exe
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if name.starts_with("zctr-oci") || name.starts_with("zctr-shim") {
             v.push(pid);
         }

@@ -4,9 +4,12 @@
 //! from the plan, paths for `/proc/self/fd/N` are formatted on the stack, and a
 //! failure is one fixed-size report on the channel followed by `_exit`.
 
+mod attrs;
+pub mod hooks;
 mod paths;
 
 use crate::setup::launch::{Gate, Options};
+use crate::setup::plan::hooks::HookKind;
 use crate::setup::plan::{ExecArrays, MountKind, MountStep, Plan};
 use crate::setup::sys;
 use nix::errno::Errno;
@@ -53,6 +56,8 @@ pub struct ChildCtx<'a> {
     pub mount_trees: &'a [RawFd],
     /// The container's stdin, stdout, stderr.
     pub stdio: [RawFd; 3],
+    /// The container-namespace hooks (state memfds, exec arrays).
+    pub hooks: &'a hooks::ContainerHooks,
     pub debug: bool,
     /// Start gate, preserved fds, terminal.
     pub opts: Options,
@@ -104,10 +109,10 @@ fn report(ctx: &ChildCtx, step: &str, errno: Errno, detail: &[u8]) {
 }
 
 /// Closes every fd from `first` on except those in `keep` (-1: none).
-fn close_all_but(first: u32, keep: [RawFd; 2]) -> Result<(), Errno> {
-    let (a, b) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
+fn close_all_but(first: u32, mut keep: [RawFd; 3]) -> Result<(), Errno> {
+    keep.sort_unstable();
     let mut from = first;
-    for k in [a, b] {
+    for k in keep {
         if k < 0 || (k as u32) < from {
             continue;
         }
@@ -179,6 +184,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         debug(ctx, "hostname");
         sys::sethostname(h).at("sethostname", h.to_bytes())?;
     }
+    attrs::early(ctx)?;
     debug(ctx, "root propagation");
     sys::mount(None, c"/", None, plan.root_propagation, None).at("set / propagation", b"")?;
     let root = mount_rootfs(ctx, overlay)?;
@@ -191,8 +197,14 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         debug(ctx, "devices");
         populate_dev(ctx, root)?;
     }
+    hooks::run(ctx, HookKind::CreateContainer);
     debug(ctx, "pivot_root");
     pivot(root, plan.rootfs.to_bytes())?;
+    if plan.root_propagation_after != 0 {
+        debug(ctx, "rootfs propagation");
+        sys::mount(None, c"/", None, plan.root_propagation_after, None)
+            .at("set rootfs propagation", b"/")?;
+    }
     // SAFETY: `root` was opened by this process above and is not used after this.
     unsafe { sys::close(root) };
     let root = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
@@ -242,7 +254,12 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         Gate::Fifo(fd) => fd,
         Gate::Channel => -1,
     };
-    close_all_but(3 + ctx.opts.preserve_fds, [ctx.channel.fd(), fifo]).at("close fds", b"")?;
+    close_all_but(
+        3 + ctx.opts.preserve_fds,
+        [ctx.channel.fd(), fifo, ctx.hooks.keep_fd()],
+    )
+    .at("close fds", b"")?;
+    attrs::before_ready(ctx)?;
     ctx.channel.ready();
     debug(ctx, "wait for start");
     match ctx.opts.gate {
@@ -250,11 +267,13 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         Gate::Fifo(fd) => wait_fifo(fd).at("wait for start", b"exec fifo")?,
     }
     ctx.started.set(true);
+    hooks::run(ctx, HookKind::StartContainer);
     if !plan.no_new_privs {
         install_seccomp(ctx)?; // needs CAP_SYS_ADMIN without no_new_privs: before dropping it
     }
+    attrs::labels(ctx)?;
     debug(ctx, "user and capabilities");
-    set_user_and_caps(plan)?;
+    set_user_and_caps(ctx)?;
     chdir_in_root(&plan.cwd).at("chdir to process.cwd", plan.cwd.to_bytes())?;
     let mut cwd = [0u8; PATH_MAX];
     match sys::getcwd(&mut cwd) {
@@ -267,6 +286,7 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
             })
         }
     }
+    attrs::before_exec(ctx)?;
     if plan.no_new_privs {
         sys::set_no_new_privs().at("no_new_privs", b"")?;
         install_seccomp(ctx)?;
@@ -420,6 +440,15 @@ fn mount_one<'a>(root: RawFd, m: &'a MountStep, tree: Option<RawFd>) -> Step<'a>
 
 fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
     let plan = ctx.plan;
+    // The nodes get exactly linux.devices[].fileMode (no umask bits lost).
+    let old_umask = sys::umask_swap(0);
+    let r = make_nodes(plan, root);
+    sys::umask(old_umask);
+    r?;
+    make_dev_links(plan, root)
+}
+
+fn make_nodes(plan: &Plan, root: RawFd) -> Step<'_> {
     for d in &plan.devices {
         let rel = d.dest.to_bytes();
         if plan.userns {
@@ -457,6 +486,10 @@ fn populate_dev<'a>(ctx: &ChildCtx<'a>, root: RawFd) -> Step<'a> {
             r.at("chown device node", rel)?;
         }
     }
+    Ok(())
+}
+
+fn make_dev_links(plan: &Plan, root: RawFd) -> Step<'_> {
     let dev = open_in_root(root, b"dev").at("open /dev", b"/dev")?;
     let mut links: [(&CStr, &CStr); 5] = [
         (c"/proc/self/fd", c"fd"),
@@ -562,7 +595,8 @@ fn readonly_path<'a>(root: RawFd, path: &'a CStr) -> Step<'a> {
     remount_readonly(root, rel).at("remount read-only path", detail)
 }
 
-fn set_user_and_caps(plan: &Plan) -> Step<'_> {
+fn set_user_and_caps<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
+    let plan = ctx.plan;
     for cap in 0..=plan.last_cap.min(63) {
         if plan.caps.bounding & (1 << cap) == 0 {
             match sys::capbset_drop(cap) {
@@ -589,9 +623,22 @@ fn set_user_and_caps(plan: &Plan) -> Step<'_> {
     )
     .at("set capabilities", b"")?;
     sys::ambient_clear_all().at("clear ambient capabilities", b"")?;
+    // As runc: an ambient capability is raised where the kernel allows it
+    // (it must be permitted and inheritable), and one it refuses is left out
+    // without failing the container (a debug line says so).
+    let ambient = plan.caps.ambient & plan.caps.permitted & plan.caps.inheritable;
+    if ambient != plan.caps.ambient {
+        debug(
+            ctx,
+            "ambient capabilities not in permitted and inheritable left out",
+        );
+    }
     for cap in 0..64 {
-        if plan.caps.ambient & (1 << cap) != 0 {
-            sys::ambient_raise(cap).at("raise ambient capability", b"")?;
+        if ambient & (1 << cap) != 0 && sys::ambient_raise(cap).is_err() {
+            debug(
+                ctx,
+                "an ambient capability was refused by the kernel: left out",
+            );
         }
     }
     Ok(())

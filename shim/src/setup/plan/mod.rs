@@ -5,11 +5,16 @@
 //! One module per section of the spec, each with its own tests: [`namespaces`],
 //! [`rootfs`] (root and the idmap policy), [`mounts`], [`devices`], [`paths`]
 //! (masked and read-only), [`sysctl`], [`process`] (args, env, cwd),
-//! [`rlimits`], [`caps`]; seccomp is compiled by `setup::seccomp`. [`build`]
+//! [`rlimits`], [`caps`], [`attrs`] (umask, personality, scheduling, ...),
+//! [`lsm`] (AppArmor, SELinux), [`timens`], [`hooks`], and [`unsupported`]
+//! (fields refused by name); seccomp is compiled by `setup::seccomp`. [`build`]
 //! runs them in the spec's order and assembles the [`Plan`].
 
+pub mod attrs;
 pub mod caps;
 pub mod devices;
+pub mod hooks;
+pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
 pub mod paths;
@@ -17,6 +22,8 @@ pub mod process;
 pub mod rlimits;
 pub mod rootfs;
 pub mod sysctl;
+pub mod timens;
+pub mod unsupported;
 
 pub use caps::CapPlan;
 pub use devices::DeviceStep;
@@ -67,8 +74,19 @@ pub struct Plan {
     pub uid_map: String,
     pub gid_map: String,
     pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
     pub rootfs: CString,
+    /// The propagation of `/` while the container's mounts are made.
     pub root_propagation: c_ulong,
+    /// `linux.rootfsPropagation` applied to the new `/` after pivot_root,
+    /// when it cannot be during setup (shared: pivot_root refuses a shared
+    /// parent; unbindable: the rootfs could not be bound), else 0.
+    pub root_propagation_after: c_ulong,
+    /// Create a time namespace with unshare in the child (never at clone:
+    /// its offsets must be written before a process enters it).
+    pub unshare_timens: bool,
+    /// `linux.timeOffsets`, the text for /proc/self/timens_offsets.
+    pub time_offsets: Option<CString>,
     pub readonly_root: bool,
     pub mounts: Vec<MountStep>,
     /// /dev is a tmpfs the shim fills with device nodes and links.
@@ -88,6 +106,13 @@ pub struct Plan {
     pub caps: CapPlan,
     pub last_cap: u32,
     pub no_new_privs: bool,
+    /// umask, personality, scheduling, I/O priority, CPU affinity, terminal.
+    pub attrs: attrs::Attrs,
+    /// AppArmor profile and SELinux label for exec.
+    pub labels: lsm::Labels,
+    pub hooks: hooks::HookPlan,
+    /// The id (set by the caller), bundle and annotations for the hooks' state.
+    pub container: hooks::ContainerInfo,
     pub cwd: CString,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
@@ -132,6 +157,12 @@ pub struct HostFacts {
     pub last_cap: u32,
     /// The shim's own bounding set (bit n = capability n).
     pub bounding: u64,
+    /// AppArmor is enabled (/sys/module/apparmor/parameters/enabled is "Y").
+    pub apparmor: bool,
+    /// SELinux is enabled (/sys/fs/selinux/enforce exists).
+    pub selinux: bool,
+    /// resctrl is mounted at /sys/fs/resctrl (Intel RDT).
+    pub resctrl: bool,
 }
 
 impl HostFacts {
@@ -140,6 +171,10 @@ impl HostFacts {
             hierarchies: cgroup::hierarchies()?,
             last_cap: crate::setup::sys::last_cap(),
             bounding: own_bounding(),
+            apparmor: std::fs::read("/sys/module/apparmor/parameters/enabled")
+                .is_ok_and(|v| v.starts_with(b"Y")),
+            selinux: Path::new("/sys/fs/selinux/enforce").exists(),
+            resctrl: Path::new("/sys/fs/resctrl/info").is_dir(),
         })
     }
 }
@@ -190,15 +225,20 @@ pub fn build(
         .ok_or_else(|| err("process", "missing"))?;
     let root = spec.root().as_ref().ok_or_else(|| err("root", "missing"))?;
     let linux = spec.linux().clone().unwrap_or_default();
-    let ns = namespaces::plan(&linux)?;
+    unsupported::check(spec, &linux, host)?;
+    let mut ns = namespaces::plan(&linux)?;
+    let unshare_timens = ns.clone_flags & namespaces::CLONE_NEWTIME != 0;
+    ns.clone_flags &= !namespaces::CLONE_NEWTIME;
+    let time_offsets = timens::plan(&linux, unshare_timens)?;
     let rootfs = rootfs::plan(root, linux.rootfs_propagation().as_ref(), bundle)?;
+    let (root_propagation, root_propagation_after) = rootfs::propagation_steps(rootfs.propagation);
     let uid_maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
     let cgroups_path = linux
         .cgroups_path()
         .as_ref()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mounts = mounts::plan(
+    let mut mounts = mounts::plan(
         spec.mounts().iter().flatten(),
         &mounts::Context {
             bundle,
@@ -220,6 +260,20 @@ pub fn build(
     let exec = process::plan(process)?;
     let rlimits = rlimits::plan(process.rlimits().iter().flatten())?;
     let caps = caps::plan(process.capabilities().as_ref(), ns.own_userns(), host)?;
+    let attrs = attrs::plan(process, linux.personality().as_ref())?;
+    let labels = lsm::plan(process, &linux, host, &mut mounts.steps)?;
+    let hooks = hooks::plan(spec.hooks().as_ref())?;
+    let domainname = spec
+        .domainname()
+        .as_ref()
+        .map(|d| cstr("domainname", d))
+        .transpose()?;
+    if domainname.is_some() && ns.clone_flags & libc::CLONE_NEWUTS as u64 == 0 {
+        return Err(err(
+            "domainname",
+            "needs a new UTS namespace (linux.namespaces has no \"uts\" without a path)",
+        ));
+    }
     let idmap_rootfs = rootfs::idmap_policy(
         spec,
         &ns,
@@ -245,8 +299,12 @@ pub fn build(
             .as_ref()
             .map(|h| cstr("hostname", h))
             .transpose()?,
+        domainname,
         rootfs: rootfs.path,
-        root_propagation: rootfs.propagation,
+        root_propagation,
+        root_propagation_after,
+        unshare_timens,
+        time_offsets,
         readonly_root: root.readonly().unwrap_or(false),
         mounts: mounts.steps,
         populate_dev: mounts.populate_dev,
@@ -263,6 +321,14 @@ pub fn build(
         caps,
         last_cap: host.last_cap,
         no_new_privs: process.no_new_privileges().unwrap_or(false),
+        attrs,
+        labels,
+        hooks,
+        container: hooks::ContainerInfo {
+            id: String::new(),
+            bundle: std::path::absolute(bundle).unwrap_or_else(|_| bundle.to_path_buf()),
+            annotations: spec.annotations().clone(),
+        },
         cwd: cstr("process.cwd", &exec.cwd)?,
         argv: exec.argv,
         envp: exec.envp,
@@ -295,6 +361,9 @@ pub(crate) mod testing {
             ],
             last_cap: 40,
             bounding: u64::MAX,
+            apparmor: false,
+            selinux: false,
+            resctrl: false,
         }
     }
 

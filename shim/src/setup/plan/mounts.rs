@@ -306,8 +306,7 @@ mod tests {
                 mount_point: "/sys/fs/cgroup".into(),
                 unified: true,
             }],
-            last_cap: 40,
-            bounding: u64::MAX,
+            ..host()
         };
         let p = build(
             &spec(&base("", r#""args":["/x"]"#)),

@@ -13,6 +13,9 @@ pub struct JoinNs {
     pub nstype: libc::c_int,
 }
 
+/// CLONE_NEWTIME, which the libc crate may not name.
+pub const CLONE_NEWTIME: u64 = 0x80;
+
 const NS_TABLE: &[(LinuxNamespaceType, u64, &str)] = &[
     (LinuxNamespaceType::User, libc::CLONE_NEWUSER as u64, "user"),
     (LinuxNamespaceType::Pid, libc::CLONE_NEWPID as u64, "pid"),
@@ -29,7 +32,7 @@ const NS_TABLE: &[(LinuxNamespaceType, u64, &str)] = &[
         libc::CLONE_NEWCGROUP as u64,
         "cgroup",
     ),
-    (LinuxNamespaceType::Time, 0x80, "time"),
+    (LinuxNamespaceType::Time, CLONE_NEWTIME, "time"),
 ];
 
 /// The namespace section of a plan.

@@ -80,6 +80,18 @@ pub fn plan(root: &Root, propagation: Option<&String>, bundle: &Path) -> Result<
     })
 }
 
+/// `/`'s propagation during setup and the one to apply to the new `/` after
+/// pivot_root (0: none). Shared and unbindable cannot be had during setup:
+/// pivot_root refuses a shared parent mount, and an unbindable rootfs cannot
+/// be bound onto itself. Setup then runs with a recursive slave `/`.
+pub fn propagation_steps(requested: c_ulong) -> (c_ulong, c_ulong) {
+    if requested & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0 {
+        (libc::MS_SLAVE | libc::MS_REC, requested)
+    } else {
+        (requested, 0)
+    }
+}
+
 /// Whether host id `id` lies in one of the mappings.
 fn maps_host_id(maps: &[LinuxIdMapping], id: u32) -> bool {
     maps.iter()
@@ -257,6 +269,14 @@ mod tests {
         assert_eq!(r.path.to_bytes(), b"/");
         let e = plan(&root, Some(&"sideways".to_string()), Path::new("/")).unwrap_err();
         assert_eq!(e.field, "linux.rootfsPropagation");
+        assert_eq!(
+            super::propagation_steps(libc::MS_SHARED),
+            (libc::MS_SLAVE | libc::MS_REC, libc::MS_SHARED)
+        );
+        assert_eq!(
+            super::propagation_steps(libc::MS_PRIVATE | libc::MS_REC),
+            (libc::MS_PRIVATE | libc::MS_REC, 0)
+        );
         let file: Root = serde_json::from_str(r#"{"path":"/proc/self/stat"}"#).unwrap();
         let e = plan(&file, None, Path::new("/")).unwrap_err();
         assert!(e.reason.ends_with("is not a directory"), "{e}");

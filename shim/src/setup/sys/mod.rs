@@ -16,7 +16,9 @@ pub use zctr_shim_core::sys::*;
 mod exec;
 mod mount_api;
 pub use exec::*;
+mod proc_attrs;
 pub use mount_api::*;
+pub use proc_attrs::*;
 
 fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
     s.map_or(std::ptr::null(), |s| s.as_ptr())
@@ -502,11 +504,4 @@ pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize>
 pub unsafe fn fork() -> SysResult<pid_t> {
     // SAFETY: the caller is single-threaded, per the contract.
     check(unsafe { libc::fork() } as c_long).map(|p| p as pid_t)
-}
-
-/// Makes the terminal open as `fd` the calling session leader's controlling
-/// terminal (TIOCSCTTY, without stealing it from another session).
-pub fn set_controlling_tty(fd: RawFd) -> SysResult<()> {
-    // SAFETY: TIOCSCTTY takes an integer argument, no pointer.
-    check(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } as c_long).map(drop)
 }
