@@ -51,11 +51,7 @@ fn dispatch(g: &cli::Global, cmd: Command) -> Result<i32> {
         Command::Pause(id) => manage::pause(g, &id)?,
         Command::Resume(id) => manage::resume(g, &id)?,
         Command::Update(u) => crate::update::update(g, &u)?,
-        Command::Exec(_) => {
-            return Err(crate::error::Error::new(
-                "exec: not supported by zctr-oci yet",
-            ))
-        }
+        Command::Exec(a) => return crate::exec::exec(g, &a),
         Command::Features => crate::features::print()?,
         Command::Spec { bundle, rootless } => crate::spec::write(&bundle, rootless)?,
     }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod console;
 pub mod create;
 pub mod error;
+pub mod exec;
 pub mod features;
 pub mod log;
 pub mod manage;

@@ -38,7 +38,7 @@ fn create_returns_leaving_only_the_init_reparented_to_the_subreaper() {
         .env("ERR", o.tmp.join("err"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    zctr_tests::sys::subreaper_before_exec(&mut cmd);
+    zctr_tests::subreaper_before_exec(&mut cmd);
     let mut reaper = cmd.spawn().unwrap();
     let mut line = [0u8; 9];
     reaper
@@ -155,7 +155,7 @@ fn a_terminal_goes_over_the_console_socket() {
     let sock = sock_path.display().to_string();
     o.create_ok(&id, &["--console-socket", &sock]);
     let (conn, _) = listener.accept().unwrap();
-    let (name, master) = zctr_tests::sys::recv_fd(&conn).unwrap();
+    let (name, master) = zctr_tests::recv_fd(&conn).unwrap();
     assert!(String::from_utf8_lossy(&name).starts_with("/dev/pts/"));
     o.ok(&["start", &id]);
     let mut master = std::fs::File::from(master);
