@@ -25,16 +25,24 @@ fn the_default_spec_runs_unmodified_but_for_its_command() {
     for d in o.cgroup_dirs(&id) {
         assert!(!exists(&d), "{} left behind", d.display());
     }
-    // Killed by a signal: 128+N.
-    o.spec["process"]["args"] = serde_json::json!(["sh", "-c", "kill -9 $$"]);
+    // Killed by a signal: 128+N (from outside: pid 1 of a pid namespace
+    // ignores a SIGKILL from inside).
+    o.spec["process"]["args"] = serde_json::json!(["sleep", "1000"]);
     let id = o.id();
-    let out = run_cmd(o.cmd().args(["run", "-b"]).arg(&o.bundle).arg(&id), T).unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "{}",
-        zctr_tests::describe(&out)
-    );
+    let run = o
+        .cmd()
+        .args(["run", "-b"])
+        .arg(&o.bundle)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    o.wait_status(&id, "running");
+    o.ok(&["kill", &id, "9"]);
+    let st = oci_support::wait_timeout(run, T);
+    assert_eq!(st.code(), Some(137));
+    assert!(!exists(&o.state_dir(&id)));
 }
 
 #[test]
@@ -204,4 +212,55 @@ fn unknown_ids_and_usage_errors_exit_1_with_runcs_wording_and_json_logs() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--systemd-cgroup"));
     assert!(!tmp.join("root/x").exists());
+}
+
+#[test]
+fn exec_runs_in_the_container_and_returns_its_code() {
+    if !oci_support::ready() {
+        return;
+    }
+    let mut o = Oci::new(&["sleep", "1000"]);
+    let id = o.id();
+    o.create_ok(&id, &[]);
+    o.ok(&["start", &id]);
+    let out = run_cmd(
+        o.cmd().args([
+            "exec",
+            "-e",
+            "FOO=bar",
+            "-u",
+            "1000:1000",
+            &id,
+            "sh",
+            "-c",
+            "echo $FOO $(id -u):$(id -g) $(hostname); exit 7",
+        ]),
+        T,
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", zctr_tests::describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "bar 1000:1000 zctr\n");
+    // Detached, with a pid file: the process runs in the container's cgroup.
+    let pid_file = o.tmp.join("exec.pid");
+    let out = run_cmd(
+        o.cmd()
+            .args(["exec", "--detach", "--pid-file"])
+            .arg(&pid_file)
+            .args([&id, "sleep", "1000"]),
+        T,
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+    let pid: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.ok(&["ps", "-f", "json", &id]).stdout).unwrap();
+    assert!(v.as_array().unwrap().contains(&pid.into()), "{v}");
+    o.ok(&["kill", &id, "KILL"]);
+    o.wait_status(&id, "stopped");
+    let out = o.fails(&["exec", &id, "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+    o.ok(&["delete", &id]);
 }

@@ -167,10 +167,17 @@ impl Oci {
             .to_string()
     }
 
-    /// Waits until `state` reports `want`.
+    /// Waits until `state` reports `want` (a container that does not exist
+    /// yet is waited for too).
     pub fn wait_status(&self, id: &str, want: &str) {
-        let ok = zctr_tests::wait_until(Duration::from_secs(10), || self.status(id) == want);
-        assert!(ok, "{id} never became {want}: {}", self.state(id));
+        let ok = zctr_tests::wait_until(Duration::from_secs(10), || {
+            run_cmd(self.cmd().args(["state", id]), T)
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+                .is_some_and(|v| v["status"] == want)
+        });
+        assert!(ok, "{id} never became {want}");
     }
 
     pub fn out_of(&self, id: &str) -> String {
