@@ -4,7 +4,9 @@
 //! The cgroup2 directory also gets the device rules as a BPF program: the
 //! kernel enforces both, and the same rules give the same answer.
 
-use super::v1::V1;
+use super::resources::apply::{self, Dirs};
+use super::resources::{Host, Plan};
+use super::v1::{no_cgroup, refuse_device_update, V1};
 use super::v2::{device_program, V2};
 use super::{all_ok, CgroupError, CgroupPath, Cgroups, Layout};
 use oci_spec::runtime::LinuxResources;
@@ -20,6 +22,18 @@ impl Hybrid {
     pub(super) fn new(v1: V1, v2: V2) -> Self {
         Self { v1, v2 }
     }
+
+    /// v1 controllers, and those of the cgroup2 mount (hugetlb on some hosts).
+    fn host(&self) -> Host {
+        self.v1.host(Layout::Hybrid, Some(self.v2.root()))
+    }
+
+    fn dirs(&self, path: &CgroupPath) -> Dirs {
+        Dirs {
+            v1: self.v1.dirs(path),
+            v2: self.v2.dirs(path),
+        }
+    }
 }
 
 impl Cgroups for Hybrid {
@@ -32,10 +46,42 @@ impl Cgroups for Hybrid {
         path: &CgroupPath,
         resources: Option<&LinuxResources>,
     ) -> Result<(), CgroupError> {
-        // Compiled first: a bad rule is refused before anything is applied.
+        // Everything refused before anything is made.
         let program = device_program(path, resources)?;
-        self.v1.create(path, resources)?;
-        self.v2.create_with(path, None, program.as_deref())
+        let host = self.host();
+        let plan = match resources {
+            Some(r) => self.v1.plan(r, &host)?,
+            None => Plan::default(),
+        };
+        let made = self
+            .v1
+            .make(path)
+            .and_then(|()| self.v2.make(path, &plan))
+            .and_then(|()| {
+                apply::write_all(&apply::resolve(&plan, &self.dirs(path), &host.release)?)?;
+                if let Some(r) = resources {
+                    self.v1.apply_devices(path, r)?;
+                }
+                self.v2.attach(path, program.as_deref())
+            });
+        if made.is_err() {
+            let _ = self.remove(path);
+        }
+        made
+    }
+
+    fn validate(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.v1.plan(resources, &self.host()).map(drop)
+    }
+
+    fn update(&self, path: &CgroupPath, resources: &LinuxResources) -> Result<(), CgroupError> {
+        refuse_device_update(resources)?;
+        let host = self.host();
+        let plan = self.v1.plan(resources, &host)?;
+        if !self.exists(path) {
+            return Err(no_cgroup(path));
+        }
+        apply::update(&plan, &self.dirs(path), &host.release)
     }
 
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {

@@ -2,15 +2,18 @@
 //! between cgroup v1, v2 and the hybrid layout (v1 controllers plus a cgroup2
 //! mount without controllers) stay in this module.
 //!
-//! Limits are applied with `cgroups-rs` (its `Resources` + `apply`); creation,
-//! freezing with a wait for the frozen state, recursive process listing, OOM
-//! counters, killing and removal use the cgroup files directly because
-//! `cgroups-rs` either lacks them or only knows `/sys/fs/cgroup` as the cgroup2
-//! root. Device rules on cgroup2 (which has no devices controller) are compiled
+//! v1 creation and v1 device rules go through `cgroups-rs`. Limits are written
+//! to the cgroup files directly (`resources`: each field converted for the
+//! side its controller is on, or refused, and a live update needs the values
+//! it replaces), as are freezing with a wait for the frozen state, recursive
+//! process listing, OOM counters, killing and removal: `cgroups-rs` either
+//! lacks them or only knows `/sys/fs/cgroup` as the cgroup2 root (hugetlb is
+//! on the cgroup2 mount of a hybrid host). Device rules on cgroup2 (which has no devices controller) are compiled
 //! into an eBPF program (`devices`) and attached with `bpf(2)` (`bpf`).
 //!
 //! - `v1`, `v2`, `hybrid`: the three implementations of [`Cgroups`].
-//! - `resources`: the spec's limits in `cgroups-rs` terms.
+//! - `resources`: the spec's limits as a plan of cgroup file writes (refusing
+//!   what the host cannot apply), and its application (`resources::apply`).
 //! - `devices`: device rules to BPF instructions (pure).
 //! - `bpf`: the `bpf(2)` wrappers (the only `unsafe` here).
 
@@ -23,6 +26,8 @@ mod v2;
 
 #[cfg(test)]
 mod kernel_tests;
+#[cfg(test)]
+mod limits_kernel_tests;
 
 use common::mountinfo::{cgroup_mounts, CgroupMount};
 use oci_spec::runtime::LinuxResources;
@@ -52,14 +57,26 @@ pub enum CgroupError {
         controller: String,
         source: io::Error,
     },
+    /// A `linux.resources` field this host cannot apply, or an invalid one.
+    #[error("{field}: {reason}")]
+    Refused { field: String, reason: String },
+    #[error("{field}: writing {value:?} to {}: {source}", path.display())]
+    Write {
+        field: String,
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+    },
+    /// A live update failed midway; what it had written was written back.
     #[error(
-        "cgroup {path}: a {controller} limit was asked for, but no {controller} controller \
-         is available on this host ({layout})"
+        "{error} (the update was undone{})",
+        if restore_errors.is_empty() { String::new() } else {
+            format!(", but restoring failed: {}", join_errors(restore_errors))
+        }
     )]
-    MissingController {
-        path: String,
-        controller: &'static str,
-        layout: &'static str,
+    UpdateFailed {
+        error: Box<CgroupError>,
+        restore_errors: Vec<CgroupError>,
     },
     #[error("cgroup limits for {path} could not be applied: {message}")]
     Apply { path: String, message: String },
@@ -67,7 +84,9 @@ pub enum CgroupError {
     Timeout { path: String, state: &'static str },
     #[error("no freezer for cgroup {path}")]
     NoFreezer { path: String },
-    #[error("cgroup {path}: {source}")]
+    /// `source` names the rule (`linux.resources.devices[i]`); `path` is
+    /// the cgroup (empty when only validated).
+    #[error("{source}")]
     DeviceRule {
         path: String,
         source: devices::DeviceRuleError,
@@ -89,6 +108,18 @@ pub enum CgroupError {
         what: &'static str,
         errors: Vec<CgroupError>,
     },
+}
+
+impl CgroupError {
+    /// Whether the request itself is at fault (a field refused, a bad device
+    /// rule), not the host: a client error.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            CgroupError::Refused { .. } | CgroupError::DeviceRule { .. } => true,
+            CgroupError::Several { errors, .. } => errors.iter().all(CgroupError::is_refusal),
+            _ => false,
+        }
+    }
 }
 
 fn join_errors(errors: &[CgroupError]) -> String {
@@ -188,6 +219,15 @@ pub trait Cgroups: Send + Sync + fmt::Debug {
         path: &CgroupPath,
         resources: Option<&LinuxResources>,
     ) -> Result<(), CgroupError>;
+    /// Checks `resources` against this host without touching anything: a
+    /// field this host cannot apply is refused with an error naming it
+    /// (`linux.resources.memory.kernel: ...`). `create` and `update` do the
+    /// same checks first.
+    fn validate(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
+    /// Changes the limits of the existing cgroup `path` live: validated first,
+    /// then applied all or none (on a failure midway the values read before
+    /// are written back). Only the fields present in `resources` change.
+    fn update(&self, path: &CgroupPath, resources: &LinuxResources) -> Result<(), CgroupError>;
     /// The `cgroup.procs` file of this cgroup in every hierarchy (to place a process).
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf>;
     /// Freezes every process in the cgroup and waits until they are frozen.
@@ -210,9 +250,12 @@ pub fn detect() -> Result<Box<dyn Cgroups>, CgroupError> {
         .map_err(|e| io_err(Path::new("/proc/self/mountinfo"), e))?;
     let (v1, v2) = split_mounts(cgroup_mounts(&text));
     Ok(match (v1.is_empty(), v2) {
-        (true, Some(root)) => Box::new(v2::V2::new(root)),
+        (true, Some(root)) => Box::new(v2::V2::new(root, true)),
         (false, None) => Box::new(v1::V1::new(v1)),
-        (false, Some(root)) => Box::new(hybrid::Hybrid::new(v1::V1::new(v1), v2::V2::new(root))),
+        (false, Some(root)) => Box::new(hybrid::Hybrid::new(
+            v1::V1::new(v1),
+            v2::V2::new(root, false),
+        )),
         (true, None) => return Err(CgroupError::NoHierarchy),
     })
 }

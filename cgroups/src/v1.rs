@@ -2,7 +2,8 @@
 //! rules go to the devices controller through `cgroups-rs`.
 
 use super::devices;
-use super::resources::{limited_controllers, to_resources};
+use super::resources::apply::{self, Dirs};
+use super::resources::{self as res, v1_devices, Host, Plan};
 use super::{
     io_err, kill_pids, read_pids_recursive, remove_everywhere, wait_empty, wait_until, write_file,
     CgroupError, CgroupPath, Cgroups, Layout,
@@ -31,6 +32,78 @@ impl V1 {
             .map(|m| m.mount_point.as_path())
     }
 
+    /// Every mounted controller and its hierarchy.
+    fn controllers(&self) -> Vec<(&str, &Path)> {
+        self.mounts
+            .iter()
+            .flat_map(|m| {
+                m.controllers
+                    .iter()
+                    .map(move |c| (c.as_str(), m.mount_point.as_path()))
+            })
+            .collect()
+    }
+
+    pub(super) fn host(&self, layout: Layout, v2_root: Option<&Path>) -> Host {
+        Host::probe(layout, &self.controllers(), v2_root)
+    }
+
+    /// The cgroup's directory for every controller.
+    pub(super) fn dirs(&self, path: &CgroupPath) -> Vec<(String, PathBuf)> {
+        self.controllers()
+            .into_iter()
+            .map(|(c, m)| (c.to_string(), path.under(m)))
+            .collect()
+    }
+
+    /// The plan for `resources` on `host`, device rules checked too (the same
+    /// checks as for the cgroup2 program, so no layout accepts what another
+    /// refuses); touches nothing.
+    pub(super) fn plan(
+        &self,
+        resources: &LinuxResources,
+        host: &Host,
+    ) -> Result<Plan, CgroupError> {
+        if let Some(rules) = resources.devices().as_deref() {
+            devices::parse(rules).map_err(|source| CgroupError::DeviceRule {
+                path: String::new(),
+                source,
+            })?;
+            if !rules.is_empty() && self.mount_of("devices").is_none() {
+                return Err(CgroupError::Refused {
+                    field: "linux.resources.devices".into(),
+                    reason: host.missing("devices"),
+                });
+            }
+        }
+        res::plan(resources, host)
+    }
+
+    /// Creates the directory in every hierarchy.
+    pub(super) fn make(&self, path: &CgroupPath) -> Result<(), CgroupError> {
+        Self::fs(path).create().map_err(|e| apply_err(path, e))?;
+        // Hierarchies cgroups-rs does not know (named ones other than systemd).
+        for m in &self.mounts {
+            let dir = path.under(&m.mount_point);
+            fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// The device rules, through the v1 devices controller.
+    pub(super) fn apply_devices(
+        &self,
+        path: &CgroupPath,
+        resources: &LinuxResources,
+    ) -> Result<(), CgroupError> {
+        if resources.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            Self::fs(path)
+                .apply(&v1_devices::to_resources(resources))
+                .map_err(|e| apply_err(path, e))?;
+        }
+        Ok(())
+    }
+
     fn fs(path: &CgroupPath) -> CgFs {
         CgFs::load(Box::new(hierarchies::V1::new()), path.as_str())
     }
@@ -54,6 +127,38 @@ impl V1 {
             .unwrap_or_else(|| self.mounts[0].mount_point.as_path());
         path.under(mount)
     }
+}
+
+fn apply_err(path: &CgroupPath, e: cgroups_rs::fs::error::Error) -> CgroupError {
+    CgroupError::Apply {
+        path: path.to_string(),
+        message: format!(
+            "{e}: {}",
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Device rules are set when the cgroup is made; a live update refuses them.
+pub(super) fn refuse_device_update(resources: &LinuxResources) -> Result<(), CgroupError> {
+    if resources.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(CgroupError::Refused {
+            field: "linux.resources.devices".into(),
+            reason: "device rules are set when the container is created; a live update \
+                     cannot change them"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn no_cgroup(path: &CgroupPath) -> CgroupError {
+    io_err(
+        Path::new(path.as_str()),
+        std::io::Error::from(std::io::ErrorKind::NotFound),
+    )
 }
 
 /// Writes THAWED to `dir`'s freezer and to every sub-cgroup's, deepest
@@ -84,53 +189,45 @@ impl Cgroups for V1 {
         path: &CgroupPath,
         resources: Option<&LinuxResources>,
     ) -> Result<(), CgroupError> {
-        // The same checks as for the cgroup2 program, so no layout accepts
-        // what another refuses.
-        if let Some(rules) = resources.and_then(|r| r.devices().as_deref()) {
-            devices::parse(rules).map_err(|source| CgroupError::DeviceRule {
-                path: path.to_string(),
-                source,
-            })?;
-        }
-        // A limit without its controller would silently not hold.
-        if let Some(r) = resources {
-            let mut needed = limited_controllers(r);
-            if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-                needed.push("devices");
-            }
-            if let Some(c) = needed.into_iter().find(|c| self.mount_of(c).is_none()) {
-                return Err(CgroupError::MissingController {
-                    path: path.to_string(),
-                    controller: c,
-                    layout: "cgroup v1: no hierarchy has it",
-                });
-            }
-        }
-        let cg = Self::fs(path);
-        let apply_err = |e: cgroups_rs::fs::error::Error| CgroupError::Apply {
-            path: path.to_string(),
-            message: format!(
-                "{e}: {}",
-                std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default()
-            ),
+        let host = self.host(Layout::V1, None);
+        let plan = match resources {
+            Some(r) => self.plan(r, &host)?,
+            None => Plan::default(),
         };
-        cg.create().map_err(apply_err)?;
-        // Hierarchies cgroups-rs does not know (named ones other than systemd).
-        for m in &self.mounts {
-            let dir = path.under(&m.mount_point);
-            fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let made = self.make(path).and_then(|()| {
+            let dirs = Dirs {
+                v1: self.dirs(path),
+                v2: None,
+            };
+            apply::write_all(&apply::resolve(&plan, &dirs, &host.release)?)?;
+            match resources {
+                Some(r) => self.apply_devices(path, r),
+                None => Ok(()),
+            }
+        });
+        if made.is_err() {
+            // Nothing of a refused or failed create is left behind.
+            let _ = self.remove(path);
         }
-        if let Some(r) = resources {
-            let memsw = self
-                .mount_of("memory")
-                .map(|m| path.under(m).join("memory.memsw.limit_in_bytes").exists())
-                .unwrap_or(false);
-            cg.apply(&to_resources(r, false, memsw))
-                .map_err(apply_err)?;
+        made
+    }
+
+    fn validate(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.plan(resources, &self.host(Layout::V1, None)).map(drop)
+    }
+
+    fn update(&self, path: &CgroupPath, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let host = self.host(Layout::V1, None);
+        refuse_device_update(resources)?;
+        let plan = self.plan(resources, &host)?;
+        if !self.exists(path) {
+            return Err(no_cgroup(path));
         }
-        Ok(())
+        let dirs = Dirs {
+            v1: self.dirs(path),
+            v2: None,
+        };
+        apply::update(&plan, &dirs, &host.release)
     }
 
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {

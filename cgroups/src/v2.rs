@@ -3,12 +3,13 @@
 //! they become a BPF program attached to the cgroup's directory.
 
 use super::devices::{self, Insn};
-use super::resources::{limited_controllers, to_resources};
+use super::resources::apply::{self, Dirs};
+use super::resources::{self as res, Host, Plan};
+use super::v1::{no_cgroup, refuse_device_update};
 use super::{
     bpf, io_err, kill_listed, read_pids_recursive, remove_everywhere, wait_empty, wait_until,
     write_file, CgroupError, CgroupPath, Cgroups, Layout,
 };
-use cgroups_rs::fs::{hierarchies, Cgroup as CgFs};
 use common::cgroup_files::{keyed_value, oom_counter_file, oom_kills};
 use oci_spec::runtime::LinuxResources;
 use std::fs;
@@ -19,7 +20,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct V2 {
     root: PathBuf,
-    controllers: bool,
+    /// The host's only hierarchy (not the controller-less side of a hybrid
+    /// host): the usual controllers are enabled down to every container.
+    pure: bool,
 }
 
 /// The device program for `resources`, or `None` when it has no device
@@ -62,21 +65,33 @@ pub(super) fn attach_device_program(dir: &Path, program: &[Insn]) -> Result<(), 
 }
 
 impl V2 {
-    pub(super) fn new(root: PathBuf) -> Self {
-        let controllers = root == Path::new(hierarchies::UNIFIED_MOUNTPOINT)
-            && hierarchies::is_cgroup2_unified_mode();
-        Self { root, controllers }
+    pub(super) fn new(root: PathBuf, pure: bool) -> Self {
+        Self { root, pure }
     }
 
     fn dir(&self, path: &CgroupPath) -> PathBuf {
         path.under(&self.root)
     }
 
-    /// Enables cpu, memory, pids, cpuset and io in every level above the
-    /// container's cgroup where possible. Those in `needed` (the limits'
-    /// controllers) must succeed, else their limit files would not exist: a
-    /// cgroup holding processes cannot pass controllers down (EBUSY).
-    fn enable_controllers(&self, path: &CgroupPath, needed: &[&str]) -> Result<(), CgroupError> {
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The cgroup2 directory for the plan's writes.
+    pub(super) fn dirs(&self, path: &CgroupPath) -> Option<PathBuf> {
+        Some(self.dir(path))
+    }
+
+    fn host(&self) -> Host {
+        Host::probe(Layout::V2, &[], Some(&self.root))
+    }
+
+    /// Enables the controllers in `needed` (the limits' controllers) in every
+    /// level above the container's cgroup; they must succeed, else their
+    /// limit files would not exist: a cgroup holding processes cannot pass
+    /// controllers down (EBUSY). A pure cgroup2 host also gets cpu, memory,
+    /// pids, cpuset and io where possible.
+    fn enable_controllers(&self, path: &CgroupPath, needed: &[String]) -> Result<(), CgroupError> {
         let mut dir = self.root.clone();
         for comp in path.as_str().split('/') {
             let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
@@ -84,10 +99,9 @@ impl V2 {
                 fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
             let control = dir.join("cgroup.subtree_control");
             for c in available.split_whitespace() {
-                let required = needed.contains(&c);
-                if !matches!(c, "cpu" | "memory" | "pids" | "cpuset" | "io")
-                    || enabled.split_whitespace().any(|e| e == c)
-                {
+                let required = needed.iter().any(|n| n == c);
+                let usual = self.pure && matches!(c, "cpu" | "memory" | "pids" | "cpuset" | "io");
+                if !(required || usual) || enabled.split_whitespace().any(|e| e == c) {
                     continue;
                 }
                 match fs::write(&control, format!("+{c}")) {
@@ -106,60 +120,27 @@ impl V2 {
         Ok(())
     }
 
-    /// Creates the directory, then applies the limits (with controllers) and
-    /// attaches `program`, both before any process can be placed there.
-    pub(super) fn create_with(
+    /// Creates the directory, the controllers of `plan` enabled on the way.
+    pub(super) fn make(&self, path: &CgroupPath, plan: &Plan) -> Result<(), CgroupError> {
+        let dir = self.dir(path);
+        // The levels above first, so that each can pass controllers down.
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        self.enable_controllers(path, &plan.v2_controllers)?;
+        fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))
+    }
+
+    /// Attaches `program` (the device rules) to the cgroup's directory.
+    pub(super) fn attach(
         &self,
         path: &CgroupPath,
-        resources: Option<&LinuxResources>,
         program: Option<&[Insn]>,
     ) -> Result<(), CgroupError> {
-        // A limit without its controller would silently not hold.
-        if let Some(r) = resources {
-            let available =
-                fs::read_to_string(self.root.join("cgroup.controllers")).unwrap_or_default();
-            let missing = limited_controllers(r)
-                .into_iter()
-                .find(|c| !self.controllers || !available.split_whitespace().any(|a| a == *c));
-            if let Some(c) = missing {
-                return Err(CgroupError::MissingController {
-                    path: path.to_string(),
-                    controller: c,
-                    layout: if self.controllers {
-                        "cgroup2: not in the root's cgroup.controllers"
-                    } else {
-                        "cgroup2 is not the host's only hierarchy"
-                    },
-                });
-            }
+        match program {
+            Some(p) => attach_device_program(&self.dir(path), p),
+            None => Ok(()),
         }
-        let dir = self.dir(path);
-        if self.controllers {
-            // The levels above first, so that each can pass controllers down.
-            if let Some(parent) = dir.parent() {
-                fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-            }
-            let needed = resources.map(limited_controllers).unwrap_or_default();
-            self.enable_controllers(path, &needed)?;
-        }
-        fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-        if let (Some(r), true) = (resources, self.controllers) {
-            let cg = CgFs::load(Box::new(hierarchies::V2::new()), path.as_str());
-            cg.apply(&to_resources(r, true, false))
-                .map_err(|e| CgroupError::Apply {
-                    path: path.to_string(),
-                    message: format!(
-                        "{e}: {}",
-                        std::error::Error::source(&e)
-                            .map(|s| s.to_string())
-                            .unwrap_or_default()
-                    ),
-                })?;
-        }
-        if let Some(program) = program {
-            attach_device_program(&dir, program)?;
-        }
-        Ok(())
     }
 
     /// SIGKILL to every process of the cgroup at once through `cgroup.kill`
@@ -188,8 +169,45 @@ impl Cgroups for V2 {
         path: &CgroupPath,
         resources: Option<&LinuxResources>,
     ) -> Result<(), CgroupError> {
+        // Everything refused before anything is made.
         let program = device_program(path, resources)?;
-        self.create_with(path, resources, program.as_deref())
+        let host = self.host();
+        let plan = match resources {
+            Some(r) => res::plan(r, &host)?,
+            None => Plan::default(),
+        };
+        // The limits and the program, before any process can be placed there.
+        let made = self.make(path, &plan).and_then(|()| {
+            let dirs = Dirs {
+                v1: Vec::new(),
+                v2: self.dirs(path),
+            };
+            apply::write_all(&apply::resolve(&plan, &dirs, &host.release)?)?;
+            self.attach(path, program.as_deref())
+        });
+        if made.is_err() {
+            let _ = self.remove(path);
+        }
+        made
+    }
+
+    fn validate(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        device_program(&CgroupPath::new("validate")?, Some(resources))?;
+        res::plan(resources, &self.host()).map(drop)
+    }
+
+    fn update(&self, path: &CgroupPath, resources: &LinuxResources) -> Result<(), CgroupError> {
+        refuse_device_update(resources)?;
+        let host = self.host();
+        let plan = res::plan(resources, &host)?;
+        if !self.exists(path) {
+            return Err(no_cgroup(path));
+        }
+        let dirs = Dirs {
+            v1: Vec::new(),
+            v2: self.dirs(path),
+        };
+        apply::update(&plan, &dirs, &host.release)
     }
 
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {

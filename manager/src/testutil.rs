@@ -62,6 +62,13 @@ impl Cgroups for FakeCgroups {
         self.note("create", path);
         Ok(())
     }
+    fn validate(&self, _resources: &LinuxResources) -> Result<(), CgroupError> {
+        Ok(())
+    }
+    fn update(&self, path: &CgroupPath, _resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.note("update", path);
+        Ok(())
+    }
     fn procs_files(&self, path: &CgroupPath) -> Vec<PathBuf> {
         self.note("procs_files", path);
         Vec::new()

@@ -29,9 +29,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
             BundleError::Store(s) => store(s),
         },
         Error::Cgroup(CgroupError::InvalidPath { .. }) => (S::BAD_REQUEST, "invalid_cgroup"),
-        Error::Cgroup(CgroupError::MissingController { .. }) => {
-            (S::BAD_REQUEST, "unsupported_limit")
-        }
+        Error::Cgroup(e) if e.is_refusal() => (S::BAD_REQUEST, "unsupported_limit"),
         Error::Cgroup(_) => (S::INTERNAL_SERVER_ERROR, "cgroup_error"),
         Error::Store(s) => store(s),
         Error::Spawn(SpawnError::SetupFailed { .. }) => (S::INTERNAL_SERVER_ERROR, "setup_failed"),
