@@ -1,6 +1,7 @@
-//! `process.terminal`: a new pty whose slave becomes the init's stdio and
-//! controlling terminal, and whose master goes to the caller over
-//! `--console-socket` (a Unix stream socket; SCM_RIGHTS), as runc does.
+//! Terminals: the master of the init's pty (opened by the init itself on
+//! the container's devpts) or of an exec'd process's (opened here) goes to
+//! the caller over `--console-socket` (a Unix stream socket; SCM_RIGHTS),
+//! as runc does.
 
 use crate::error::{Context, Error, Result};
 use nix::fcntl::OFlag;
@@ -17,7 +18,8 @@ pub struct Pty {
     pub name: String,
 }
 
-/// Opens a new pty pair (the slave without becoming our controlling terminal).
+/// Opens a new pty pair on the host's devpts (the slave without becoming our
+/// controlling terminal), for `exec`.
 pub fn open(size: Option<(u16, u16)>) -> Result<Pty> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "console: posix_openpt".into())?;
@@ -44,11 +46,11 @@ pub fn open(size: Option<(u16, u16)>) -> Result<Pty> {
 
 /// Sends the master to the console socket at `path` (with the pty's name as
 /// the message, like runc).
-pub fn send(path: &Path, pty: &Pty) -> Result<()> {
+pub fn send(path: &Path, master: &OwnedFd, name: &str) -> Result<()> {
     let what = || format!("--console-socket {}", path.display());
     let sock = UnixStream::connect(path).ctx(what)?;
-    let fds = [pty.master.as_raw_fd()];
-    let iov = [IoSlice::new(pty.name.as_bytes())];
+    let fds = [master.as_raw_fd()];
+    let iov = [IoSlice::new(name.as_bytes())];
     sendmsg::<()>(
         sock.as_raw_fd(),
         &iov,

@@ -206,23 +206,7 @@ fn create_in<'a>(
     cgroups.create(&path, resources.as_ref())?;
     undo.cgroup = Some((cgroups, path.clone()));
 
-    let size = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.console_size())
-        .map(|b| (b.height() as u16, b.width() as u16));
-    let pty = if tty {
-        Some(console::open(size)?)
-    } else {
-        None
-    };
-    let stdio = match &pty {
-        Some(p) => {
-            let fd = p.slave.as_raw_fd();
-            Stdio { fds: [fd, fd, fd] }
-        }
-        None => Stdio { fds: [0, 1, 2] },
-    };
+    let stdio = Stdio { fds: [0, 1, 2] };
     let fifo = make_fifo(dir)?;
     let opts = Options {
         gate: Gate::Fifo(fifo.as_raw_fd()),
@@ -230,14 +214,15 @@ fn create_in<'a>(
         tty,
     };
     crate::log::debug(&format!("creating container {}", a.id));
-    let created = launch::create_with(&plan, &host.hierarchies, &stdio, g.debug, &opts)?;
+    let (created, master) = launch::create_with(&plan, &host.hierarchies, &stdio, g.debug, &opts)?;
     let pid = created.pid;
     undo.pid = Some(pid);
     drop(fifo);
-    if let (Some(p), Some(sock)) = (&pty, &a.console_socket) {
-        console::send(sock, p)?;
+    if let (Some(m), Some(sock)) = (&master, &a.console_socket) {
+        let n = crate::sys::pty_number(m).ctx(|| "console: TIOCGPTN".into())?;
+        console::send(sock, m, &format!("/dev/pts/{n}"))?;
     }
-    drop(pty);
+    drop(master);
     let (_, start_time) = crate::proc::stat(pid)
         .ok_or_else(|| Error::new(format!("the container init {pid} died during create")))?;
     let root = spec

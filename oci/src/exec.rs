@@ -176,7 +176,7 @@ pub fn exec(g: &Global, a: &ExecArgs) -> Result<i32> {
     };
     let pid = exec::spawn(&target, &req).map_err(|e| Error::new(e.to_string()))?;
     if let (Some(p), Some(sock)) = (&pty, &a.console_socket) {
-        if let Err(e) = crate::console::send(sock, p) {
+        if let Err(e) = crate::console::send(sock, &p.master, &p.name) {
             let _ = zctr_shim::setup::sys::kill(pid, libc::SIGKILL);
             let _ = exec::wait(pid);
             return Err(e);

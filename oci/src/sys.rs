@@ -47,3 +47,11 @@ pub fn set_winsize(fd: &OwnedFd, rows: u16, cols: u16) -> Result<(), Errno> {
     // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which lives on our stack.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } as libc::c_long).map(drop)
 }
+
+/// The number N of the pty whose master is `fd` (`/dev/pts/N` in its devpts).
+pub fn pty_number(fd: &OwnedFd) -> Result<u32, Errno> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int through the pointer, which lives on our stack.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGPTN, &mut n) } as libc::c_long)?;
+    Ok(n)
+}

@@ -147,13 +147,8 @@ pub fn update(g: &Global, u: &UpdateArgs) -> Result<()> {
         }
         None => from_flags(&u.values)?,
     };
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::new(
-            "update: linux.resources.devices cannot be changed on a live container",
-        ));
-    }
     let path = zctr_cgroups::CgroupPath::new(&s.cgroup).map_err(|e| Error::at("cgroup", e))?;
-    crate::cgroup::detect()?.create(&path, Some(&r))?;
+    crate::cgroup::detect()?.update(&path, &r)?;
     // Keep the saved config in step (the new values over the old ones).
     let new = serde_json::to_value(&r).ctx(|| "resources".into())?;
     let old = &mut s.config["linux"]["resources"];

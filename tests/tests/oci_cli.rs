@@ -264,3 +264,58 @@ fn exec_runs_in_the_container_and_returns_its_code() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
     o.ok(&["delete", &id]);
 }
+
+/// The value of the first of `files` found in the container's cgroup dirs.
+fn cgroup_value(o: &Oci, id: &str, files: &[&str]) -> Option<String> {
+    o.cgroup_dirs(id).iter().find_map(|d| {
+        files
+            .iter()
+            .find_map(|f| std::fs::read_to_string(d.join(f)).ok())
+            .map(|s| s.trim().to_string())
+    })
+}
+
+#[test]
+fn update_changes_limits_live_from_flags_and_from_stdin() {
+    if !oci_support::ready() {
+        return;
+    }
+    let mut o = Oci::new(&["sleep", "1000"]);
+    let id = o.id();
+    o.create_ok(&id, &[]);
+    o.ok(&["start", &id]);
+    let mem = ["memory.limit_in_bytes", "memory.max"];
+    if cgroup_value(&o, &id, &mem).is_none() || cgroup_value(&o, &id, &["pids.max"]).is_none() {
+        zctr_tests::skip::skip("no memory or pids controller for the test cgroup");
+        return;
+    }
+    o.ok(&["update", "--memory", "100m", "--pids-limit=50", &id]);
+    assert_eq!(cgroup_value(&o, &id, &mem).as_deref(), Some("104857600"));
+    assert_eq!(cgroup_value(&o, &id, &["pids.max"]).as_deref(), Some("50"));
+    let mut child = o
+        .cmd()
+        .args(["update", "-r", "-", &id])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"memory":{"limit":209715200}}"#)
+        .unwrap();
+    assert!(oci_support::wait_timeout(child, T).success());
+    assert_eq!(cgroup_value(&o, &id, &mem).as_deref(), Some("209715200"));
+    // The saved config follows.
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(o.state_dir(&id).join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        saved["config"]["linux"]["resources"]["memory"]["limit"],
+        209715200
+    );
+    assert_eq!(saved["config"]["linux"]["resources"]["pids"]["limit"], 50);
+    o.fails(&["update", "--memory", "lots", &id]);
+    o.ok(&["delete", "--force", &id]);
+}

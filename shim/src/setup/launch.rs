@@ -40,7 +40,10 @@ pub struct Options {
     pub gate: Gate,
     /// Fds 3..3+N stay open in the container (runc's `--preserve-fds`).
     pub preserve_fds: u32,
-    /// stdin is a terminal: the child makes it its controlling terminal.
+    /// `process.terminal`: the child opens a new pty on the container's
+    /// `/dev/ptmx` (its own devpts), makes the slave its stdio and
+    /// controlling terminal (sized by `process.consoleSize`, owned by the
+    /// process's user) and sends the master up; [`create_with`] returns it.
     pub tty: bool,
 }
 
@@ -59,17 +62,18 @@ pub fn create(
     stdio: &Stdio,
     debug: bool,
 ) -> Result<Created, SetupError> {
-    create_with(plan, hierarchies, stdio, debug, &Options::default())
+    create_with(plan, hierarchies, stdio, debug, &Options::default()).map(|(c, _)| c)
 }
 
-/// [`create`] with a start gate, preserved fds and a terminal (`zctr-oci`).
+/// [`create`] with a start gate, preserved fds and a terminal (`zctr-oci`):
+/// also returns the pty master with `opts.tty`.
 pub fn create_with(
     plan: &Plan,
     hierarchies: &[Hierarchy],
     stdio: &Stdio,
     debug: bool,
     opts: &Options,
-) -> Result<Created, SetupError> {
+) -> Result<(Created, Option<OwnedFd>), SetupError> {
     let mut cgroup = if plan.cgroups_path.is_empty() {
         ContainerCgroup::default()
     } else {
@@ -77,15 +81,18 @@ pub fn create_with(
             .map_err(|e| SetupError::io("cgroup", &e))?
     };
     match spawn(plan, &cgroup, stdio, debug, opts) {
-        Ok((pid, channel)) => {
+        Ok((pid, channel, console)) => {
             let oom_base = cgroup.oom_kills();
-            Ok(Created {
-                pid,
-                channel,
-                cgroup,
-                oom_base,
-                agent: None,
-            })
+            Ok((
+                Created {
+                    pid,
+                    channel,
+                    cgroup,
+                    oom_base,
+                    agent: None,
+                },
+                console,
+            ))
         }
         Err(e) => {
             cgroup.cleanup();
@@ -112,7 +119,7 @@ fn spawn(
     stdio: &Stdio,
     debug: bool,
     opts: &Options,
-) -> Result<(i32, ShimEnd), SetupError> {
+) -> Result<(i32, ShimEnd, Option<OwnedFd>), SetupError> {
     // Namespaces joined by the shim itself, before the new user namespace exists.
     for j in &plan.join_before {
         let fd = open_ns(j)?;
@@ -190,8 +197,26 @@ fn spawn(
         .map_err(|e| SetupError::errno("handshake", "send go", e))
         .map_err(kill)?;
     drop(overlay);
-    match shim_end.recv() {
-        Ok(Event::Ready) => Ok((pid, shim_end)),
+    let mut console = None;
+    let mut event = shim_end.recv();
+    if opts.tty {
+        if let Ok(Event::Console(fd)) = event {
+            console = Some(fd);
+            event = shim_end.recv();
+        }
+    }
+    match event {
+        Ok(Event::Ready) if opts.tty && console.is_none() => Err(kill(SetupError::new(
+            "handshake",
+            libc::EPROTO,
+            "the container process did not send its terminal",
+        ))),
+        Ok(Event::Ready) => Ok((pid, shim_end, console)),
+        Ok(Event::Console(_)) => Err(kill(SetupError::new(
+            "handshake",
+            libc::EPROTO,
+            "the container process sent an unexpected terminal",
+        ))),
         Ok(Event::Failed(f)) => Err(kill(f.into())),
         Ok(Event::Closed) => Err(kill(SetupError::new(
             "handshake",

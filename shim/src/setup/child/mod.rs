@@ -108,6 +108,46 @@ fn report(ctx: &ChildCtx, step: &str, errno: Errno, detail: &[u8]) {
     }
 }
 
+/// A new pty on the container's own `/dev/ptmx`: the slave becomes stdio
+/// and the controlling terminal (this process leads its session since
+/// `setsid`), owned by the process's user; the master goes to the parent.
+fn open_terminal<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
+    let master = sys::openat(
+        libc::AT_FDCWD,
+        c"/dev/ptmx",
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        0,
+    )
+    .at("open the terminal", b"/dev/ptmx")?;
+    let r = terminal_on(ctx, master);
+    // SAFETY: `master` was opened by this process above and is not used after this.
+    unsafe { sys::close(master) };
+    r
+}
+
+fn terminal_on<'a>(ctx: &ChildCtx<'a>, master: RawFd) -> Step<'a> {
+    let slave = sys::open_pty_peer(master).at("open the terminal's slave", b"/dev/ptmx")?;
+    if let Some((rows, cols)) = ctx.plan.attrs.console_size {
+        sys::set_window_size(master, rows, cols).at("process.consoleSize", b"")?;
+    }
+    let mut r =
+        sys::fchownat_empty(slave, ctx.plan.uid, ctx.plan.gid).at("chown the terminal", b"");
+    for i in 0..3 {
+        if r.is_ok() {
+            r = sys::dup2(slave, i).at("terminal as stdio", b"");
+        }
+    }
+    if slave > 2 {
+        // SAFETY: `slave` was opened by this process above and is not used after this.
+        unsafe { sys::close(slave) };
+    }
+    r?;
+    sys::set_controlling_tty(0).at("set the controlling terminal", b"")?;
+    ctx.channel
+        .send_console(master)
+        .at("send the terminal to the runtime", b"")
+}
+
 /// Closes every fd from `first` on except those in `keep` (-1: none).
 fn close_all_but(first: u32, mut keep: [RawFd; 3]) -> Result<(), Errno> {
     keep.sort_unstable();
@@ -248,7 +288,8 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         }
     }
     if ctx.opts.tty {
-        sys::set_controlling_tty(0).at("set the controlling terminal", b"")?;
+        debug(ctx, "terminal");
+        open_terminal(ctx)?;
     }
     let fifo = match ctx.opts.gate {
         Gate::Fifo(fd) => fd,
