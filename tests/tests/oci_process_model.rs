@@ -139,7 +139,7 @@ fn a_terminal_goes_over_the_console_socket() {
     let mut o = Oci::new(&[
         "sh",
         "-c",
-        "echo on-the-tty; [ -t 0 ] && echo stdin-is-a-tty; sleep 100",
+        "echo on-the-tty; echo name=$(tty); stty size; [ -t 0 ] && echo stdin-is-a-tty; sleep 100",
     ]);
     o.spec["process"]["terminal"] = true.into();
     o.spec["process"]["consoleSize"] = serde_json::json!({"height": 30, "width": 100});
@@ -166,8 +166,11 @@ fn a_terminal_goes_over_the_console_socket() {
         assert!(n > 0, "EOF after {seen:?}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    // The line discipline of a terminal: \r\n.
+    // The line discipline of a terminal: \r\n; the pty is the container's
+    // own (its devpts names it), sized by consoleSize.
     assert!(seen.contains("on-the-tty\r\n"), "{seen:?}");
+    assert!(seen.contains("name=/dev/pts/0\r\n"), "{seen:?}");
+    assert!(seen.contains("30 100\r\n"), "{seen:?}");
     o.ok(&["delete", "--force", &id]);
 }
 
