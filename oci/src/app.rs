@@ -39,7 +39,7 @@ fn dispatch(g: &cli::Global, cmd: Command) -> Result<i32> {
             if detach {
                 manage::start(g, &a.id)?;
             } else {
-                return manage::run_foreground(g, c);
+                return manage::run_foreground(c);
             }
         }
         Command::Start(id) => manage::start(g, &id)?,

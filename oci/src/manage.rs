@@ -42,6 +42,12 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
             )))
         }
     }
+    open_gate(&d, &s)
+}
+
+/// Writes the start byte into the FIFO, removes it, runs poststart.
+fn open_gate(d: &Dir, s: &Saved) -> Result<()> {
+    let id = &s.id;
     let fifo = d.fifo();
     let f = fs::OpenOptions::new()
         .write(true)
@@ -60,7 +66,7 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
         .ctx(|| format!("write {}", fifo.display()))?;
     drop(f);
     let _ = fs::remove_file(&fifo);
-    run_hooks(&s, HookKind::Poststart, ContainerState::Running);
+    run_hooks(s, HookKind::Poststart, ContainerState::Running);
     Ok(())
 }
 
@@ -167,14 +173,16 @@ fn destroy(d: &Dir, s: &Saved) -> Result<()> {
     if crate::proc::alive(s.pid, s.start_time) {
         let _ = signal_init(s, libc::SIGKILL);
     }
-    let _ = cg.thaw(&path);
+    if cgroup::frozen(&s.cgroup) {
+        let _ = cg.thaw(&path);
+    }
     if !wait_gone(s, Duration::from_secs(10)) {
         return Err(Error::new(format!(
             "container init {} did not exit after SIGKILL",
             s.pid
         )));
     }
-    if cg.exists(&path) {
+    if cg.pids(&path).is_ok_and(|p| !p.is_empty()) {
         cg.kill_all(&path)?;
     }
     cgroup::remove(cg.as_ref(), &path)?;
@@ -362,7 +370,7 @@ pub fn ps(g: &Global, id: &str, json: bool, ps_args: &[String]) -> Result<()> {
 /// `run` in the foreground: start, forward signals to the init, wait for it
 /// (we are its parent), delete the container, return its exit code
 /// (128+N when killed by signal N).
-pub fn run_foreground(g: &Global, created: crate::create::Created) -> Result<i32> {
+pub fn run_foreground(created: crate::create::Created) -> Result<i32> {
     use nix::sys::signal::{SigSet, Signal};
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let pid = nix::unistd::Pid::from_raw(created.saved.pid);
@@ -380,7 +388,7 @@ pub fn run_foreground(g: &Global, created: crate::create::Created) -> Result<i32
         set.add(s);
     }
     let _ = set.thread_block();
-    if let Err(e) = start(g, &created.saved.id) {
+    if let Err(e) = open_gate(&created.dir, &created.saved) {
         let _ = destroy(&created.dir, &created.saved);
         return Err(e);
     }

@@ -136,14 +136,15 @@ impl Dir {
         }
     }
 
-    /// Writes `state.json` atomically (temporary file, fsync, rename).
+    /// Writes `state.json` atomically (temporary file, rename). No fsync:
+    /// the root lives in /run (tmpfs), gone at reboot anyway, and an fsync
+    /// on a disk costs more than the whole `run` of a small container.
     pub fn save(&self, s: &Saved) -> Result<()> {
         let file = self.path.join(STATE_FILE);
         let tmp = self.path.join(".state.json.tmp");
         let what = || format!("write {}", file.display());
         let mut f = fs::File::create(&tmp).ctx(what)?;
         f.write_all(&serde_json::to_vec(s).ctx(what)?).ctx(what)?;
-        f.sync_all().ctx(what)?;
         fs::rename(&tmp, &file).ctx(what)
     }
 
