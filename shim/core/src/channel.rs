@@ -303,6 +303,20 @@ mod tests {
     }
 
     #[test]
+    fn the_console_goes_up_with_its_fd() {
+        let (shim, child) = pair().unwrap();
+        let devnull = std::fs::File::open("/dev/null").unwrap();
+        child.send_console(devnull.as_raw_fd()).unwrap();
+        match shim.recv().unwrap() {
+            Event::Console(fd) => assert_ne!(fd.as_raw_fd(), devnull.as_raw_fd()),
+            e => panic!("{e:?}"),
+        }
+        // A console report without its fd is a protocol error.
+        sys::write_all(child.fd(), &ChildReport::blank(b'C').as_bytes()).unwrap();
+        assert_eq!(shim.recv().unwrap_err(), Errno::EPROTO);
+    }
+
+    #[test]
     fn long_details_are_cut_not_overflowed() {
         let (shim, child) = pair().unwrap();
         child.failed(&"s".repeat(100), Errno::EINVAL, &[b'd'; 1000]);
