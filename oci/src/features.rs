@@ -61,7 +61,10 @@ pub fn document() -> serde_json::Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
-        "hooks": [],
+        "hooks": [
+            "prestart", "createRuntime", "createContainer", "startContainer",
+            "poststart", "poststop"
+        ],
         "mountOptions": MOUNT_OPTIONS,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],

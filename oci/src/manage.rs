@@ -102,7 +102,25 @@ impl NonBlock for fs::OpenOptions {
 }
 
 pub fn state(g: &Global, id: &str) -> Result<()> {
-    let (d, s) = open(g, id)?;
+    let d = Dir::of(&g.root, id)?;
+    if !d.exists() {
+        return Err(state::not_exist(id));
+    }
+    let Some(s) = d.load()? else {
+        // `create` has made the directory but not written state.json yet.
+        let v = serde_json::json!({
+            "ociVersion": state::OCI_VERSION,
+            "id": id,
+            "pid": 0,
+            "status": Status::Creating.as_str(),
+            "bundle": "",
+            "rootfs": "",
+            "created": "",
+            "owner": "",
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    };
     let st = d.status(&s);
     println!(
         "{}",
