@@ -89,8 +89,14 @@ impl Dir {
     /// Makes the directory; an existing one means the id is taken.
     pub fn make(root: &Path, id: &str) -> Result<Dir> {
         let d = Dir::of(root, id)?;
-        fs::create_dir_all(root).ctx(|| format!("state root {}", root.display()))?;
-        match fs::create_dir(&d.path) {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)
+            .ctx(|| format!("state root {}", root.display()))?;
+        // 0700: state.json holds the config (its environment may hold secrets).
+        match fs::DirBuilder::new().mode(0o700).create(&d.path) {
             Ok(()) => Ok(d),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(Error::new(format!("container {id} already exists")))
