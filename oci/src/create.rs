@@ -9,6 +9,7 @@ use crate::console;
 use crate::error::{Context, Error, Result};
 use crate::state::{Dir, Saved};
 use oci_spec::runtime::Spec;
+use serde::Deserialize;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -56,8 +57,7 @@ pub fn read_config(bundle: &Path) -> Result<(Spec, serde_json::Value)> {
         .map_err(|e| Error::at(format!("{}/config.json", bundle.display()), e))?;
     let raw: serde_json::Value =
         serde_json::from_slice(&bytes).ctx(|| format!("{}/config.json", bundle.display()))?;
-    let spec: Spec =
-        serde_json::from_slice(&bytes).ctx(|| format!("{}/config.json", bundle.display()))?;
+    let spec = Spec::deserialize(&raw).ctx(|| format!("{}/config.json", bundle.display()))?;
     Ok((spec, raw))
 }
 

@@ -73,6 +73,13 @@ fn open_gate(d: &Dir, s: &Saved) -> Result<()> {
 /// Runs the config's `poststart` or `poststop` hooks; a failure is a
 /// warning, as the runtime spec says for both.
 fn run_hooks(s: &Saved, kind: HookKind, status: ContainerState) {
+    // Most configs have none: do not parse the whole config for nothing.
+    if s.config
+        .get("hooks")
+        .is_none_or(|h| h.get(kind.name()).is_none())
+    {
+        return;
+    }
     let Ok(spec) = serde_json::from_value::<oci_spec::runtime::Spec>(s.config.clone()) else {
         return;
     };
@@ -190,9 +197,10 @@ fn destroy(d: &Dir, s: &Saved) -> Result<()> {
     let path = cg_path(s)?;
     if crate::proc::alive(s.pid, s.start_time) {
         let _ = signal_init(s, libc::SIGKILL);
-    }
-    if cgroup::frozen(&s.cgroup) {
-        let _ = cg.thaw(&path);
+        // A frozen init acts on SIGKILL once thawed.
+        if cgroup::frozen(&s.cgroup) {
+            let _ = cg.thaw(&path);
+        }
     }
     if !wait_gone(s, Duration::from_secs(10)) {
         return Err(Error::new(format!(
