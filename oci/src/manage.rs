@@ -191,6 +191,17 @@ fn wait_gone(s: &Saved, limit: Duration) -> bool {
     }
 }
 
+/// Whether the config gives the container a new pid namespace (not one
+/// joined by path).
+fn own_pid_namespace(s: &Saved) -> bool {
+    s.config["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n["type"] == "pid" && n.get("path").is_none_or(|p| p.is_null()))
+        })
+}
+
 /// Kills everything in the container and removes its cgroup and state dir.
 fn destroy(d: &Dir, s: &Saved) -> Result<()> {
     let cg = cgroup::detect()?;
@@ -208,7 +219,11 @@ fn destroy(d: &Dir, s: &Saved) -> Result<()> {
             s.pid
         )));
     }
-    if cg.pids(&path).is_ok_and(|p| !p.is_empty()) {
+    // With a pid namespace of its own, the init's end killed every other
+    // process of the container: nothing to look for.
+    if (!own_pid_namespace(s) || crate::proc::alive(s.pid, s.start_time))
+        && cg.pids(&path).is_ok_and(|p| !p.is_empty())
+    {
         cg.kill_all(&path)?;
     }
     cgroup::remove(cg.as_ref(), &path)?;
