@@ -18,7 +18,7 @@ cargo build --release --target "$TARGET" --workspace --bins
 
 dir="${CARGO_TARGET_DIR:-target}/$TARGET/release"
 status=0
-for bin in zctr-probe zctr-shim zctr-shim-monitor zctr; do
+for bin in zctr-probe zctr-shim zctr-shim-monitor zctr-oci zctr; do
     path="$dir/$bin"
     if [ ! -f "$path" ]; then
         echo "build-static: missing $path" >&2

@@ -143,6 +143,7 @@ pub fn shim_command(
         state_dir.display().to_string(),
         "--control-fd".into(),
         CONTROL_FD.to_string(),
+        "--cgroup-managed".into(),
         "--rootfs-overlay".into(),
         common::layout::rootfs_overlay_dir(state_dir)
             .display()
@@ -412,7 +413,7 @@ mod tests {
         );
         assert_eq!(
             argv.join(" "),
-            "/usr/bin/zctr-shim create --bundle /run/zctr/web/bundle --id web --state-dir /run/zctr/web --control-fd 3 \
+            "/usr/bin/zctr-shim create --bundle /run/zctr/web/bundle --id web --state-dir /run/zctr/web --control-fd 3 --cgroup-managed \
              --rootfs-overlay /run/zctr/web/rootfs-overlay --rootfs-overlay-size 67108864"
         );
         let argv = shim_command(

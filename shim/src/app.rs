@@ -233,6 +233,14 @@ fn prepare_and_monitor(
     tracing::debug!(id = %id, step = "create", "creating the container");
     let mut created = launch::create(&plan, &host.hierarchies, &stdio, debug)?;
     tracing::debug!(id = %id, pid = created.pid, "container process created");
+    if !a.cgroup_managed {
+        if let Err(e) = crate::setup::limits::apply(&spec, &plan.cgroups_path) {
+            let _ = sys::kill(created.pid, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(created.pid), None);
+            created.cgroup.cleanup();
+            return Err(e);
+        }
+    }
     if let Some(agent) = plan.seccomp.as_ref().and_then(|f| f.agent.as_ref()) {
         created.agent =
             Some(agent.handoff(&id, created.pid, &a.bundle, spec.annotations().as_ref()));

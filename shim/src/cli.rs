@@ -8,7 +8,8 @@ zctr-shim: the per-container shim of zctr.
 
 USAGE:
   zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES]
-                   [--rootfs-overlay DIR [--rootfs-overlay-size BYTES]] [--debug]
+                   [--rootfs-overlay DIR [--rootfs-overlay-size BYTES]]
+                   [--cgroup-managed] [--debug]
       Create the container described by DIR/config.json up to just before exec,
       then stay as its subreaper in the background. Status frames go to the
       control fd (a stream socket) and to STATE-DIR/shim.sock; the container's
@@ -20,6 +21,8 @@ USAGE:
       holds only its empty mount points), root.path is only read and, in a
       user namespace, idmapped. Without it, writes go to root.path itself,
       which is then never idmapped.
+      --cgroup-managed: the caller (zctr's manager) created the cgroup and
+      applied linux.resources; without it the shim applies them itself.
       --rootfs-overlay-size BYTES: the size of that tmpfs (at least 1 MiB;
       default: the kernel's, half the RAM). Its pages count against the
       container's memory limit.
@@ -80,6 +83,9 @@ pub struct CreateArgs {
     pub rootfs_overlay: Option<PathBuf>,
     /// The size in bytes of the tmpfs holding the overlay's upper dir.
     pub rootfs_overlay_size: Option<u64>,
+    /// The caller (the manager) made the cgroup and applied
+    /// `linux.resources`; the shim only joins it.
+    pub cgroup_managed: bool,
     pub debug: bool,
 }
 
@@ -166,6 +172,7 @@ fn parse_inner<I: IntoIterator<Item = String>>(
                         ))
                     })?);
             }
+            "--cgroup-managed" => c.cgroup_managed = true,
             "--debug" => {
                 c.debug = true;
                 log.debug = true;

@@ -300,7 +300,7 @@ fn timestamp(f: &mut fmt::Formatter<'_>, t: std::time::SystemTime) -> fmt::Resul
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
 /// calendar (counted in 400-year eras that start on March 1st).
-fn civil(days: i64) -> (i64, u32, u32) {
+pub fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

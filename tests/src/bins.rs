@@ -56,6 +56,11 @@ pub fn shim() -> PathBuf {
     require("zctr-shim")
 }
 
+/// The static `zctr-oci` (the runc-compatible runtime). Panics, naming `scripts/build-static.sh`, if missing.
+pub fn oci() -> PathBuf {
+    require("zctr-oci")
+}
+
 /// The static `zctr` (manager/daemon). Panics, naming `scripts/build-static.sh`, if missing.
 pub fn zctr() -> PathBuf {
     require("zctr")

@@ -74,3 +74,57 @@ pub fn join_cgroups_before_exec(cmd: &mut Command, procs_files: &[&Path]) -> io:
     unsafe { cmd.pre_exec(hook) };
     Ok(())
 }
+
+/// Make `cmd`'s child a child subreaper before exec (PR_SET_CHILD_SUBREAPER
+/// survives exec): orphans of its descendants are reparented to it, as to
+/// containerd's shim or conmon.
+pub fn subreaper_before_exec(cmd: &mut Command) {
+    let hook = || -> io::Result<()> {
+        // SAFETY: prctl is async-signal-safe; integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only calls prctl.
+    unsafe { cmd.pre_exec(hook) };
+}
+
+/// Receives one message with one fd attached (SCM_RIGHTS) on `sock`:
+/// (the message bytes, the fd).
+pub fn recv_fd(
+    sock: &std::os::unix::net::UnixStream,
+) -> io::Result<(Vec<u8>, std::os::fd::OwnedFd)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut data = [0u8; 4096];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 64]);
+    let mut cbuf = Cmsg([0; 64]);
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.0.len();
+    // SAFETY: msg points at live buffers of the given sizes.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR checks the length.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: a non-null cmsg points into cbuf, within msg_controllen.
+    let ok = !cmsg.is_null() && unsafe { (*cmsg).cmsg_type == libc::SCM_RIGHTS };
+    if !ok {
+        return Err(io::Error::other("no SCM_RIGHTS message"));
+    }
+    // SAFETY: an SCM_RIGHTS cmsg carries at least one int after its header.
+    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32) };
+    // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    Ok((data[..n as usize].to_vec(), fd))
+}

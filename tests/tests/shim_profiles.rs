@@ -74,7 +74,12 @@ fn spec_caps(spec: &Value, set: &str) -> Vec<String> {
     v
 }
 
-fn set_memory_limit(c: &Ctr) -> Option<String> {
+/// The limit goes into the config (zctr-shim by hand applies
+/// `linux.resources` itself) and, as the manager would, on the cgroup.
+fn set_memory_limit(c: &mut Ctr) -> Option<String> {
+    if c.spec["linux"]["resources"].is_object() {
+        c.spec["linux"]["resources"]["memory"] = serde_json::json!({ "limit": MEMORY_LIMIT });
+    }
     if c.cg.v1_dir("memory").is_some() {
         c.cg.write("memory", "memory.limit_in_bytes", &MEMORY_LIMIT.to_string())
             .unwrap();
@@ -130,7 +135,7 @@ fn run_profile(profile: Profile, net: Net) {
         .push("ZCTR_E2E=hello world".into());
     c.spec["process"]["cwd"] = "/home/user".into();
     c.spec["hostname"] = "e2e-host".into();
-    let limit_file = set_memory_limit(&c);
+    let limit_file = set_memory_limit(&mut c);
     if !unpriv {
         // The privileged profile mounts no cgroupfs; ask for one, as an image may.
         c.spec["mounts"]

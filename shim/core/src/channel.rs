@@ -24,7 +24,7 @@ const DETAIL_LEN: usize = 224;
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct ChildReport {
-    /// b'R' ready, b'F' failed, b'L' listener (with the fd).
+    /// b'R' ready, b'F' failed, b'L' listener, b'C' console (both with the fd).
     kind: u8,
     errno: i32,
     step: [u8; STEP_LEN],
@@ -97,6 +97,8 @@ pub enum Event {
     Failed(ChildFailure),
     /// The seccomp listener of the filter the child just installed.
     Listener(OwnedFd),
+    /// The master of the pty the child made its terminal (`zctr-oci`).
+    Console(OwnedFd),
     /// The child's end closed: it exec'd (or died).
     Closed,
 }
@@ -163,6 +165,8 @@ impl ShimEnd {
         Ok(match (r.kind, fd) {
             (b'L', Some(fd)) => Event::Listener(fd),
             (b'L', None) => return Err(Errno::EPROTO),
+            (b'C', Some(fd)) => Event::Console(fd),
+            (b'C', None) => return Err(Errno::EPROTO),
             (b'R', _) => Event::Ready,
             _ => Event::Failed(ChildFailure {
                 step: text(&r.step),
@@ -218,6 +222,11 @@ impl ChildEnd {
     /// the stack, the fd attached (the child's copy stays open).
     pub fn send_listener(&self, fd: RawFd) -> Result<(), Errno> {
         sys::send_with_fd(self.fd(), &ChildReport::blank(b'L').as_bytes(), Some(fd))
+    }
+
+    /// Sends the master of the pty the child opened (`fd` attached).
+    pub fn send_console(&self, fd: RawFd) -> Result<(), Errno> {
+        sys::send_with_fd(self.fd(), &ChildReport::blank(b'C').as_bytes(), Some(fd))
     }
 
     /// Waits until the shim has handed the listener to the seccomp agent.
@@ -291,6 +300,20 @@ mod tests {
         assert_eq!(shim.recv().unwrap_err(), Errno::EPROTO);
         shim.send_start().unwrap();
         assert_eq!(child.wait_agent(), Err(Errno::ECONNABORTED));
+    }
+
+    #[test]
+    fn the_console_goes_up_with_its_fd() {
+        let (shim, child) = pair().unwrap();
+        let devnull = std::fs::File::open("/dev/null").unwrap();
+        child.send_console(devnull.as_raw_fd()).unwrap();
+        match shim.recv().unwrap() {
+            Event::Console(fd) => assert_ne!(fd.as_raw_fd(), devnull.as_raw_fd()),
+            e => panic!("{e:?}"),
+        }
+        // A console report without its fd is a protocol error.
+        sys::write_all(child.fd(), &ChildReport::blank(b'C').as_bytes()).unwrap();
+        assert_eq!(shim.recv().unwrap_err(), Errno::EPROTO);
     }
 
     #[test]

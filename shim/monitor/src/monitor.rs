@@ -303,7 +303,7 @@ impl Monitor {
                 self.starting = false;
             }
             Ok(Event::Listener(fd)) => self.hand_to_agent(fd),
-            Ok(Event::Ready) => {}
+            Ok(Event::Ready) | Ok(Event::Console(_)) => {}
         }
     }
 

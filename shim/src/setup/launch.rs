@@ -21,6 +21,32 @@ pub struct Stdio {
     pub fds: [RawFd; 3],
 }
 
+/// What lets a created child go on to exec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Gate {
+    /// `START` on the handshake channel (the shim and its monitor).
+    #[default]
+    Channel,
+    /// One byte on a FIFO whose read end (non-blocking) is this fd, inherited
+    /// by the child; its writer is a later `zctr-oci start` (the creating
+    /// process has gone by then). Errors after the gate go to the child's
+    /// stderr, as nobody reads the channel any more.
+    Fifo(RawFd),
+}
+
+/// The rest of what the child needs besides the plan and stdio.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub gate: Gate,
+    /// Fds 3..3+N stay open in the container (runc's `--preserve-fds`).
+    pub preserve_fds: u32,
+    /// `process.terminal`: the child opens a new pty on the container's
+    /// `/dev/ptmx` (its own devpts), makes the slave its stdio and
+    /// controlling terminal (sized by `process.consoleSize`, owned by the
+    /// process's user) and sends the master up; [`create_with`] returns it.
+    pub tty: bool,
+}
+
 fn open_fd(path: &std::path::Path, flags: i32) -> Result<OwnedFd, std::io::Error> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = fs::OpenOptions::new()
@@ -36,22 +62,37 @@ pub fn create(
     stdio: &Stdio,
     debug: bool,
 ) -> Result<Created, SetupError> {
+    create_with(plan, hierarchies, stdio, debug, &Options::default()).map(|(c, _)| c)
+}
+
+/// [`create`] with a start gate, preserved fds and a terminal (`zctr-oci`):
+/// also returns the pty master with `opts.tty`.
+pub fn create_with(
+    plan: &Plan,
+    hierarchies: &[Hierarchy],
+    stdio: &Stdio,
+    debug: bool,
+    opts: &Options,
+) -> Result<(Created, Option<OwnedFd>), SetupError> {
     let mut cgroup = if plan.cgroups_path.is_empty() {
         ContainerCgroup::default()
     } else {
         ContainerCgroup::prepare(hierarchies, &plan.cgroups_path)
             .map_err(|e| SetupError::io("cgroup", &e))?
     };
-    match spawn(plan, &cgroup, stdio, debug) {
-        Ok((pid, channel)) => {
+    match spawn(plan, &cgroup, stdio, debug, opts) {
+        Ok((pid, channel, console)) => {
             let oom_base = cgroup.oom_kills();
-            Ok(Created {
-                pid,
-                channel,
-                cgroup,
-                oom_base,
-                agent: None,
-            })
+            Ok((
+                Created {
+                    pid,
+                    channel,
+                    cgroup,
+                    oom_base,
+                    agent: None,
+                },
+                console,
+            ))
         }
         Err(e) => {
             cgroup.cleanup();
@@ -77,7 +118,8 @@ fn spawn(
     cgroup: &ContainerCgroup,
     stdio: &Stdio,
     debug: bool,
-) -> Result<(i32, ShimEnd), SetupError> {
+    opts: &Options,
+) -> Result<(i32, ShimEnd, Option<OwnedFd>), SetupError> {
     // Namespaces joined by the shim itself, before the new user namespace exists.
     for j in &plan.join_before {
         let fd = open_ns(j)?;
@@ -121,6 +163,8 @@ fn spawn(
         stdio: stdio.fds,
         hooks: &hooks,
         debug,
+        opts: *opts,
+        started: std::cell::Cell::new(false),
     };
     // SAFETY: the shim is single-threaded (it never starts a thread); the
     // child runs `child::run`, which ends in exec or `_exit` and never returns.
@@ -153,8 +197,26 @@ fn spawn(
         .map_err(|e| SetupError::errno("handshake", "send go", e))
         .map_err(kill)?;
     drop(overlay);
-    match shim_end.recv() {
-        Ok(Event::Ready) => Ok((pid, shim_end)),
+    let mut console = None;
+    let mut event = shim_end.recv();
+    if opts.tty {
+        if let Ok(Event::Console(fd)) = event {
+            console = Some(fd);
+            event = shim_end.recv();
+        }
+    }
+    match event {
+        Ok(Event::Ready) if opts.tty && console.is_none() => Err(kill(SetupError::new(
+            "handshake",
+            libc::EPROTO,
+            "the container process did not send its terminal",
+        ))),
+        Ok(Event::Ready) => Ok((pid, shim_end, console)),
+        Ok(Event::Console(_)) => Err(kill(SetupError::new(
+            "handshake",
+            libc::EPROTO,
+            "the container process sent an unexpected terminal",
+        ))),
         Ok(Event::Failed(f)) => Err(kill(f.into())),
         Ok(Event::Closed) => Err(kill(SetupError::new(
             "handshake",

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod idmap;
 #[allow(unsafe_code)]
 pub mod launch;
+pub mod limits;
 pub mod mountopts;
 pub mod overlay;
 pub mod plan;

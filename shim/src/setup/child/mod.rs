@@ -8,6 +8,7 @@ mod attrs;
 pub mod hooks;
 mod paths;
 
+use crate::setup::launch::{Gate, Options};
 use crate::setup::plan::hooks::HookKind;
 use crate::setup::plan::{ExecArrays, MountKind, MountStep, Plan};
 use crate::setup::sys;
@@ -58,6 +59,11 @@ pub struct ChildCtx<'a> {
     /// The container-namespace hooks (state memfds, exec arrays).
     pub hooks: &'a hooks::ContainerHooks,
     pub debug: bool,
+    /// Start gate, preserved fds, terminal.
+    pub opts: Options,
+    /// Set once past the start gate (with a FIFO gate, failures then go to
+    /// stderr: the creating process is gone).
+    pub started: std::cell::Cell<bool>,
 }
 
 fn debug(ctx: &ChildCtx, step: &str) {
@@ -73,14 +79,114 @@ pub fn run(ctx: &ChildCtx) -> ! {
     match setup(ctx) {
         Ok(()) => {}
         Err(f) => {
-            ctx.channel.failed(f.step, f.errno, f.detail);
+            report(ctx, f.step, f.errno, f.detail);
             sys::exit_now(1);
         }
     }
     let errno = exec(ctx);
-    ctx.channel
-        .failed("exec", errno, ctx.plan.argv[0].to_bytes());
+    report(ctx, "exec", errno, ctx.plan.argv[0].to_bytes());
     sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 });
+}
+
+/// A failure goes to whoever listens: the shim on the channel, or (past a
+/// FIFO gate, when the creating process is gone) the container's stderr.
+fn report(ctx: &ChildCtx, step: &str, errno: Errno, detail: &[u8]) {
+    if ctx.started.get() && matches!(ctx.opts.gate, Gate::Fifo(_)) {
+        for part in [
+            b"zctr-oci: container init: ".as_slice(),
+            step.as_bytes(),
+            if detail.is_empty() { b"" } else { b" " },
+            detail,
+            b": ",
+            errno.desc().as_bytes(),
+            b"\n",
+        ] {
+            let _ = sys::write_all(2, part);
+        }
+    } else {
+        ctx.channel.failed(step, errno, detail);
+    }
+}
+
+/// A new pty on the container's own `/dev/ptmx`: the slave becomes stdio
+/// and the controlling terminal (this process leads its session since
+/// `setsid`), owned by the process's user; the master goes to the parent.
+fn open_terminal<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
+    let master = sys::openat(
+        libc::AT_FDCWD,
+        c"/dev/ptmx",
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        0,
+    )
+    .at("open the terminal", b"/dev/ptmx")?;
+    let r = terminal_on(ctx, master);
+    // SAFETY: `master` was opened by this process above and is not used after this.
+    unsafe { sys::close(master) };
+    r
+}
+
+fn terminal_on<'a>(ctx: &ChildCtx<'a>, master: RawFd) -> Step<'a> {
+    let slave = sys::open_pty_peer(master).at("open the terminal's slave", b"/dev/ptmx")?;
+    if let Some((rows, cols)) = ctx.plan.attrs.console_size {
+        sys::set_window_size(master, rows, cols).at("process.consoleSize", b"")?;
+    }
+    let mut r =
+        sys::fchownat_empty(slave, ctx.plan.uid, ctx.plan.gid).at("chown the terminal", b"");
+    for i in 0..3 {
+        if r.is_ok() {
+            r = sys::dup2(slave, i).at("terminal as stdio", b"");
+        }
+    }
+    if slave > 2 {
+        // SAFETY: `slave` was opened by this process above and is not used after this.
+        unsafe { sys::close(slave) };
+    }
+    r?;
+    sys::set_controlling_tty(0).at("set the controlling terminal", b"")?;
+    ctx.channel
+        .send_console(master)
+        .at("send the terminal to the runtime", b"")
+}
+
+/// Closes every fd from `first` on except those in `keep` (-1: none).
+fn close_all_but(first: u32, mut keep: [RawFd; 3]) -> Result<(), Errno> {
+    keep.sort_unstable();
+    let mut from = first;
+    for k in keep {
+        if k < 0 || (k as u32) < from {
+            continue;
+        }
+        let k = k as u32;
+        if k > from {
+            sys::close_range(from, k - 1)?;
+        }
+        from = k + 1;
+    }
+    sys::close_range(from, u32::MAX)
+}
+
+/// Waits for `zctr-oci start`: one byte on the FIFO. The read end is
+/// non-blocking: with no writer yet poll waits; a writer that went away
+/// without writing (EOF) is a failure.
+fn wait_fifo(fd: RawFd) -> Result<(), Errno> {
+    let mut b = [0u8; 1];
+    loop {
+        let mut p = [libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        match sys::poll(&mut p, -1) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        match sys::read(fd, &mut b) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(Errno::EPIPE),
+            Err(Errno::EAGAIN) => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
@@ -184,11 +290,27 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
             sys::dup2(fd, i as RawFd).at("stdio", b"")?;
         }
     }
-    close_fds_except(ctx.channel.fd(), ctx.hooks.keep_fd()).at("close fds", b"")?;
+    if ctx.opts.tty {
+        debug(ctx, "terminal");
+        open_terminal(ctx)?;
+    }
+    let fifo = match ctx.opts.gate {
+        Gate::Fifo(fd) => fd,
+        Gate::Channel => -1,
+    };
+    close_all_but(
+        3 + ctx.opts.preserve_fds,
+        [ctx.channel.fd(), fifo, ctx.hooks.keep_fd()],
+    )
+    .at("close fds", b"")?;
     attrs::before_ready(ctx)?;
     ctx.channel.ready();
     debug(ctx, "wait for start");
-    ctx.channel.wait_start().at("wait for start", b"")?;
+    match ctx.opts.gate {
+        Gate::Channel => ctx.channel.wait_start().at("wait for start", b"")?,
+        Gate::Fifo(fd) => wait_fifo(fd).at("wait for start", b"exec fifo")?,
+    }
+    ctx.started.set(true);
     hooks::run(ctx, HookKind::StartContainer);
     if !plan.no_new_privs {
         install_seccomp(ctx)?; // needs CAP_SYS_ADMIN without no_new_privs: before dropping it
@@ -214,25 +336,6 @@ fn setup<'a>(ctx: &ChildCtx<'a>) -> Step<'a> {
         install_seccomp(ctx)?;
     }
     Ok(())
-}
-
-/// Closes every fd from 3 up but the channel and `keep` (-1: none).
-fn close_fds_except(ch: RawFd, keep: RawFd) -> Result<(), Errno> {
-    let (a, b) = if keep >= 0 && keep < ch {
-        (keep, ch)
-    } else if keep > ch {
-        (ch, keep)
-    } else {
-        (ch, ch)
-    };
-    let (a, b) = (a as u32, b as u32);
-    if a > 3 {
-        sys::close_range(3, a - 1)?;
-    }
-    if b > a + 1 {
-        sys::close_range(a + 1, b - 1)?;
-    }
-    sys::close_range(b + 1, u32::MAX)
 }
 
 /// Installs the plan's seccomp filter, if any (see `seccomp` for when).

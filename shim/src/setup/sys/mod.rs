@@ -505,3 +505,15 @@ pub unsafe fn fork() -> SysResult<pid_t> {
     // SAFETY: the caller is single-threaded, per the contract.
     check(unsafe { libc::fork() } as c_long).map(|p| p as pid_t)
 }
+
+/// Unlocks the pty master `master` (TIOCSPTLCK 0) and opens its slave
+/// through it (TIOCGPTPEER: no path lookup, so the right devpts instance),
+/// read-write, not as controlling terminal, close-on-exec.
+pub fn open_pty_peer(master: RawFd) -> SysResult<RawFd> {
+    let unlock: c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which lives on our stack.
+    check(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } as c_long)?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags as an integer argument.
+    check(unsafe { libc::ioctl(master, libc::TIOCGPTPEER, flags) } as c_long).map(|fd| fd as RawFd)
+}
