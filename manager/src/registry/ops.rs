@@ -7,7 +7,7 @@ use super::{blocking, detached, Registry};
 use crate::container::{self, Container};
 use crate::error::{Error, Result};
 use crate::lifecycle::Op;
-use crate::model::{CreateRequest, Status};
+use crate::model::{ContainerRecord, CreateRequest, Status};
 use crate::procfs;
 use common::protocol::ManagerMsg;
 use std::sync::Arc;
@@ -50,6 +50,45 @@ impl Registry {
                 return Err(e);
             }
             Ok(c)
+        })
+        .await
+    }
+
+    /// Create, start, wait for the exit and (with `rm`) delete, as one
+    /// detached operation: a client that hangs up after the request was
+    /// accepted still gets the container run and, with `rm`, removed once it
+    /// exits. Returns the record as it was at the exit.
+    pub async fn run_wait(
+        self: &Arc<Self>,
+        req: CreateRequest,
+        rm: bool,
+    ) -> Result<ContainerRecord> {
+        let this = self.clone();
+        detached(async move {
+            let c = {
+                let (c, _op) = this.create_now(req).await?;
+                if let Err(e) = this.start_locked(&c).await {
+                    if let Err(de) = this.delete_locked(&c, true).await {
+                        crate::say!("zctr: {}: delete after a failed start: {de}", c.id);
+                    }
+                    return Err(e);
+                }
+                c
+            };
+            // The lock is released while the container runs: kill, pause,
+            // inspect or a delete by another client work as usual.
+            c.wait_stopped(None).await;
+            let record = c.record();
+            if rm {
+                let (c, _op) = match this.locked(c.id.as_str()).await {
+                    Ok(locked) => locked,
+                    // Deleted by someone else meanwhile: nothing left to remove.
+                    Err(Error::NotFound(_)) => return Ok(record),
+                    Err(e) => return Err(e),
+                };
+                this.delete_locked(&c, false).await?;
+            }
+            Ok(record)
         })
         .await
     }
