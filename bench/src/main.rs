@@ -51,7 +51,7 @@ impl Sizes {
                 lifecycle: 20,
                 warmup: 3,
                 monitors: 10,
-                log_mib: 1024,
+                log_mib: 512,
                 log_runs: 3,
                 scale: 1000,
                 clients: vec![1, 8, 32],
@@ -340,8 +340,16 @@ fn bench(args: &Args, sizes: &Sizes, results: &mut Map<String, Value>) -> Result
     );
 
     drop(d);
-    cg.remove().context("removing the benchmark's cgroups")?;
-    work.remove().context("removing the work directory")?;
+    // A leftover is a failure of the run, but the figures are still written.
+    let cleanup = cg
+        .remove()
+        .context("removing the benchmark's cgroups")
+        .and_then(|()| work.remove().context("removing the work directory"));
+    if let Err(e) = cleanup {
+        eprintln!("zctr-bench: cleanup FAILED: {e:#}");
+        results.insert("cleanup_error".into(), json!(format!("{e:#}")));
+        failed += 1;
+    }
     Ok(failed)
 }
 

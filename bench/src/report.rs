@@ -20,6 +20,33 @@ fn absent(v: &Value) -> Option<String> {
     })
 }
 
+/// How to read the figures (the same text on every run).
+const NOTES: &str = "\
+## What is measured, and how to read it
+
+- **One bundle.** runc, crun, zctr-oci (when built) and `zctr-shim run` get the same OCI \
+bundle: a static busybox root, read-only, new pid, ipc, uts, mount and network \
+namespaces, `/proc` and a `/dev` tmpfs, no capabilities, no user namespace, a cgroup \
+below the benchmark's own cgroup. The daemon (`zctr run --rm`, `zctr create`...) builds \
+its own config from the same root with its **default (unprivileged) profile**: a user \
+namespace with idmapped mounts, a rootfs overlay on a tmpfs of its own, seccomp and \
+limits (docs/profiles.md). Its rows so carry more isolation work than the others, plus \
+the `zctr` client process and one HTTP round trip to the daemon.
+- **crun** 1.8.1 refuses the hybrid cgroup layout: on such a host each crun series runs \
+in a private mount namespace where `/sys/fs/cgroup/unified` is unmounted (the host is \
+untouched); the namespace is set up once per series, never inside a sample.
+- **The floor** is `unshare -Upmiu --net --fork /bin/true`: the kernel's namespace \
+creation and an exec, no runtime at all.
+- **Monitors**: zctr's `zctr-shim-monitor` (started with `zctr-shim create` + `start`, \
+as the daemon does) and conmon (runc as its runtime, as podman runs it) watch the same \
+bundle, each with a 1 MiB log cap.
+- **Load.** The load averages at start and end are below. On a shared or busy machine \
+(they are far above the CPU count) every latency is inflated and noisy, the p95s most: \
+compare rows of one run with each other, not with another machine's figures.
+- Run it yourself: `bash bench/run.sh` (as root; `--smoke` for a quick check that \
+writes to a temporary directory). Raw samples: `bench/results.json`.
+";
+
 const LIFECYCLE: [&str; 6] = ["create", "start", "pause", "resume", "kill", "delete"];
 
 /// Rows and columns in a fixed order: zctr first, then the others, the
@@ -58,6 +85,7 @@ pub fn markdown(r: &Value) -> String {
          (nearest rank); ratios are medians divided by the median of `zctr-shim run`.\n",
         r["mode"].as_str().unwrap_or("?")
     );
+    let _ = writeln!(w, "{NOTES}");
     let _ = writeln!(w, "## Machine\n");
     let _ = writeln!(w, "| | |\n|---|---|");
     for (k, label) in [
