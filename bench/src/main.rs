@@ -62,6 +62,8 @@ impl Sizes {
 
 struct Args {
     smoke: bool,
+    /// Containers in the scale part, instead of the mode's number.
+    scale: Option<usize>,
     out: PathBuf,
     json: PathBuf,
     bin_dir: PathBuf,
@@ -70,6 +72,7 @@ struct Args {
 fn parse_args(a: &[String]) -> Result<Args> {
     let mut args = Args {
         smoke: false,
+        scale: None,
         out: "docs/benchmarks.md".into(),
         json: "bench/results.json".into(),
         bin_dir: bins::bin_dir(),
@@ -80,10 +83,14 @@ fn parse_args(a: &[String]) -> Result<Args> {
         match x.as_str() {
             "--smoke" => args.smoke = true,
             "--out" => args.out = val()?.into(),
+            "--scale" => args.scale = Some(val()?.parse().context("--scale: a number")?),
             "--json" => args.json = val()?.into(),
             "--bin-dir" => args.bin_dir = val()?.into(),
             "-h" | "--help" => {
-                println!("usage: zctr-bench [--smoke] [--out FILE.md] [--json FILE.json] [--bin-dir DIR]");
+                println!(
+                    "usage: zctr-bench [--smoke] [--scale N] [--out FILE.md] [--json FILE.json] \
+                     [--bin-dir DIR]"
+                );
                 std::process::exit(0);
             }
             _ => bail!("unknown argument {x:?} (see --help)"),
@@ -103,7 +110,10 @@ fn main() -> Result<()> {
     if !Path::new("/proc/self/ns/user").exists() || !is_root() {
         bail!("run as root: the benchmark starts real containers");
     }
-    let sizes = Sizes::new(args.smoke);
+    let mut sizes = Sizes::new(args.smoke);
+    if let Some(n) = args.scale {
+        sizes.scale = n;
+    }
     let mut results = Map::new();
     results.insert(
         "mode".into(),
