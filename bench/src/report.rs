@@ -51,8 +51,10 @@ const LIFECYCLE: [&str; 6] = ["create", "start", "pause", "resume", "kill", "del
 
 /// Rows and columns in a fixed order: zctr first, then the others, the
 /// floor last; anything else after them.
-const ORDER: [&str; 7] = [
+const ORDER: [&str; 9] = [
     "zctr-shim run",
+    "zctr-shim-monitor",
+    "conmon (runc)",
     "zctr run --rm (daemon)",
     "zctr (daemon)",
     "zctr-oci",
@@ -192,11 +194,9 @@ pub fn markdown(r: &Value) -> String {
         w,
         "| monitor | n | RSS KiB | PSS KiB |\n|---|---:|---:|---:|"
     );
-    let mut mrows: Vec<(String, &Value)> = mem
-        .as_object()
+    let mut mrows: Vec<(String, &Value)> = ordered(mem)
         .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v))
+        .map(|(k, v)| (k.to_string(), v))
         .collect();
     mrows.push(("zctr-shim-monitor (daemon's)".into(), &sc["monitor"]));
     for (name, v) in mrows {
@@ -272,7 +272,7 @@ pub fn markdown(r: &Value) -> String {
         "| monitor | MiB per run | runs | MiB/s median | MiB/s min | CPU s per GiB median |\n\
          |---|---:|---:|---:|---:|---:|"
     );
-    for (name, v) in logs.as_object().into_iter().flatten() {
+    for (name, v) in ordered(logs) {
         if let Some(a) = absent(v) {
             let _ = writeln!(w, "| {name} | | | {a} | | |");
             continue;
