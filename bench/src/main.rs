@@ -273,6 +273,14 @@ fn bench(args: &Args, sizes: &Sizes, results: &mut Map<String, Value>) -> Result
         .collect::<Result<Vec<f64>>>()
         .map(|v| stats::samples("ms", &v[sizes.warmup..]));
     record(&mut run, &mut failed, "zctr run --rm (daemon)", r);
+    // The same call straight from this process: the daemon's part alone,
+    // with the default profile and with the privileged one (no user
+    // namespace, no idmapped mounts).
+    for profile in ["unprivileged", "privileged"] {
+        let r = api_run_wait(&d, &rootfs, profile, sizes);
+        let name = format!("POST ?wait&rm, {profile} (daemon, no client process)");
+        record(&mut run, &mut failed, &name, r);
+    }
     eprintln!("zctr-bench: zctr lifecycle x{}", sizes.lifecycle);
     let r = daemon_lifecycle(&d, &rootfs_s, sizes).map(steps);
     record(&mut life, &mut failed, "zctr (daemon)", r);
@@ -387,6 +395,26 @@ fn steps(v: Value) -> Value {
         out.insert(k.clone(), stats::samples("ms", &floats(xs)));
     }
     Value::Object(out)
+}
+
+/// `POST /v1/containers?wait=true&rm=true` of /bin/true from this process.
+fn api_run_wait(d: &daemon::Daemon, rootfs: &Path, profile: &str, sizes: &Sizes) -> Result<Value> {
+    let api = d.api();
+    let mut ms = Vec::new();
+    for i in 0..sizes.warmup + sizes.run {
+        let id = format!("a-{profile}-{i}");
+        let config = json!({"rootfs": rootfs, "args": ["/bin/true"], "profile": profile});
+        let body = json!({"id": id, "config": config});
+        let t0 = std::time::Instant::now();
+        let v = api.call("POST", "/v1/containers?wait=true&rm=true", Some(&body))?;
+        if v["exit"]["exit_code"] != 0 {
+            bail!("{id}: {v}");
+        }
+        if i >= sizes.warmup {
+            ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(stats::samples("ms", &ms))
 }
 
 /// create, start, pause, resume, kill, delete through the `zctr` CLI.

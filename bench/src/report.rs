@@ -31,7 +31,10 @@ below the benchmark's own cgroup. The daemon (`zctr run --rm`, `zctr create`...)
 its own config from the same root with its **default (unprivileged) profile**: a user \
 namespace with idmapped mounts, a rootfs overlay on a tmpfs of its own, seccomp and \
 limits (docs/profiles.md). Its rows so carry more isolation work than the others, plus \
-the `zctr` client process and one HTTP round trip to the daemon.
+the `zctr` client process and one HTTP round trip to the daemon; the `POST ?wait&rm` rows \
+are that same single call sent by the benchmark itself, without a client process, with \
+the default profile and with the privileged one (no user namespace, no idmapped mounts; \
+still the overlay, seccomp and limits).
 - **crun** 1.8.1 refuses the hybrid cgroup layout: on such a host each crun series runs \
 in a private mount namespace where `/sys/fs/cgroup/unified` is unmounted (the host is \
 untouched); the namespace is set up once per series, never inside a sample.
@@ -51,11 +54,13 @@ const LIFECYCLE: [&str; 6] = ["create", "start", "pause", "resume", "kill", "del
 
 /// Rows and columns in a fixed order: zctr first, then the others, the
 /// floor last; anything else after them.
-const ORDER: [&str; 9] = [
+const ORDER: [&str; 11] = [
     "zctr-shim run",
     "zctr-shim-monitor",
     "conmon (runc)",
     "zctr run --rm (daemon)",
+    "POST ?wait&rm, unprivileged (daemon, no client process)",
+    "POST ?wait&rm, privileged (daemon, no client process)",
     "zctr (daemon)",
     "zctr-oci",
     "runc",
