@@ -296,3 +296,36 @@ pub fn markdown(r: &Value) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rows_ratios_and_absent_runtimes() {
+        let r = json!({
+            "mode": "smoke",
+            "machine": {"cpus": 2, "versions": {"runc": "runc version 1"}},
+            "run_to_exit": {
+                "runc": {"n": 3, "median": 20.0, "p95": 30.0},
+                "zctr-shim run": {"n": 3, "median": 10.0, "p95": 12.0},
+                "zctr-oci": {"absent": "not built"},
+                "crun": {"error": "boom"}
+            },
+            "lifecycle": {"runc": {"create": {"median": 1.5, "p95": 2.5}},
+                          "zctr-oci": {"absent": "not built"}},
+        });
+        let md = markdown(&r);
+        assert!(
+            md.contains("| zctr-shim run | 3 | 10.00 | 12.00 | 1.00 |"),
+            "{md}"
+        );
+        assert!(md.contains("| runc | 3 | 20.00 | 30.00 | 2.00 |"), "{md}");
+        assert!(md.contains("| zctr-oci | | not built | | |"), "{md}");
+        assert!(md.contains("failed: boom"), "{md}");
+        assert!(md.contains("| create | not built | 1.50 / 2.50 |"), "{md}");
+        // zctr first, whatever the JSON's key order.
+        assert!(md.find("| zctr-shim run").unwrap() < md.find("| runc |").unwrap());
+    }
+}
