@@ -326,6 +326,6 @@ mod tests {
         assert!(md.contains("failed: boom"), "{md}");
         assert!(md.contains("| create | not built | 1.50 / 2.50 |"), "{md}");
         // zctr first, whatever the JSON's key order.
-        assert!(md.find("| zctr-shim run").unwrap() < md.find("| runc |").unwrap());
+        assert!(md.find("| zctr-shim run").unwrap() < md.find("| runc | 3 |").unwrap());
     }
 }
