@@ -7,7 +7,7 @@
 # Debian; busybox-static for the bundle), builds the static binaries
 # (scripts/build-static.sh, which builds zctr-bench too) and runs zctr-bench:
 # zctr next to runc, crun and conmon on one busybox bundle. The full run
-# (about 15 minutes on 2 cores) writes docs/benchmarks.md and
+# (about 3 minutes on a quiet 2-core VM) writes docs/benchmarks.md and
 # bench/results.json (raw samples). --smoke runs a few iterations of every
 # part (under a minute, for CI) and writes to a temporary directory unless
 # --out/--json are given, so a smoke run never replaces the committed figures.

@@ -154,7 +154,10 @@ fn is_root() -> bool {
 
 /// Records a section's result, or its error (and counts it).
 fn section(results: &mut Map<String, Value>, failed: &mut usize, name: &str, r: Result<Value>) {
-    eprintln!("zctr-bench: {name} done ({})", machine::loadavg());
+    let load = machine::loadavg();
+    eprintln!("zctr-bench: {name} done ({load})");
+    let loads = results.entry("loadavg_after").or_insert_with(|| json!({}));
+    loads[name] = json!(load);
     let v = r.unwrap_or_else(|e| {
         eprintln!("zctr-bench: {name} FAILED: {e:#}");
         *failed += 1;

@@ -117,6 +117,13 @@ pub fn markdown(r: &Value) -> String {
         "| load average at end | {} |",
         r["loadavg_at_end"].as_str().unwrap_or("?")
     );
+    for (k, v) in r["loadavg_after"].as_object().into_iter().flatten() {
+        let _ = writeln!(
+            w,
+            "| load average after {k} | {} |",
+            v.as_str().unwrap_or("?")
+        );
+    }
     for (k, v) in m["versions"].as_object().into_iter().flatten() {
         let _ = writeln!(w, "| {k} | {} |", v.as_str().unwrap_or("?"));
     }
