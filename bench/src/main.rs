@@ -106,6 +106,16 @@ fn main() -> Result<()> {
         println!("{}", s.measure(kind)?);
         return Ok(());
     }
+    if argv.first().map(String::as_str) == Some("report") {
+        // `zctr-bench report RESULTS.json OUT.md`: the document again from
+        // the raw results (after a change of the report's layout).
+        let [_, json, out] = argv.as_slice() else {
+            bail!("usage: zctr-bench report RESULTS.json OUT.md");
+        };
+        let results: Value = serde_json::from_slice(&std::fs::read(json)?)?;
+        std::fs::write(out, report::markdown(&results))?;
+        return Ok(());
+    }
     let args = parse_args(&argv)?;
     if !Path::new("/proc/self/ns/user").exists() || !is_root() {
         bail!("run as root: the benchmark starts real containers");
