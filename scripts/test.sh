@@ -28,6 +28,10 @@ if [ -n "$skips" ]; then
 else
     echo "test: nothing skipped" >&2
 fi
+# The benchmark in smoke mode (a few iterations of each part, < 60 s): it
+# keeps working; its figures go to a temporary directory, never to
+# docs/benchmarks.md (bench/run.sh).
+bash bench/run.sh --smoke
 # The same end-to-end tests again in a VM with the production layout: pure
 # cgroup v2, shared mounts (docs/vm-test.md; ~3.5 min on a fresh machine).
 # ZCTR_SKIP_VM=1 leaves it out, e.g. for a quick local run.

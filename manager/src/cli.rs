@@ -17,8 +17,9 @@ use tokio::net::UnixStream;
 pub enum Command {
     /// Create a container (its process waits for `start`).
     Create(CreateArgs),
-    /// Create and start a container.
-    Run(CreateArgs),
+    /// Create and start a container (--wait: until it exits, then exit with
+    /// its exit code; --rm: remove it once it exited, implies --wait).
+    Run(RunArgs),
     /// Let a created container's process run.
     Start { id: String },
     /// Freeze every process of a container.
@@ -99,6 +100,21 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+}
+
+/// `zctr run`: the create arguments, and whether to wait for the exit.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Answer when the container exited; print its exit code (128+signal)
+    /// and exit with it. One API call (`POST /v1/containers?wait=true`).
+    #[arg(long)]
+    pub wait: bool,
+    /// Remove the container once it exited (implies --wait). The daemon
+    /// removes it even if this client is interrupted.
+    #[arg(long)]
+    pub rm: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
 }
 
 /// A client of the daemon's socket.
@@ -208,11 +224,14 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
     let c = Client::new(socket);
     let p = |id: &str, what: &str| format!("/v1/containers/{id}/{what}");
     match cmd {
-        Command::Create(a) | Command::Run(a) if a.rootfs.is_none() && a.config.is_none() => {
+        Command::Create(a) | Command::Run(RunArgs { create: a, .. })
+            if a.rootfs.is_none() && a.config.is_none() =>
+        {
             bail!("{}: --rootfs or --config is required", a.id)
         }
         Command::Create(a) => create(&c, a, false).await?,
-        Command::Run(a) => create(&c, a, true).await?,
+        Command::Run(r) if r.wait || r.rm => return run_wait(&c, r.create, r.rm).await,
+        Command::Run(r) => create(&c, r.create, true).await?,
         Command::Start { id } => {
             c.call(Method::POST, &p(&id, "start"), None).await?;
         }
@@ -237,12 +256,8 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
                 bail!("--time: {time} is not a number of seconds in [0, 3600]");
             }
             let path = format!("{}?timeout={time}", p(&id, "stop"));
-            let v = c.call(Method::POST, &path, None).await?;
-            let code = v["exit"]["exit_code"].as_i64().unwrap_or(255);
-            match v["stop_reason"].as_str() {
-                Some(r) => outln!("{code} ({r})")?,
-                None => outln!("{code}")?,
-            }
+            // The exit code is printed; `stop` itself succeeded.
+            print_exit(&c.call(Method::POST, &path, None).await?)?;
         }
         Command::Delete { id, force } => {
             let q = if force { "?force=true" } else { "" };
@@ -273,12 +288,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
         }
         Command::Wait { id } => {
             let v = c.call(Method::POST, &p(&id, "wait"), None).await?;
-            let code = v["exit"]["exit_code"].as_i64().unwrap_or(255) as i32;
-            match v["stop_reason"].as_str() {
-                Some(r) => outln!("{code} ({r})")?,
-                None => outln!("{code}")?,
-            }
-            return Ok(code);
+            return print_exit(&v);
         }
         Command::Stats { ids, stream, json } => stats(&c, ids, stream, json).await?,
         Command::Events {
@@ -605,4 +615,26 @@ fn stats_row(a: &Value, b: &Value) -> String {
             size_text(&b["io"]["write_bytes"])
         ),
     )
+}
+
+/// Prints a wait answer's exit code (with the stop reason, if any) and
+/// returns it.
+fn print_exit(v: &Value) -> Result<i32> {
+    let code = v["exit"]["exit_code"].as_i64().unwrap_or(255) as i32;
+    match v["stop_reason"].as_str() {
+        Some(r) => outln!("{code} ({r})")?,
+        None => outln!("{code}")?,
+    }
+    Ok(code)
+}
+
+/// `zctr run --wait [--rm]`: one call that answers at the exit.
+async fn run_wait(c: &Client, a: CreateArgs, rm: bool) -> Result<i32> {
+    let body = json!({"id": a.id, "config": config_from(&a)?});
+    let path = if rm {
+        "/v1/containers?wait=true&rm=true"
+    } else {
+        "/v1/containers?wait=true"
+    };
+    print_exit(&c.call(Method::POST, path, Some(body)).await?)
 }

@@ -453,6 +453,82 @@ fn manager_full_state_disk_is_a_clear_error_and_leaves_nothing() {
     env.zctr(&["delete", "full"]);
 }
 
+#[test]
+fn manager_run_wait_rm_is_one_call_that_exits_with_the_code_and_leaves_nothing() {
+    let Some(env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+
+    // --wait alone: the exit code is printed and returned; the container stays.
+    let out = env.try_zctr(&support::run_args(
+        "w1",
+        &rootfs,
+        &["--wait"],
+        &[probe, "exit", "7"],
+    ));
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7");
+    assert_eq!(env.status("w1"), "stopped");
+    env.zctr(&["delete", "w1"]);
+
+    // --rm: the same, and nothing is left (record, state dir, cgroup).
+    let out = env.try_zctr(&support::run_args(
+        "w2",
+        &rootfs,
+        &["--rm"],
+        &[probe, "exit", "3"],
+    ));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    env.zctr_fails(&["inspect", "w2"], "not_found");
+    assert!(env.cgroup_dirs("w2").iter().all(|d| !d.exists()));
+
+    // rm without wait is refused over the API, before anything is made.
+    let body = format!(r#"{{"id":"w3","config":{{"rootfs":"{rootfs}"}}}}"#);
+    let out = run_cmd(
+        Command::new("curl")
+            .args(["-s", "--unix-socket"])
+            .arg(&env.socket)
+            .args([
+                "-X",
+                "POST",
+                "http://zctr/v1/containers?rm=true",
+                "-d",
+                &body,
+            ]),
+        T,
+    )
+    .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["code"], "bad_request", "{v}");
+    env.zctr_fails(&["inspect", "w3"], "not_found");
+
+    // A client that hangs up mid-run: the container still runs to its end
+    // and is removed.
+    let mut client = Command::new(zctr_bin())
+        .arg("--socket")
+        .arg(&env.socket)
+        .args(support::run_args(
+            "w4",
+            &rootfs,
+            &["--rm"],
+            &[probe, "sleep", "1"],
+        ))
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while env.try_zctr(&["inspect", "w4"]).status.code() != Some(0) {
+        assert!(t0.elapsed() < T, "w4 never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    client.kill().unwrap();
+    client.wait().unwrap();
+    while env.try_zctr(&["inspect", "w4"]).status.success() {
+        assert!(t0.elapsed() < T, "w4 was never removed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(env.cgroup_dirs("w4").iter().all(|d| !d.exists()));
+}
+
 /// `zctr stop`: TERM first; KILL after the grace period for an init that
 /// ignores TERM (a PID 1 without a handler does); a paused container is
 /// killed at once; stopping a stopped container changes nothing.

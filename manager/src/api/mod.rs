@@ -10,7 +10,7 @@ pub mod logwatch;
 pub use conn::Limits;
 
 use crate::error::Error;
-use crate::model::{CreateRequest, ErrorBody, WaitResponse};
+use crate::model::{ContainerRecord, CreateRequest, ErrorBody, WaitResponse};
 use crate::registry::Registry;
 use bytes::Bytes;
 use common::id::ContainerId;
@@ -50,6 +50,7 @@ fn is_long_poll(req: &Request<Incoming>) -> bool {
     let parts: Vec<&str> = path.split('/').skip(1).collect();
     match (req.method(), parts.as_slice()) {
         (&Method::POST, ["v1", "containers", _, "wait" | "stop"]) => true,
+        (&Method::POST, ["v1", "containers"]) => flag(&query(req), "wait"),
         (&Method::GET, ["v1", "containers", _, "logs"]) => flag(&query(req), "follow"),
         (&Method::GET, ["v1", "events"]) => flag(&query(req), "follow"),
         (&Method::GET, ["v1", "containers", _, "stats"]) => flag(&query(req), "stream"),
@@ -158,6 +159,15 @@ fn stats_stream(
         .expect("valid response")
 }
 
+/// The answer of `wait`, `stop` and a waited `run`.
+fn wait_response(r: ContainerRecord) -> WaitResponse {
+    WaitResponse {
+        id: r.id.as_str().to_string(),
+        exit: r.exit,
+        stop_reason: r.stop_reason,
+    }
+}
+
 /// Parses a create request: not JSON → `bad_request`; a bad id → `invalid_id`
 /// style message; any other shape error names the field.
 pub fn parse_create(body: &[u8]) -> Result<CreateRequest, Error> {
@@ -204,8 +214,18 @@ async fn route(
         (Method::GET, ["v1", "containers"]) => Ok(json(StatusCode::OK, &reg.list())),
         (Method::GET, ["v1", "events"]) => events::respond(reg.events(), &q, flag(&q, "follow")),
         (Method::POST, ["v1", "containers"]) => {
+            let (wait, rm) = (flag(&q, "wait"), flag(&q, "rm"));
+            if rm && !wait {
+                return Err(Error::BadRequest(
+                    "rm=true needs wait=true (the container is removed when it exits)".into(),
+                ));
+            }
             let body = read_body(req, body_timeout).await?;
             let create = parse_create(&body)?;
+            if wait {
+                let r = reg.run_wait(create, rm).await?;
+                return Ok(json(StatusCode::OK, &wait_response(r)));
+            }
             let c = if flag(&q, "start") {
                 reg.run(create).await?
             } else {
@@ -263,26 +283,13 @@ async fn route(
                         ))
                     })?,
             };
-            let r = reg.stop(id, grace).await?;
             Ok(json(
                 StatusCode::OK,
-                &WaitResponse {
-                    id: r.id.as_str().to_string(),
-                    exit: r.exit,
-                    stop_reason: r.stop_reason,
-                },
+                &wait_response(reg.stop(id, grace).await?),
             ))
         }
         (Method::POST, ["v1", "containers", id, "wait"]) => {
-            let r = reg.wait(id).await?;
-            Ok(json(
-                StatusCode::OK,
-                &WaitResponse {
-                    id: r.id.as_str().to_string(),
-                    exit: r.exit,
-                    stop_reason: r.stop_reason,
-                },
-            ))
+            Ok(json(StatusCode::OK, &wait_response(reg.wait(id).await?)))
         }
         (Method::GET, ["v1", "containers", id, "ps"]) => {
             Ok(json(StatusCode::OK, &reg.ps(id).await?))

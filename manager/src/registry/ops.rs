@@ -54,6 +54,45 @@ impl Registry {
         .await
     }
 
+    /// Create, start, wait for the exit and (with `rm`) delete, as one
+    /// detached operation: a client that hangs up after the request was
+    /// accepted still gets the container run and, with `rm`, removed once it
+    /// exits. Returns the record as it was at the exit.
+    pub async fn run_wait(
+        self: &Arc<Self>,
+        req: CreateRequest,
+        rm: bool,
+    ) -> Result<ContainerRecord> {
+        let this = self.clone();
+        detached(async move {
+            let c = {
+                let (c, _op) = this.create_now(req).await?;
+                if let Err(e) = this.start_locked(&c).await {
+                    if let Err(de) = this.delete_locked(&c, true).await {
+                        crate::say!("zctr: {}: delete after a failed start: {de}", c.id);
+                    }
+                    return Err(e);
+                }
+                c
+            };
+            // The lock is released while the container runs: kill, pause,
+            // inspect or a delete by another client work as usual.
+            c.wait_stopped(None).await;
+            let record = c.record();
+            if rm {
+                let (c, _op) = match this.locked(c.id.as_str()).await {
+                    Ok(locked) => locked,
+                    // Deleted by someone else meanwhile: nothing left to remove.
+                    Err(Error::NotFound(_)) => return Ok(record),
+                    Err(e) => return Err(e),
+                };
+                this.delete_locked(&c, false).await?;
+            }
+            Ok(record)
+        })
+        .await
+    }
+
     pub async fn pause(self: &Arc<Self>, id: &str) -> Result<()> {
         let (this, id) = (self.clone(), id.to_string());
         detached(async move {

@@ -7,6 +7,7 @@
 mod create;
 mod exchange;
 mod recover;
+mod run_wait;
 
 use super::*;
 use crate::container::{self, ShimLink};
