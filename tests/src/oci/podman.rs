@@ -1,0 +1,159 @@
+//! podman driving an OCI runtime, with everything private to the test: its
+//! storage (`--root`, `--runroot`, `--tmpdir`, vfs driver), the runtime's
+//! state directory (`--runtime-flag root=`), a `containers.conf` of its own
+//! (`CONTAINERS_CONF`), and a cgroup parent below the test's own cgroup
+//! (`--cgroup-manager cgroupfs`: podman puts each container in
+//! `<parent>/libpod-<id>` and conmon in `<parent>/conmon`).
+//!
+//! On drop: `podman rm -af`, then the [`TestCgroup`] kills what is left
+//! (conmon, containers) and removes the cgroups, then the scratch directory is
+//! unmounted and removed.
+
+use super::{run_client, runtime::runtime};
+use crate::{bins, skip, Rootfs, TempDir, TestCgroup};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `containers.conf` the tests use. `default_ulimits = []`: podman's
+/// default raises RLIMIT_NOFILE, which needs CAP_SYS_RESOURCE (not every
+/// root has it). No systemd, no journald: cgroupfs and a file of events.
+pub const CONTAINERS_CONF: &str = "[containers]\n\
+default_ulimits = []\n\
+\n\
+[engine]\n\
+cgroup_manager = \"cgroupfs\"\n\
+events_logger = \"file\"\n";
+
+/// A private podman. Fields drop in order: the cgroup (kills), then the directory.
+pub struct Podman {
+    pub runtime: PathBuf,
+    /// A busybox root filesystem for `--rootfs`.
+    pub rootfs: Rootfs,
+    /// The cgroup parent, relative to the hierarchies' roots.
+    pub cgroup_parent: String,
+    pub cg: TestCgroup,
+    pub tmp: TempDir,
+}
+
+impl Podman {
+    /// `None` (after [`skip`]) without root, podman, conmon, a static busybox
+    /// or the runtime.
+    pub fn new() -> Option<Podman> {
+        if !skip::need_root() {
+            return None;
+        }
+        skip::need_tool("podman")?;
+        skip::need_tool("conmon")?;
+        let runtime = skip::or_skip(runtime())?;
+        let probe = skip::or_skip(bins::find("zctr-probe"))?;
+        let tmp = TempDir::new("zctr-podman").unwrap();
+        let rootfs = Rootfs::with_probe(tmp.join("rootfs"), &probe).unwrap();
+        skip::or_skip(rootfs.with_busybox())?;
+        std::fs::write(tmp.join("containers.conf"), CONTAINERS_CONF).unwrap();
+        std::fs::create_dir(tmp.join("runtime-root")).unwrap();
+        let cg = TestCgroup::new().unwrap();
+        Some(Podman {
+            runtime,
+            rootfs,
+            cgroup_parent: cg.relative_path().to_string(),
+            cg,
+            tmp,
+        })
+    }
+
+    /// `podman` with the global options and environment of this instance.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.tmp.join("containers.conf"))
+            .arg("--root")
+            .arg(self.tmp.join("storage"))
+            .arg("--runroot")
+            .arg(self.tmp.join("runroot"))
+            .arg("--tmpdir")
+            .arg(self.tmp.join("libpod-tmp"))
+            .args(["--storage-driver", "vfs"])
+            .args(["--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file"])
+            .arg("--runtime")
+            .arg(&self.runtime)
+            .arg(format!(
+                "--runtime-flag=root={}",
+                self.tmp.join("runtime-root").display()
+            ));
+        c
+    }
+
+    /// Runs `podman <global options> args...` (stdin /dev/null, output captured).
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_client(self.command().args(args))
+    }
+
+    /// The options `podman run` needs for a container of this instance:
+    /// `--network none --cgroup-parent <parent>`.
+    pub fn run_options(&self) -> Vec<String> {
+        vec![
+            "--network".into(),
+            "none".into(),
+            "--cgroup-parent".into(),
+            self.cgroup_parent.clone(),
+        ]
+    }
+
+    /// `podman run <run_options> <extra...> --rootfs <rootfs> <cmd...>`.
+    pub fn run_container(&self, extra: &[&str], cmd: &[&str]) -> Output {
+        let mut c = self.command();
+        c.arg("run")
+            .args(self.run_options())
+            .args(extra)
+            .arg("--rootfs")
+            .arg(self.rootfs.path())
+            .args(cmd);
+        run_client(&mut c)
+    }
+
+    /// `podman inspect --format <format> <name>`, trimmed (panics if it fails).
+    pub fn inspect(&self, name: &str, format: &str) -> String {
+        let out = self.run(&["inspect", "--format", format, name]);
+        assert!(
+            out.status.success(),
+            "inspect {name}: {}",
+            crate::describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The host directory of the container's cgroup for `controller` (v1;
+    /// cgroup2 when `controller` is `""`): `<parent>/libpod-<id>`.
+    pub fn container_cgroup(&self, id: &str, controller: &str) -> Option<PathBuf> {
+        let base = if controller.is_empty() {
+            self.cg.v2_dir()
+        } else {
+            self.cg.v1_dir(controller)
+        }?;
+        Some(base.join(format!("libpod-{id}")))
+    }
+
+    /// The runtime's private state directory (`--runtime-flag root=`).
+    pub fn runtime_root(&self) -> PathBuf {
+        self.tmp.join("runtime-root")
+    }
+
+    /// The scratch directory everything lives in.
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Best effort: the cgroup and the directory clean up whatever is left.
+        if let Ok(out) = crate::run_cmd(
+            self.command().args(["rm", "-af", "-t", "0"]),
+            super::CLIENT_TIMEOUT,
+        ) {
+            if !out.status.success() {
+                eprintln!("zctr-tests: podman rm -af: {}", crate::describe(&out));
+            }
+        }
+    }
+}
