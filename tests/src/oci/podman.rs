@@ -1,9 +1,14 @@
 //! podman driving an OCI runtime, with everything private to the test: its
-//! storage (`--root`, `--runroot`, `--tmpdir`, vfs driver), the runtime's
-//! state directory (`--runtime-flag root=`), a `containers.conf` of its own
-//! (`CONTAINERS_CONF`), and a cgroup parent below the test's own cgroup
-//! (`--cgroup-manager cgroupfs`: podman puts each container in
-//! `<parent>/libpod-<id>` and conmon in `<parent>/conmon`).
+//! storage (`--root`, `--runroot`, `--tmpdir`, vfs driver), a
+//! `containers.conf` of its own (`CONTAINERS_CONF`), and a cgroup parent
+//! below the test's own cgroup (`--cgroup-manager cgroupfs`: podman puts
+//! each container in `<parent>/libpod-<id>` and conmon in `<parent>/conmon`).
+//!
+//! The runtime keeps its state in its default root: podman 4.3 does not pass
+//! `--runtime-flag root=...` to the `delete` of a `run --rm` container, which
+//! would leave that state behind. Every container is started with a
+//! `--cidfile`, so that the test knows its id and can ask the runtime
+//! (`<runtime> state <id>`) whether it is gone.
 //!
 //! On drop: `podman rm -af`, then the [`TestCgroup`] kills what is left
 //! (conmon, containers) and removes the cgroups, then the scratch directory is
@@ -13,6 +18,9 @@ use super::{run_client, runtime::runtime};
 use crate::{bins, skip, Rootfs, TempDir, TestCgroup};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::AtomicU32;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The `containers.conf` the tests use. `default_ulimits = []`: podman's
 /// default raises RLIMIT_NOFILE, which needs CAP_SYS_RESOURCE (not every
@@ -50,7 +58,7 @@ impl Podman {
         let rootfs = Rootfs::with_probe(tmp.join("rootfs"), &probe).unwrap();
         skip::or_skip(rootfs.with_busybox())?;
         std::fs::write(tmp.join("containers.conf"), CONTAINERS_CONF).unwrap();
-        std::fs::create_dir(tmp.join("runtime-root")).unwrap();
+        std::fs::create_dir(tmp.join("cids")).unwrap();
         let cg = TestCgroup::new().unwrap();
         Some(Podman {
             runtime,
@@ -75,11 +83,7 @@ impl Podman {
             .args(["--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "file"])
             .arg("--runtime")
-            .arg(&self.runtime)
-            .arg(format!(
-                "--runtime-flag=root={}",
-                self.tmp.join("runtime-root").display()
-            ));
+            .arg(&self.runtime);
         c
     }
 
@@ -99,11 +103,18 @@ impl Podman {
         ]
     }
 
-    /// `podman run <run_options> <extra...> --rootfs <rootfs> <cmd...>`.
+    /// `podman run <run_options> --cidfile <new file> <extra...> --rootfs
+    /// <rootfs> <cmd...>`.
     pub fn run_container(&self, extra: &[&str], cmd: &[&str]) -> Output {
+        let cidfile = self.tmp.join("cids").join(format!(
+            "{}",
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let mut c = self.command();
         c.arg("run")
             .args(self.run_options())
+            .arg("--cidfile")
+            .arg(cidfile)
             .args(extra)
             .arg("--rootfs")
             .arg(self.rootfs.path())
@@ -133,9 +144,24 @@ impl Podman {
         Some(base.join(format!("libpod-{id}")))
     }
 
-    /// The runtime's private state directory (`--runtime-flag root=`).
-    pub fn runtime_root(&self) -> PathBuf {
-        self.tmp.join("runtime-root")
+    /// The ids of every container [`Podman::run_container`] created.
+    pub fn container_ids(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.tmp.join("cids")) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Whether the runtime still knows container `id` (`<runtime> state <id>`
+    /// succeeds).
+    pub fn runtime_knows(&self, id: &str) -> bool {
+        run_client(Command::new(&self.runtime).args(["state", id]))
+            .status
+            .success()
     }
 
     /// The scratch directory everything lives in.
