@@ -147,17 +147,37 @@ impl Containerd {
         format!("{}/{id}", self.cg().relative_path())
     }
 
-    /// `ctr run --snapshotter <s> --runc-binary <runtime> --cgroup <cgroup_of(id)>
-    /// <extra...> <image> <id> <cmd...>`.
+    /// Where ctr makes the fifos of a task's stdio (`--fifo-dir`; ctr's
+    /// default, /run/containerd/fifo, keeps those of detached processes).
+    pub fn fifo_dir(&self) -> PathBuf {
+        self.tmp.join("fifo")
+    }
+
+    /// `ctr run --snapshotter <s> --fifo-dir <fifo_dir> --runc-binary <runtime>
+    /// --cgroup <cgroup_of(id)> <extra...> <image> <id> <cmd...>`.
     pub fn run(&self, extra: &[&str], image: &str, id: &str, cmd: &[&str]) -> Output {
         let mut c = self.ctr_command();
         c.args(["run", "--snapshotter", self.snapshotter])
+            .arg("--fifo-dir")
+            .arg(self.fifo_dir())
             .arg("--runc-binary")
             .arg(&self.runtime)
             .arg("--cgroup")
             .arg(self.cgroup_of(id))
             .args(extra)
             .arg(image)
+            .arg(id)
+            .args(cmd);
+        run_client(&mut c)
+    }
+
+    /// `ctr task exec --fifo-dir <fifo_dir> --exec-id <exec_id> <extra...> <id> <cmd...>`.
+    pub fn exec(&self, extra: &[&str], id: &str, exec_id: &str, cmd: &[&str]) -> Output {
+        let mut c = self.ctr_command();
+        c.args(["task", "exec", "--fifo-dir"])
+            .arg(self.fifo_dir())
+            .args(["--exec-id", exec_id])
+            .args(extra)
             .arg(id)
             .args(cmd);
         run_client(&mut c)
