@@ -221,3 +221,25 @@ fn memory_and_pids_limits_hold_inside_the_container() {
     );
     assert_nothing_left(&p);
 }
+
+#[test]
+fn run_and_exec_with_a_terminal_go_through_the_console_socket() {
+    let Some(p) = Podman::new() else { return };
+    // conmon hands the runtime a --console-socket and reads the pty: the
+    // container's stdio is a terminal (its line discipline turns \n into \r\n).
+    let script = "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; exit 4";
+    let out = p.run_container(&["--rm", "-t"], &["/bin/sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "is-a-tty\r\n", "{}", describe(&out));
+
+    let out = p.run_container(
+        &["-d", "--name", "t1"],
+        &["/bin/sh", "-c", "while true; do sleep 0.1; done"],
+    );
+    ok("podman run -d", &out);
+    let out = p.run(&["exec", "-t", "t1", "/bin/sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "is-a-tty\r\n", "{}", describe(&out));
+    ok("podman rm -f", &p.run(&["rm", "-f", "-t", "0", "t1"]));
+    assert_nothing_left(&p);
+}
