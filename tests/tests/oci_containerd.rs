@@ -5,9 +5,10 @@
 //! busybox root filesystem. Skipped (a failure under `CI=true`) without root,
 //! containerd, ctr, the shim, a static busybox or the runtime.
 
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
-use zctr_tests::oci::containerd::Containerd;
+use zctr_tests::oci::containerd::{Containerd, RUNC_ROOT};
 use zctr_tests::oci::image;
 use zctr_tests::{bins, describe, skip, wait_until, Rootfs};
 
@@ -39,9 +40,15 @@ fn id(name: &str) -> String {
     format!("zctr-{name}-{}", std::process::id())
 }
 
-/// Whether `dir` (a container cgroup) still exists in any hierarchy.
+/// Whether the container's cgroup still exists in any hierarchy.
 fn cgroup_exists(c: &Containerd, id: &str) -> bool {
     c.cg().dirs().iter().any(|d| d.path.join(id).exists())
+}
+
+/// Whether the runtime's state of the container is still there (the shim
+/// gives it `--root /run/containerd/runc/<namespace>`).
+fn state_exists(c: &Containerd, id: &str) -> bool {
+    Path::new(RUNC_ROOT).join(&c.namespace).join(id).exists()
 }
 
 #[test]
@@ -69,6 +76,7 @@ fn run_rm_passes_the_exit_code_and_leaves_nothing() {
     let out = c.ctr(&["container", "ls", "-q"]);
     assert_eq!(text(&out.stdout).trim(), "", "{}", describe(&out));
     assert!(!cgroup_exists(&c, &id), "cgroup of {id} left");
+    assert!(!state_exists(&c, &id), "runtime state of {id} left");
 }
 
 #[test]
@@ -144,4 +152,5 @@ fn a_detached_task_execs_lists_pauses_resumes_and_is_killed() {
         wait_until(Duration::from_secs(10), || !cgroup_exists(&c, &id)),
         "cgroup of {id} left"
     );
+    assert!(!state_exists(&c, &id), "runtime state of {id} left");
 }
