@@ -81,7 +81,8 @@ impl Containerd {
         let cg = TestCgroup::new().unwrap();
         let log = std::fs::File::create(tmp.join("containerd.log")).unwrap();
         let mut cmd = Command::new("containerd");
-        cmd.arg("--config")
+        cmd.current_dir(tmp.path())
+            .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -69,10 +69,13 @@ impl Podman {
         })
     }
 
-    /// `podman` with the global options and environment of this instance.
+    /// `podman` with the global options and environment of this instance,
+    /// run in the scratch directory (conmon writes an `oom` file into its
+    /// working directory when a container is OOM-killed).
     pub fn command(&self) -> Command {
         let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.tmp.join("containers.conf"))
+        c.current_dir(self.tmp.path())
+            .env("CONTAINERS_CONF", self.tmp.join("containers.conf"))
             .arg("--root")
             .arg(self.tmp.join("storage"))
             .arg("--runroot")
