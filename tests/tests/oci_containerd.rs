@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 use zctr_tests::oci::containerd::{Containerd, RUNC_ROOT};
-use zctr_tests::oci::image;
+use zctr_tests::oci::{self, image};
 use zctr_tests::{bins, describe, skip, wait_until, Rootfs};
 
 const IMAGE: &str = "zctr-test/busybox:latest";
@@ -97,6 +97,17 @@ fn a_detached_task_execs_lists_pauses_resumes_and_is_killed() {
         cgroups.lines().any(|l| l.ends_with(&want)),
         "init {init} not in {want}:\n{cgroups}"
     );
+    // runc's process model: no runtime process stays after create/start; the
+    // init's parent is the shim (the subreaper that started the runtime).
+    let parent = oci::parent_of(init).expect("the init's parent");
+    let parent_exe = oci::exe_of(parent).expect("the parent's executable");
+    assert!(
+        parent_exe.ends_with("containerd-shim-runc-v2"),
+        "parent of the init: {parent} {}",
+        parent_exe.display()
+    );
+    let stayed = oci::running(&c.runtime, &c.cg().pids());
+    assert!(stayed.is_empty(), "runtime processes stayed: {stayed:?}");
     // The init catches SIGTERM before the test sends it (pid 1 of its
     // namespace: a signal without a handler would be dropped).
     assert!(zctr_tests::procs::wait_catches(

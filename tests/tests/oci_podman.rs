@@ -6,7 +6,7 @@
 
 use std::process::Output;
 use std::time::Duration;
-use zctr_tests::oci::podman::Podman;
+use zctr_tests::oci::{self, podman::Podman};
 use zctr_tests::{describe, wait_until};
 
 fn text(b: &[u8]) -> String {
@@ -107,6 +107,13 @@ fn a_detached_container_runs_exec_logs_pause_stop_and_rm() {
         "init {pid} not in {want}:\n{cgroups}"
     );
     assert_eq!(p.inspect("c1", "{{.State.Status}}"), "running");
+    // runc's process model: no runtime process stays after create/start; the
+    // init's parent is conmon (the subreaper that started the runtime).
+    let pid: i32 = pid.parse().unwrap();
+    let conmon: i32 = p.inspect("c1", "{{.State.ConmonPid}}").parse().unwrap();
+    assert_eq!(oci::parent_of(pid), Some(conmon), "parent of the init");
+    let stayed = oci::running(&p.runtime, &p.cg.pids());
+    assert!(stayed.is_empty(), "runtime processes stayed: {stayed:?}");
 
     let out = p.run(&[
         "exec",
