@@ -42,7 +42,7 @@ fn id(name: &str) -> String {
 
 /// Whether the container's cgroup still exists in any hierarchy.
 fn cgroup_exists(c: &Containerd, id: &str) -> bool {
-    c.cg().dirs().iter().any(|d| d.path.join(id).exists())
+    c.cgroup_dirs(id).iter().any(|d| d.exists())
 }
 
 /// Whether the runtime's state of the container is still there (the shim
@@ -106,7 +106,7 @@ fn a_detached_task_execs_lists_pauses_resumes_and_is_killed() {
         "parent of the init: {parent} {}",
         parent_exe.display()
     );
-    let stayed = oci::running(&c.runtime, &c.cg().pids());
+    let stayed = oci::running(&c.runtime, &c.pids());
     assert!(stayed.is_empty(), "runtime processes stayed: {stayed:?}");
     // The init catches SIGTERM before the test sends it (pid 1 of its
     // namespace: a signal without a handler would be dropped).
@@ -131,9 +131,12 @@ fn a_detached_task_execs_lists_pauses_resumes_and_is_killed() {
 
     ok("ctr task pause", &c.ctr(&["task", "pause", &id]));
     assert_eq!(c.task_status(&id).as_deref(), Some("PAUSED"));
-    if let Some(freezer) = c.cg().v1_dir("freezer") {
+    if let Some(freezer) = c.containers_cg().v1_dir("freezer") {
         let state = std::fs::read_to_string(freezer.join(&id).join("freezer.state")).unwrap();
         assert_eq!(state.trim(), "FROZEN");
+    } else if let Some(v2) = c.containers_cg().v2_dir() {
+        let frozen = std::fs::read_to_string(v2.join(&id).join("cgroup.freeze")).unwrap();
+        assert_eq!(frozen.trim(), "1");
     }
     ok("ctr task resume", &c.ctr(&["task", "resume", &id]));
     assert_eq!(c.task_status(&id).as_deref(), Some("RUNNING"));

@@ -1,11 +1,14 @@
 //! A private containerd (own config, root, state and socket; no CRI plugin)
 //! started by the test inside a [`TestCgroup`], and its `ctr` client in a
 //! namespace of its own. Its shims (containerd-shim-runc-v2) are born in the
-//! same cgroup and run the OCI runtime given by `ctr run --runc-binary`.
+//! same cgroup and run the OCI runtime given by `ctr run --runc-binary`. The
+//! containers' cgroups go below a second, sibling [`TestCgroup`] that holds
+//! no process itself (on cgroup v2 only such a cgroup can hand controllers to
+//! its children).
 //!
 //! On drop: every task is killed and deleted and every container deleted
-//! through ctr, containerd is stopped (SIGTERM, then SIGKILL), the cgroup
-//! kills what is left (shims, containers) and is removed, the runtime's state
+//! through ctr, containerd is stopped (SIGTERM, then SIGKILL), the cgroups
+//! kill what is left (shims, containers) and is removed, the runtime's state
 //! of the namespace is removed, and the scratch directory is unmounted and
 //! removed.
 
@@ -61,6 +64,8 @@ pub struct Containerd {
     pub snapshotter: &'static str,
     /// `None` only while dropping (removed before the host leftovers).
     cg: Option<TestCgroup>,
+    /// The parent of the containers' cgroups; `None` only while dropping.
+    containers_cg: Option<TestCgroup>,
     pub tmp: TempDir,
 }
 
@@ -79,6 +84,7 @@ impl Containerd {
         let config = tmp.join("config.toml");
         std::fs::write(&config, config_toml(tmp.path())).unwrap();
         let cg = TestCgroup::new().unwrap();
+        let containers_cg = TestCgroup::new().unwrap();
         let log = std::fs::File::create(tmp.join("containerd.log")).unwrap();
         let mut cmd = Command::new("containerd");
         cmd.current_dir(tmp.path())
@@ -100,6 +106,7 @@ impl Containerd {
             ),
             snapshotter: "native",
             cg: Some(cg),
+            containers_cg: Some(containers_cg),
             tmp,
         };
         let up = wait_until(DAEMON_WAIT, || {
@@ -138,14 +145,37 @@ impl Containerd {
     }
 
     /// The test cgroup containerd and its shims run in.
-    pub fn cg(&self) -> &TestCgroup {
+    pub fn daemon_cg(&self) -> &TestCgroup {
         self.cg.as_ref().expect("cgroup present until drop")
     }
 
+    /// The test cgroup the containers' cgroups are made below.
+    pub fn containers_cg(&self) -> &TestCgroup {
+        self.containers_cg
+            .as_ref()
+            .expect("cgroup present until drop")
+    }
+
+    /// Every process in either test cgroup (containerd, shims, containers).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut all = self.daemon_cg().pids();
+        all.extend(self.containers_cg().pids());
+        all
+    }
+
     /// The cgroup path (relative to the hierarchies' roots) for container
-    /// `id`: below the test's cgroup.
+    /// `id`: below [`Containerd::containers_cg`].
     pub fn cgroup_of(&self, id: &str) -> String {
-        format!("{}/{id}", self.cg().relative_path())
+        format!("{}/{id}", self.containers_cg().relative_path())
+    }
+
+    /// The host directories of container `id`'s cgroup, one per hierarchy.
+    pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        self.containers_cg()
+            .dirs()
+            .iter()
+            .map(|d| d.path.join(id))
+            .collect()
     }
 
     /// Where ctr makes the fifos of a task's stdio (`--fifo-dir`; ctr's
@@ -286,10 +316,15 @@ impl Drop for Containerd {
             self.remove_all();
         }
         self.stop_daemon();
-        // Shims and containers still alive die with the cgroup; then nothing
-        // holds their state any more.
-        if let Some(Err(e)) = self.cg.take().map(TestCgroup::remove) {
-            eprintln!("zctr-tests: containerd cgroup: {e}");
+        // Shims and containers still alive die with the cgroups; then
+        // nothing holds their state any more.
+        for cg in [self.cg.take(), self.containers_cg.take()]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = cg.remove() {
+                eprintln!("zctr-tests: containerd cgroup: {e}");
+            }
         }
         if let Err(e) = self.remove_host_leftovers(&sockets) {
             eprintln!("zctr-tests: containerd leftovers: {e}");
