@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(busybox-static curl file iproute2 procps util-linux)
+# OCI clients and reference runtimes: tests/tests/oci_podman.rs and
+# oci_containerd.rs drive zctr-oci through podman (with conmon) and containerd
+# (ctr, containerd-shim-runc-v2); runc and crun also serve the benchmark.
+packages+=(podman conmon containerd runc crun)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

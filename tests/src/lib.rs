@@ -7,6 +7,7 @@
 //! - [`TestCgroup`]: a cgroup below the test's own, in every hierarchy, cleaned up on drop.
 //! - [`run_cmd`] / [`wait_until`]: commands with a time limit, polling.
 //! - [`seccomp_agent`]: a seccomp agent for `SCMP_ACT_NOTIFY` tests.
+//! - [`oci`]: podman and containerd harnesses driving an OCI runtime (zctr-oci), OCI image tars.
 //! - [`skip`]: the one way a test that cannot run here says so (fails under `CI=true`).
 #![deny(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod cgroup;
 mod cmd;
 mod error;
 pub mod mountinfo;
+pub mod oci;
 pub mod procs;
 pub mod rootfs;
 #[allow(unsafe_code)]
