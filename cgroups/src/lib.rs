@@ -248,6 +248,68 @@ pub trait Cgroups: Send + Sync + fmt::Debug {
     fn exists(&self, path: &CgroupPath) -> bool;
 }
 
+/// The caller's own cgroup: the deepest path `/proc/self/cgroup` lists
+/// (on a hybrid host the v1 hierarchies may place it at different depths;
+/// the deepest is at or below the others when they form one chain).
+pub fn own_base(proc_self_cgroup: &str) -> String {
+    proc_self_cgroup
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .map(|p| p.trim_matches('/'))
+        .max_by_key(|p| {
+            if p.is_empty() {
+                0
+            } else {
+                p.split('/').count()
+            }
+        })
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The devices every runc container may use, appended after the config's
+/// own rules as runc does (containerd and podman rely on that): mknod of
+/// any node, null, zero, full, tty, random, urandom, the pty slaves, ptmx.
+pub fn default_device_rules() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    let rule = |t, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(t)
+            .access(access.to_string());
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().expect("all fields set")
+    };
+    use oci_spec::runtime::LinuxDeviceType::{B, C};
+    vec![
+        rule(C, None, None, "m"),
+        rule(B, None, None, "m"),
+        rule(C, Some(1), Some(3), "rwm"),
+        rule(C, Some(1), Some(5), "rwm"),
+        rule(C, Some(1), Some(7), "rwm"),
+        rule(C, Some(5), Some(0), "rwm"),
+        rule(C, Some(1), Some(8), "rwm"),
+        rule(C, Some(1), Some(9), "rwm"),
+        rule(C, Some(136), None, "rwm"),
+        rule(C, Some(5), Some(2), "rwm"),
+    ]
+}
+
+/// `r` with [`default_device_rules`] after its own device rules, when it
+/// has any (a config without device rules gets none added).
+pub fn with_default_devices(r: &LinuxResources) -> LinuxResources {
+    let mut r = r.clone();
+    if let Some(mut rules) = r.devices().clone().filter(|d| !d.is_empty()) {
+        rules.extend(default_device_rules());
+        r.set_devices(Some(rules));
+    }
+    r
+}
+
 /// Looks at the mounted hierarchies and picks the matching implementation.
 pub fn detect() -> Result<Box<dyn Cgroups>, CgroupError> {
     let text = fs::read_to_string("/proc/self/mountinfo")

@@ -4,28 +4,10 @@
 
 use crate::error::{Error, Result};
 use common::mountinfo::cgroup_mounts;
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType};
 use std::fs;
 use zctr_cgroups::{CgroupPath, Cgroups};
 
-/// The caller's own cgroup: the deepest path `/proc/self/cgroup` lists
-/// (on a hybrid host the v1 hierarchies may place it at different depths;
-/// the deepest is at or below the others when they form one chain).
-pub fn own_base(proc_self_cgroup: &str) -> String {
-    proc_self_cgroup
-        .lines()
-        .filter_map(|l| l.splitn(3, ':').nth(2))
-        .map(|p| p.trim_matches('/'))
-        .max_by_key(|p| {
-            if p.is_empty() {
-                0
-            } else {
-                p.split('/').count()
-            }
-        })
-        .unwrap_or("")
-        .to_string()
-}
+pub use zctr_cgroups::own_base;
 
 /// `linux.cgroupsPath` to a path relative to every hierarchy's root:
 /// absolute as is, relative below the caller's own cgroup, absent as
@@ -53,37 +35,7 @@ pub fn resolve(config_path: Option<&str>, id: &str, own: &str) -> Result<CgroupP
     CgroupPath::new(&path).map_err(|e| Error::at("linux.cgroupsPath", e))
 }
 
-/// The devices every runc container may use, appended after the config's
-/// own rules as runc does (containerd and podman rely on that): mknod of
-/// any node, null, zero, full, tty, random, urandom, the pty slaves, ptmx.
-pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
-    let rule = |t, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(t)
-            .access(access.to_string());
-        if let Some(m) = major {
-            b = b.major(m);
-        }
-        if let Some(m) = minor {
-            b = b.minor(m);
-        }
-        b.build().expect("all fields set")
-    };
-    use LinuxDeviceType::{B, C};
-    vec![
-        rule(C, None, None, "m"),
-        rule(B, None, None, "m"),
-        rule(C, Some(1), Some(3), "rwm"),
-        rule(C, Some(1), Some(5), "rwm"),
-        rule(C, Some(1), Some(7), "rwm"),
-        rule(C, Some(5), Some(0), "rwm"),
-        rule(C, Some(1), Some(8), "rwm"),
-        rule(C, Some(1), Some(9), "rwm"),
-        rule(C, Some(136), None, "rwm"),
-        rule(C, Some(5), Some(2), "rwm"),
-    ]
-}
+pub use zctr_cgroups::default_device_rules;
 
 /// Whether the cgroup is frozen (v1 freezer, or cgroup2's `cgroup.freeze`).
 pub fn frozen(path: &str) -> bool {

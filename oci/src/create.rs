@@ -181,14 +181,10 @@ fn create_in<'a>(
     )?;
     let mut linux = linux;
     linux.set_cgroups_path(Some(PathBuf::from(format!("/{}", path.as_str()))));
-    let mut resources = linux.resources().clone();
-    if let Some(r) = resources.as_mut() {
-        if let Some(rules) = r.devices().clone().filter(|d| !d.is_empty()) {
-            let mut rules = rules;
-            rules.extend(cgroup::default_device_rules());
-            r.set_devices(Some(rules));
-        }
-    }
+    let resources = linux
+        .resources()
+        .as_ref()
+        .map(zctr_cgroups::with_default_devices);
     spec.set_linux(Some(linux));
 
     let host = HostFacts::probe().ctx(|| "host facts".into())?;

@@ -189,6 +189,10 @@ fn prepare_and_monitor(
             format!("{}: {e}", config_path.display()),
         )
     })?;
+    let mut spec = spec;
+    if !a.cgroup_managed {
+        default_cgroups_path(&mut spec, &id);
+    }
     let host = HostFacts::probe()
         .map_err(|e| SetupError::new("host", e.raw_os_error().unwrap_or(0), e.to_string()))?;
     let mut plan =
@@ -283,6 +287,31 @@ fn prepare_and_monitor(
         handoff::MONITOR_BIN
     );
     zctr_shim_monitor::serve(prepared, signals)
+}
+
+/// Resources but no `linux.cgroupsPath` (a `runc spec` config): the
+/// container's cgroup is `zctr-shim-<id>` below the shim's own, as runc
+/// picks one of its own; the shim makes it and removes it at the end.
+fn default_cgroups_path(spec: &mut oci_spec::runtime::Spec, id: &str) {
+    let Some(mut linux) = spec.linux().clone() else {
+        return;
+    };
+    let unset = linux
+        .cgroups_path()
+        .as_ref()
+        .is_none_or(|p| p.as_os_str().is_empty());
+    if linux.resources().is_none() || !unset {
+        return;
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let base = zctr_cgroups::own_base(&own);
+    let path = if base.is_empty() {
+        format!("/zctr-shim-{id}")
+    } else {
+        format!("/{base}/zctr-shim-{id}")
+    };
+    linux.set_cgroups_path(Some(path.into()));
+    spec.set_linux(Some(linux));
 }
 
 fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), SetupError> {

@@ -109,7 +109,8 @@ pub fn recv_fd(
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = cbuf.0.len() as _; // usize on glibc, u32 on musl
+    // usize on glibc, u32 on musl.
+    msg.msg_controllen = cbuf.0.len() as _;
     // SAFETY: msg points at live buffers of the given sizes.
     let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {

@@ -23,7 +23,10 @@ pub fn apply(spec: &Spec, cgroups_path: &str) -> Result<(), SetupError> {
         ));
     }
     let path = CgroupPath::new(cgroups_path).map_err(|e| fail(&e))?;
+    // Device rules get runc's default allow list after them, as configs
+    // written for runc expect (`runc spec`'s deny-all rule included).
+    let r = zctr_cgroups::with_default_devices(r);
     zctr_cgroups::detect()
-        .and_then(|cg| cg.create(&path, Some(r)))
+        .and_then(|cg| cg.create(&path, Some(&r)))
         .map_err(|e| fail(&e))
 }
