@@ -65,6 +65,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Change a live container's limits (all or none), validated like create.
+    Update {
+        id: String,
+        /// CPU limit in CPUs (e.g. 0.5).
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Memory limit: bytes, or with a suffix k, m, g or t (512m, 1g).
+        #[arg(long, value_parser = crate::units::parse_size)]
+        memory: Option<u64>,
+        /// Limit on the number of processes.
+        #[arg(long)]
+        pids: Option<i64>,
+    },
     /// What containers use: CPU, memory, pids, network and block I/O. No ID:
     /// every running container.
     Stats {
@@ -289,6 +302,15 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
         Command::Wait { id } => {
             let v = c.call(Method::POST, &p(&id, "wait"), None).await?;
             return print_exit(&v);
+        }
+        Command::Update {
+            id,
+            cpus,
+            memory,
+            pids,
+        } => {
+            let body = json!({"cpus": cpus, "memory_bytes": memory, "pids": pids});
+            c.call(Method::POST, &p(&id, "update"), Some(body)).await?;
         }
         Command::Stats { ids, stream, json } => stats(&c, ids, stream, json).await?,
         Command::Events {

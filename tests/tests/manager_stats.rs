@@ -98,3 +98,62 @@ fn stats_show_a_known_allocation_and_the_limits() {
 fn count(hay: &[u8], needle: &str) -> usize {
     String::from_utf8_lossy(hay).matches(needle).count()
 }
+
+/// `zctr update`: new limits are live (stats and inspect show them); an
+/// invalid one changes nothing; memory below what the container uses is
+/// refused by the kernel (v1: EBUSY) or OOM-kills it (cgroup2), and the
+/// record says which; a stopped container's limits cannot change.
+#[test]
+fn update_changes_limits_live_or_nothing() {
+    let Some(env) = Env::new() else { return };
+    let rootfs = env.rootfs_arg();
+    let probe = env.rootfs.probe_in_container();
+    env.zctr(&run_args(
+        "up",
+        &rootfs,
+        &["--memory", "64m", "--pids", "20"],
+        &[probe, "alloc", "24", "--touch"],
+    ));
+    assert!(wait_until(Duration::from_secs(30), || env
+        .logs("up")
+        .contains("done 24 MiB")));
+    let stats = |env: &Env| -> Value {
+        serde_json::from_str(env.zctr(&["stats", "--json", "up"]).trim()).unwrap()
+    };
+    env.zctr(&["update", "up", "--memory", "128m", "--pids", "30"]);
+    let s = stats(&env);
+    assert_eq!(s["memory"]["limit"], 128 * MIB, "{s}");
+    assert_eq!(s["pids"]["limit"], 30, "{s}");
+    let i = env.inspect("up");
+    assert_eq!(i["config"]["limits"]["memory_bytes"], 128 * MIB, "{i}");
+    assert_eq!(i["config"]["limits"]["pids"], 30, "{i}");
+
+    // Invalid: refused, nothing changed.
+    env.zctr_fails(&["update", "up", "--memory", "1k"], "bad_request");
+    env.zctr_fails(&["update", "up"], "bad_request");
+    assert_eq!(stats(&env)["memory"]["limit"], 128 * MIB);
+
+    // Below what it uses (24 MiB touched).
+    let out = env.try_zctr(&["update", "up", "--memory", "8m"]);
+    if out.status.success() {
+        // cgroup2 takes the limit and reclaims, then OOM-kills.
+        assert!(
+            wait_until(Duration::from_secs(20), || env.status("up") == "stopped"),
+            "{}",
+            env.inspect("up")
+        );
+        assert_eq!(env.inspect("up")["exit"]["oom_killed"], true);
+    } else {
+        // v1 refuses the write (EBUSY): the update is undone.
+        assert_eq!(env.status("up"), "running");
+        assert_eq!(stats(&env)["memory"]["limit"], 128 * MIB);
+        assert_eq!(
+            env.inspect("up")["config"]["limits"]["memory_bytes"],
+            128 * MIB
+        );
+        env.zctr(&["kill", "up", "KILL"]);
+        env.try_zctr(&["wait", "up"]);
+    }
+    env.zctr_fails(&["update", "up", "--pids", "10"], "bad_request");
+    env.zctr(&["delete", "up"]);
+}

@@ -309,6 +309,14 @@ pub(super) fn resources(profile: Profile, limits: &Limits) -> Result<LinuxResour
     built("linux.resources", b.build())
 }
 
+/// The limits part of [`resources`] (cpu, memory, pids; no device rules):
+/// what a live update of `limits` writes.
+pub fn limit_resources(profile: Profile, limits: &Limits) -> Result<LinuxResources, SpecError> {
+    let mut r = resources(profile, limits)?;
+    r.set_devices(None);
+    Ok(r)
+}
+
 pub(super) fn masked_paths(profile: Profile) -> Option<Vec<String>> {
     match profile {
         Profile::Unprivileged => Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()),

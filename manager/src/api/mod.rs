@@ -236,6 +236,13 @@ async fn route(
                 &reg.inspect(c.id.as_str()).await?,
             ))
         }
+        (Method::POST, ["v1", "containers", id, "update"]) => {
+            let body = read_body(req, body_timeout).await?;
+            let update: crate::registry::LimitsUpdate = serde_json::from_slice(&body)
+                .map_err(|e| Error::BadRequest(format!("update: {e}")))?;
+            reg.update(id, update).await?;
+            Ok(json(StatusCode::OK, &reg.inspect(id).await?))
+        }
         (Method::GET, ["v1", "containers", id, "stats"]) => {
             let first = reg.stats(id).await?;
             if !flag(&q, "stream") {

@@ -7,6 +7,7 @@
 //! - `ops`: the lifecycle operations (start, run, pause, resume, kill, delete).
 //! - `exchange`: one request/reply helper for every exchange with a shim.
 //! - `recover`: rebuild the table from the state root.
+//! - `update`: live changes of a container's limits.
 //! - `restart`: restart policies (back-off, restarts after a daemon restart).
 //!
 //! Shims are reached through [`Shims`] and cgroups through [`Cgroups`].
@@ -17,6 +18,9 @@ mod ops;
 mod recover;
 mod restart;
 mod table;
+mod update;
+
+pub use update::LimitsUpdate;
 #[cfg(test)]
 mod tests;
 
