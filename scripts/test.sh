@@ -14,6 +14,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Licenses, duplicate versions (warnings), sources (deny.toml). Advisories are
 # not checked here: the RustSec database is on GitHub, out of this machine's
 # reach (docs/architecture.md, "Dependencies").
+# cargo-deny reads every package of the lock file, other platforms' too
+# (which no build here downloads): fetch them first.
+cargo fetch --locked
 cargo deny --offline check --hide-inclusion-graph licenses bans sources
 # A test that cannot run here (not root, no static busybox, a missing tool)
 # prints one "SKIPPED: <test>: <reason>" line and passes; under CI=true it
