@@ -65,6 +65,9 @@ pub struct Event {
     pub signal: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `restarted`: how long the restart policy waited first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
 }
 
 struct Inner {
@@ -162,15 +165,17 @@ impl Events {
 
     /// The restart policy built it again (`count`: restarts so far); a
     /// `started` follows once it runs.
-    pub fn restarted(&self, id: &str, count: u32) {
-        self.emit(
-            id,
-            Kind::Restarted,
-            now_ms(),
-            None,
-            None,
-            Some(format!("restart {count}")),
-        );
+    pub fn restarted(&self, id: &str, count: u32, backoff_ms: u64) {
+        self.push(Event {
+            seq: 0,
+            at_ms: now_ms(),
+            id: id.to_string(),
+            kind: Kind::Restarted,
+            exit_code: None,
+            signal: None,
+            reason: Some(format!("restart {count}")),
+            backoff_ms: Some(backoff_ms),
+        });
     }
 
     pub fn deleted(&self, id: &str) {
@@ -186,17 +191,23 @@ impl Events {
         signal: Option<i32>,
         reason: Option<String>,
     ) {
-        let mut inner = self.lock();
-        inner.seq += 1;
-        let e = Event {
-            seq: inner.seq,
+        self.push(Event {
+            seq: 0,
             at_ms,
             id: id.to_string(),
             kind,
             exit_code,
             signal,
             reason,
-        };
+            backoff_ms: None,
+        });
+    }
+
+    /// Numbers `e` and publishes it (or holds it during the recovery).
+    fn push(&self, mut e: Event) {
+        let mut inner = self.lock();
+        inner.seq += 1;
+        e.seq = inner.seq;
         match inner.held.as_mut() {
             Some(held) => held.push(e),
             None => self.publish(&mut inner, e),

@@ -149,12 +149,13 @@ fn manager_logs_keep_what_was_written_while_the_daemon_was_down() {
         "late",
         &rootfs,
         &[],
-        &[probe, "orphans", "0", "0", "--hold", "4"],
+        &[probe, "orphans", "0", "0", "--hold", "8"],
     ));
     // Prints "tick N" every 100 ms and keeps running.
     let ticker = "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done";
     // OOM-killed while the daemon is away.
-    let hog = "sleep 2.5; exec /bin/zctr-probe alloc 128 --touch";
+    // (Timed for the emulated VM too, where each `run` takes a second or two.)
+    let hog = "sleep 6; exec /bin/zctr-probe alloc 128 --touch";
     if busybox {
         env.zctr(&run_args(
             "ticker",
@@ -252,6 +253,7 @@ fn manager_logs_keep_what_was_written_while_the_daemon_was_down() {
         assert_eq!(env.status("ticker"), "running");
         env.zctr(&["delete", "--force", "ticker"]);
 
+        assert!(wait_until(Duration::from_secs(30), || env.status("hog") == "stopped"));
         let hog = env.inspect("hog");
         assert_eq!(hog["status"], "stopped", "{hog}");
         assert_eq!(hog["exit"]["signal"], 9, "{hog}");

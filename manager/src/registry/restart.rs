@@ -90,7 +90,8 @@ impl Registry {
             r.started_ms = None;
         })
         .await?;
-        self.events().restarted(c.id.as_str(), count);
+        let waited = backoff(step - 1).as_millis() as u64;
+        self.events().restarted(c.id.as_str(), count, waited);
         super::exchange::start(c, super::exchange::COMMAND_TIMEOUT).await?;
         Ok(())
     }

@@ -177,12 +177,17 @@ impl Env {
     }
 
     pub fn try_zctr(&self, args: &[&str]) -> Output {
+        self.try_zctr_within(args, T)
+    }
+
+    /// [`Env::try_zctr`] with another time limit.
+    pub fn try_zctr_within(&self, args: &[&str], limit: Duration) -> Output {
         run_cmd(
             Command::new(zctr_bin())
                 .arg("--socket")
                 .arg(&self.socket)
                 .args(args),
-            T,
+            limit,
         )
         .unwrap()
     }
