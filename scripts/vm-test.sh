@@ -9,7 +9,7 @@
 # Settings (environment):
 #   ZCTR_VM_CGROUP=v2|v1         the VM's cgroup layout: pure cgroup2 (default) or v1 only
 #   ZCTR_VM_ACCEL=auto|kvm|tcg   accelerator (auto: kvm if a probe boot works, cached)
-#   ZCTR_VM_TIMEOUT=SECS         hard limit for the VM run (default 600)
+#   ZCTR_VM_TIMEOUT=SECS         hard limit for the VM run (default 1800)
 #   ZCTR_VM_MEM=2G ZCTR_VM_SMP=2 VM size
 #   ZCTR_VM_TCG_THREAD=single|multi  TCG: one host thread for all vCPUs (default), or
 #                                one each (~30% faster, but qemu 7.2's multi-threaded TCG
@@ -32,7 +32,7 @@ TARGET=x86_64-unknown-linux-musl
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
 OUT=$TARGET_DIR/vm
-TIMEOUT=${ZCTR_VM_TIMEOUT:-600}
+TIMEOUT=${ZCTR_VM_TIMEOUT:-1800}
 MEM=${ZCTR_VM_MEM:-2G}
 SMP=${ZCTR_VM_SMP:-2}
 THREADS=${ZCTR_VM_THREADS:-$SMP}
