@@ -16,7 +16,8 @@ use support::{alive, run_args, Env, T};
 use zctr_tests::wait_until;
 
 /// How long the daemon may take to notice and clean up after a dead shim.
-const SETTLE: Duration = Duration::from_secs(30);
+// Long enough for the emulated CPUs of the cgroup v2 VM (scripts/vm-test.sh).
+const SETTLE: Duration = Duration::from_secs(120);
 
 /// Directories below the daemon's cgroup parent in every hierarchy, other
 /// than the shims' cgroup: each one is a container's cgroup left behind.
