@@ -327,7 +327,8 @@ fn logs_follow_that_falls_behind_says_so() {
     // times, so that most rotated files are gone before it looks again.
     let daemon = env.daemon_pid();
     zctr_tests::signal(daemon, libc::SIGSTOP).unwrap();
-    let finished = wait_until(Duration::from_secs(60), || !alive(shim));
+    // Minutes under the cgroup v2 VM's emulated CPUs.
+    let finished = wait_until(Duration::from_secs(600), || !alive(shim));
     zctr_tests::signal(daemon, libc::SIGCONT).unwrap();
     assert!(finished, "the container did not finish");
     let status = wait_child(&mut child, Duration::from_secs(60));
