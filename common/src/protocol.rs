@@ -92,7 +92,44 @@ pub enum ShimMsg {
     },
     /// A command from the manager could not be carried out.
     CommandFailed { errno: i32, message: String },
+    /// Answer to [`ManagerMsg::Exec`]: the new process runs as session
+    /// `session` (never 0, never reused by this monitor); `pid` is its host
+    /// pid. The connection that sent `Exec` is attached to it unless it
+    /// asked for `detach`.
+    ExecStarted { session: u32, pid: i32 },
+    /// Answer to [`ManagerMsg::Attach`]: this connection now receives the
+    /// session's [`ShimMsg::Output`]; `tty` says whether it is a terminal
+    /// (one stream, [`ManagerMsg::Resize`] applies).
+    Attached { session: u32, tty: bool },
+    /// Bytes a session wrote (at most [`MAX_CHUNK`] per frame), sent to the
+    /// connections attached to it.
+    Output {
+        session: u32,
+        stream: Stream,
+        data: Vec<u8>,
+    },
+    /// An exec'd process ended (sent to every connection, after its
+    /// output was relayed). `at_ms` is milliseconds since the Unix epoch.
+    ExecExited {
+        session: u32,
+        pid: i32,
+        status: ExitStatus,
+        at_ms: u64,
+    },
 }
+
+/// Which output of a session a chunk comes from (a terminal has one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// The largest `data` in one [`ShimMsg::Output`] or [`ManagerMsg::Input`].
+pub const MAX_CHUNK: usize = 8 * 1024;
+
+/// Session 0: the container's own process (its init's stdio or pty).
+pub const INIT_SESSION: u32 = 0;
 
 /// Messages from the manager to a shim.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -103,6 +140,32 @@ pub enum ManagerMsg {
     Kill { signal: i32 },
     /// Ask for a fresh `Hello`.
     Status,
+    /// Run a new process in the running container as a child of the
+    /// monitor (docs/protocol.md, "Sessions"). Answered by
+    /// [`ShimMsg::ExecStarted`] or [`ShimMsg::CommandFailed`] (a container
+    /// that is not running, paused, or a process that cannot start).
+    Exec {
+        /// The `zctr-shim` executable that joins the container and execs it.
+        shim: String,
+        /// A runtime-spec `process` object (JSON file), merged by the caller.
+        process: String,
+        /// A pty from the container's own devpts as its controlling terminal.
+        tty: bool,
+        /// Keep its input open for [`ManagerMsg::Input`] (else /dev/null).
+        stdin: bool,
+        /// Nobody attaches: its output goes to the container's log.
+        detach: bool,
+        /// The terminal's initial (rows, columns).
+        size: Option<(u16, u16)>,
+    },
+    /// Attach this connection to a session's output and input.
+    Attach { session: u32 },
+    /// Bytes for a session's input (at most [`MAX_CHUNK`]).
+    Input { session: u32, data: Vec<u8> },
+    /// Close a session's input (the process reads end of file).
+    CloseInput { session: u32 },
+    /// A session's terminal size changed.
+    Resize { session: u32, rows: u16, cols: u16 },
 }
 
 /// A frame that could not be encoded or decoded.
@@ -329,6 +392,60 @@ mod tests {
         roundtrip(ManagerMsg::Start);
         roundtrip(ManagerMsg::Kill { signal: 15 });
         roundtrip(ManagerMsg::Status);
+        roundtrip(ShimMsg::ExecStarted {
+            session: 3,
+            pid: 99,
+        });
+        roundtrip(ShimMsg::Attached {
+            session: 0,
+            tty: true,
+        });
+        roundtrip(ShimMsg::Output {
+            session: 1,
+            stream: Stream::Stderr,
+            data: vec![0, 1, 255],
+        });
+        roundtrip(ShimMsg::ExecExited {
+            session: 1,
+            pid: 99,
+            status: ExitStatus::Code(7),
+            at_ms: 5,
+        });
+        roundtrip(ManagerMsg::Exec {
+            shim: "/usr/bin/zctr-shim".into(),
+            process: "/run/zctr/c/exec-1.json".into(),
+            tty: true,
+            stdin: true,
+            detach: false,
+            size: Some((24, 80)),
+        });
+        roundtrip(ManagerMsg::Attach { session: 2 });
+        roundtrip(ManagerMsg::Input {
+            session: 2,
+            data: b"ls\n".to_vec(),
+        });
+        roundtrip(ManagerMsg::CloseInput { session: 2 });
+        roundtrip(ManagerMsg::Resize {
+            session: 0,
+            rows: 40,
+            cols: 120,
+        });
+    }
+
+    #[test]
+    fn a_full_output_chunk_fits_a_frame() {
+        let msg = ShimMsg::Output {
+            session: u32::MAX,
+            stream: Stream::Stdout,
+            data: vec![0xff; MAX_CHUNK],
+        };
+        let frame = encode_frame_vec(&msg).unwrap();
+        assert!(frame.len() <= MAX_FRAME);
+        let input = ManagerMsg::Input {
+            session: u32::MAX,
+            data: vec![0xff; MAX_CHUNK],
+        };
+        assert!(encode_frame_vec(&input).unwrap().len() <= MAX_FRAME);
     }
 
     #[test]

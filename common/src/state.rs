@@ -87,6 +87,24 @@ pub struct ShimStatus {
     pub created_ms: u64,
     pub started_ms: Option<u64>,
     pub exit: Option<ExitRecord>,
+    /// Processes run by `Exec` (docs/protocol.md, "Sessions"): the live
+    /// ones and the last [`MAX_EXEC_RECORDS`] that ended, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<ExecRecord>,
+}
+
+/// The most exec records `status.json` keeps (live ones are never dropped).
+pub const MAX_EXEC_RECORDS: usize = 64;
+
+/// One exec'd process, as `status.json` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRecord {
+    pub session: u32,
+    pub pid: i32,
+    pub started_ms: u64,
+    pub tty: bool,
+    /// None while it runs.
+    pub exit: Option<ExitRecord>,
 }
 
 /// [`ShimState`] as it is spelled in JSON.
@@ -161,6 +179,7 @@ mod tests {
             created_ms: 1,
             started_ms: Some(2),
             exit: Some(ExitRecord::new(ExitStatus::Code(7), false, 3)),
+            execs: Vec::new(),
         };
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(

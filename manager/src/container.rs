@@ -215,7 +215,12 @@ async fn apply(env: &Arc<Env>, c: &Arc<Container>, msg: &ShimMsg) {
             mark_stopped(env, c, Some(rec), None).await;
             Ok(())
         }
-        ShimMsg::SetupFailed { .. } | ShimMsg::CommandFailed { .. } => Ok(()),
+        ShimMsg::SetupFailed { .. }
+        | ShimMsg::CommandFailed { .. }
+        | ShimMsg::ExecStarted { .. }
+        | ShimMsg::Attached { .. }
+        | ShimMsg::Output { .. }
+        | ShimMsg::ExecExited { .. } => Ok(()),
     };
     if let Err(e) = result {
         crate::say!("zctr: {}: {e}", c.id);

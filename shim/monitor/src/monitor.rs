@@ -121,6 +121,7 @@ impl Monitor {
             created_ms: status::now_ms(),
             started_ms: None,
             exit: None,
+            execs: Vec::new(),
         };
         let state_dir = out
             .state_dir
@@ -275,6 +276,14 @@ impl Monitor {
                 self.greet(idx);
                 None
             }
+            ManagerMsg::Exec { .. }
+            | ManagerMsg::Attach { .. }
+            | ManagerMsg::Input { .. }
+            | ManagerMsg::CloseInput { .. }
+            | ManagerMsg::Resize { .. } => Some((
+                libc::ENOSYS,
+                "sessions (exec, attach) are not supported by this monitor".into(),
+            )),
         };
         if let Some((errno, message)) = reply {
             self.clients[idx].send(&ShimMsg::CommandFailed { errno, message });

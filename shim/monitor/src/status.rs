@@ -175,6 +175,7 @@ mod tests {
             created_ms: 1,
             started_ms: None,
             exit: None,
+            execs: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ fn shim_status(exit: Option<ExitRecord>) -> ShimStatus {
         created_ms: 1,
         started_ms: Some(2),
         exit,
+        execs: Vec::new(),
     }
 }
 
