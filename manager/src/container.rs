@@ -55,6 +55,10 @@ pub struct Container {
     status_tx: watch::Sender<Status>,
     link: Mutex<Option<ShimLink>>,
     generation: AtomicU64,
+    /// The hash of what `container.json` holds (`Store::save_changed`),
+    /// None when unknown or after a failed write: then the next update
+    /// writes whatever it changed.
+    saved: Mutex<Option<u64>>,
 }
 
 impl Container {
@@ -69,7 +73,18 @@ impl Container {
             status_tx,
             link: Mutex::new(None),
             generation: AtomicU64::new(0),
+            saved: Mutex::new(None),
         })
+    }
+
+    /// A container whose record was just read from `container.json`: an
+    /// update that changes nothing does not write it again (recovery
+    /// reconnects every shim, and each `Hello` is such an update).
+    pub fn recovered(record: ContainerRecord, cgroup: CgroupPath) -> Arc<Self> {
+        let hash = store::record_hash(&record);
+        let c = Self::new(record, cgroup);
+        *c.saved.lock().expect("saved lock") = hash;
+        c
     }
 
     pub fn record(&self) -> ContainerRecord {
@@ -98,7 +113,10 @@ impl Container {
             let mut r = self.record.lock().expect("record lock");
             let before = r.status;
             f(&mut r);
-            let saved = store.save(self.id.as_str(), &*r);
+            let mut last = self.saved.lock().expect("saved lock");
+            let saved = store.save_changed(self.id.as_str(), &*r, *last);
+            *last = saved.as_ref().ok().copied();
+            drop(last);
             if let Err(e) = saved {
                 // Keep serving from memory; the next change retries the write.
                 if r.status != Status::Stopped {

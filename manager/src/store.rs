@@ -136,18 +136,50 @@ impl Store {
 
     /// Writes `value` as the record of container `id`, atomically.
     pub fn save<T: Serialize>(&self, id: &str, value: &T) -> Result<(), StoreError> {
+        self.save_changed(id, value, None).map(|_| ())
+    }
+
+    /// Writes `value` as the record of container `id`, atomically, unless
+    /// its bytes hash to `last` (what the file already holds: a write that
+    /// would change nothing costs two fsyncs for no durability). Returns the
+    /// hash of what the file now holds.
+    pub fn save_changed<T: Serialize>(
+        &self,
+        id: &str,
+        value: &T,
+        last: Option<u64>,
+    ) -> Result<u64, StoreError> {
         let path = self.dir(id).join(RECORD_FILE);
         let json = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Json {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, &json)
+        let hash = content_hash(&json);
+        if last != Some(hash) {
+            write_atomic(&path, &json)?;
+        }
+        Ok(hash)
     }
 
     /// Reads the record of container `id`.
     pub fn load<T: DeserializeOwned>(&self, id: &str) -> Result<T, StoreError> {
         read_json(&self.dir(id).join(RECORD_FILE))
     }
+}
+
+/// The hash [`Store::save_changed`] compares: of the bytes a record is
+/// saved as.
+pub fn record_hash<T: Serialize>(value: &T) -> Option<u64> {
+    serde_json::to_vec_pretty(value)
+        .ok()
+        .map(|json| content_hash(&json))
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 /// Reads and parses a JSON file.
@@ -231,6 +263,30 @@ mod tests {
         assert!(s.list().unwrap().is_empty());
         let err = s.load::<serde_json::Value>("a").unwrap_err();
         assert!(matches!(err, StoreError::Io { .. }));
+    }
+
+    #[test]
+    fn an_unchanged_record_is_not_written_again() {
+        let t = TempDir::new("store-unchanged");
+        let s = Store::open(t.path()).unwrap();
+        s.create_dir("c").unwrap();
+        let v = serde_json::json!({"k": 1});
+        let h = s.save_changed("c", &v, None).unwrap();
+        assert_eq!(record_hash(&v), Some(h));
+        // Same content and the hash of the file: no write (a file changed
+        // behind the store's back stays as it is).
+        fs::write(s.dir("c").join(RECORD_FILE), b"sentinel").unwrap();
+        assert_eq!(s.save_changed("c", &v, Some(h)).unwrap(), h);
+        assert_eq!(fs::read(s.dir("c").join(RECORD_FILE)).unwrap(), b"sentinel");
+        // Unknown hash or changed content: written.
+        s.save_changed("c", &v, None).unwrap();
+        let back: serde_json::Value = s.load("c").unwrap();
+        assert_eq!(back, v);
+        let w = serde_json::json!({"k": 2});
+        let h2 = s.save_changed("c", &w, Some(h)).unwrap();
+        assert_ne!(h2, h);
+        let back: serde_json::Value = s.load("c").unwrap();
+        assert_eq!(back, w);
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Registry {
                 return self.clean_unfinished(id, cgroup).await;
             }
         };
-        let c = Container::new(record, cgroup);
+        let c = Container::recovered(record, cgroup);
         self.table.insert(c.clone());
         if c.status() == Status::Stopped {
             let (cgroups, cg) = (self.env.cgroups.clone(), c.cgroup.clone());
