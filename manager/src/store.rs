@@ -135,6 +135,7 @@ impl Store {
     }
 
     /// Writes `value` as the record of container `id`, atomically.
+    #[cfg(test)]
     pub fn save<T: Serialize>(&self, id: &str, value: &T) -> Result<(), StoreError> {
         self.save_changed(id, value, None).map(|_| ())
     }
