@@ -6,6 +6,7 @@
 
 mod attrs;
 pub mod hooks;
+mod init;
 mod paths;
 
 use crate::setup::launch::{Gate, Options};
@@ -79,6 +80,13 @@ pub fn run(ctx: &ChildCtx) -> ! {
     match setup(ctx) {
         Ok(()) => {}
         Err(f) => {
+            report(ctx, f.step, f.errno, f.detail);
+            sys::exit_now(1);
+        }
+    }
+    if ctx.opts.init {
+        // The parent stays as the container's init; the child goes on.
+        if let Err(f) = init::split(ctx) {
             report(ctx, f.step, f.errno, f.detail);
             sys::exit_now(1);
         }

@@ -1,0 +1,93 @@
+//! The wrappers the container's init (`--init`, `setup::child::init`) needs:
+//! the signal mask, waiting for a signal, process groups, the foreground
+//! process group of the terminal and the process name. None allocates.
+
+use super::check;
+use libc::{c_int, c_long, c_ulong, pid_t};
+use nix::errno::Errno;
+use std::os::fd::RawFd;
+
+use super::SysResult;
+
+/// A signal mask saved by [`block_all_signals`].
+#[derive(Clone, Copy)]
+pub struct SigMask(libc::sigset_t);
+
+fn full_set() -> libc::sigset_t {
+    // SAFETY: sigfillset initialises the zeroed set on our stack.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        set
+    }
+}
+
+/// Blocks every signal (SIGKILL and SIGSTOP excepted: the kernel never
+/// blocks them); returns the mask it replaced.
+pub fn block_all_signals() -> SysResult<SigMask> {
+    let set = full_set();
+    // SAFETY: both sets live on our stack; sigset_t is plain data.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is initialised, `old` is writable.
+    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, &mut old) } as c_long)?;
+    Ok(SigMask(old))
+}
+
+/// Puts back a mask saved by [`block_all_signals`].
+pub fn restore_signal_mask(mask: &SigMask) -> SysResult<()> {
+    // SAFETY: the set is initialised (it came from sigprocmask).
+    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut()) } as c_long)
+        .map(drop)
+}
+
+/// Waits for any pending signal (all must be blocked: see
+/// [`block_all_signals`]) and takes it: sigwaitinfo(2) on the full set.
+/// Returns the signal number.
+pub fn wait_any_signal() -> SysResult<c_int> {
+    let set = full_set();
+    // SAFETY: `set` is initialised; a null siginfo pointer is allowed.
+    let r = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+    check(r as c_long).map(|s| s as c_int)
+}
+
+/// setpgid(0, 0): this process leads a new process group of its own.
+pub fn own_process_group() -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::setpgid(0, 0) } as c_long).map(drop)
+}
+
+/// tcsetpgrp(fd, getpid()): this process's group becomes the foreground
+/// group of the terminal open as `fd` (with SIGTTOU blocked, as the caller
+/// is then in a background group).
+pub fn take_foreground(fd: RawFd) -> SysResult<()> {
+    // SAFETY: plain syscalls.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: plain syscall.
+    check(unsafe { libc::tcsetpgrp(fd, pid) } as c_long).map(drop)
+}
+
+/// PR_SET_NAME: the process's name (`/proc/PID/comm`), at most 15 bytes.
+pub fn set_name(name: &std::ffi::CStr) -> SysResult<()> {
+    // SAFETY: prctl reads a NUL-terminated string of at most 16 bytes.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_SET_NAME,
+            name.as_ptr() as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        )
+    } as c_long)
+    .map(drop)
+}
+
+/// waitpid(-1, WNOHANG) that reports "no child has ended" as `Ok(None)`.
+pub fn reap_one(flags: c_int) -> SysResult<Option<(pid_t, c_int)>> {
+    let mut status: c_int = 0;
+    // SAFETY: `status` is a valid int to write to.
+    match unsafe { libc::waitpid(-1, &mut status, flags) } {
+        0 => Ok(None),
+        r if r > 0 => Ok(Some((r, status))),
+        _ => Err(Errno::last()),
+    }
+}

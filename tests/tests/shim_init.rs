@@ -1,0 +1,111 @@
+//! `zctr-shim run --init` (docs/shim.md, "--init"): the process is set up
+//! exactly as without the init, only as PID 2 below it; the exit code goes
+//! through; refused without a new PID namespace. Run as root after
+//! `scripts/build-static.sh`.
+
+mod shim_support;
+
+use serde_json::Value;
+use shim_support::*;
+use std::process::{Command, Output};
+use zctr_tests::{run_cmd, wait_until};
+
+/// `zctr-shim run --init --bundle B` in the foreground (config written first).
+fn run_init(c: &Ctr) -> Output {
+    c.write_spec();
+    let mut cmd = Command::new(&c.shim_bin);
+    cmd.args(["run", "--init", "--id", &c.id]).arg("--bundle").arg(&c.bundle);
+    if let Some(dir) = &c.overlay {
+        cmd.arg("--rootfs-overlay").arg(dir);
+    }
+    run_cmd(&mut cmd, T).unwrap()
+}
+
+fn report_of(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", zctr_tests::describe(out));
+    parse_report(&out.stdout)
+        .unwrap_or_else(|| panic!("no JSON report\n{}", zctr_tests::describe(out)))
+}
+
+/// The probe's report with and without --init: the same ids, groups,
+/// capabilities, no_new_privs, seccomp mode, cwd, args, env, fds and
+/// limits; only its pid (2, child of the init, PID 1) differs.
+#[test]
+fn the_process_is_set_up_as_without_init() {
+    if !root_or_skip("the_process_is_set_up_as_without_init") {
+        return;
+    }
+    let c = Ctr::unprivileged(&[]);
+    let plain = c.report();
+    assert!(wait_until(T, || c.no_processes()));
+    let with_init = report_of(&run_init(&c));
+    assert!(wait_until(T, || c.no_processes()));
+    assert_eq!((&plain["pid"], &plain["ppid"]), (&1.into(), &0.into()));
+    assert_eq!(
+        (&with_init["pid"], &with_init["ppid"]),
+        (&2.into(), &1.into())
+    );
+    for field in [
+        "uid",
+        "gid",
+        "groups",
+        "uid_map",
+        "gid_map",
+        "caps",
+        "no_new_privs",
+        "seccomp",
+        "hostname",
+        "cwd",
+        "args",
+        "env",
+        "fds",
+        "rlimit_nofile",
+        "oom_score_adj",
+        "errors",
+    ] {
+        assert_eq!(plain[field], with_init[field], "{field}");
+    }
+    assert_eq!(plain["seccomp"], 2, "the profile has a filter");
+}
+
+#[test]
+fn the_exit_code_goes_through_the_init() {
+    if !root_or_skip("the_exit_code_goes_through_the_init") {
+        return;
+    }
+    let c = Ctr::unprivileged(&[PROBE, "exit", "3"]);
+    let out = run_init(&c);
+    assert_eq!(out.status.code(), Some(3), "{}", zctr_tests::describe(&out));
+    assert!(wait_until(T, || c.no_processes()));
+}
+
+/// Without a PID namespace of its own the init would not be PID 1: refused
+/// before anything is made. The same config runs without --init.
+#[test]
+fn init_is_refused_without_a_new_pid_namespace() {
+    if !root_or_skip("init_is_refused_without_a_new_pid_namespace") {
+        return;
+    }
+    // Privileged: without a PID namespace of its own, a user namespace
+    // could not mount /proc.
+    let mut c = Ctr::new(
+        common::config::Profile::Privileged,
+        common::config::NetworkMode::Private,
+        &[PROBE, "exit", "0"],
+    );
+    c.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|ns| ns["type"] != "pid");
+    let out = run_init(&c);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", zctr_tests::describe(&out));
+    assert!(
+        err.contains("--init needs a new PID namespace"),
+        "{}",
+        zctr_tests::describe(&out)
+    );
+    assert!(c.no_processes());
+    let out = c.run();
+    assert!(out.status.success(), "{}", zctr_tests::describe(&out));
+}
