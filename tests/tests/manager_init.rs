@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use support::{run_args, Env, T};
 use zctr_tests::wait_until;
 
+/// linux/capability.h.
+const CAP_KILL: u32 = 5;
+
 /// The host pids of the processes whose parent is `ppid`, with their state.
 fn children_of(ppid: i64) -> Vec<(i64, char)> {
     let mut out = Vec::new();
@@ -100,7 +103,7 @@ fn the_init_is_pid_1_and_out_of_reach() {
     assert!(fds.is_empty(), "the init holds fds {fds:?}");
     for key in ["CapEff", "CapPrm"] {
         let caps = u64::from_str_radix(&status_field(init, key), 16).unwrap();
-        assert_eq!(caps & !(1 << libc::CAP_KILL), 0, "{key} {caps:#x}");
+        assert_eq!(caps & !(1 << CAP_KILL), 0, "{key} {caps:#x}");
     }
     let children = children_of(init);
     assert_eq!(children.len(), 1, "{children:?}");
@@ -134,7 +137,12 @@ fn exit_codes_and_signals_go_through_the_init() {
     let rootfs = env.rootfs_arg();
     let probe = env.rootfs.probe_in_container();
 
-    env.zctr(&run_args("code", &rootfs, &["--init"], &[probe, "exit", "3"]));
+    env.zctr(&run_args(
+        "code",
+        &rootfs,
+        &["--init"],
+        &[probe, "exit", "3"],
+    ));
     let out = env.try_zctr(&["wait", "code"]);
     assert_eq!(out.status.code(), Some(3), "{}", env.logs("code"));
     assert_eq!(env.inspect("code")["exit"]["code"], 3);

@@ -14,7 +14,9 @@ use zctr_tests::{run_cmd, wait_until};
 fn run_init(c: &Ctr) -> Output {
     c.write_spec();
     let mut cmd = Command::new(&c.shim_bin);
-    cmd.args(["run", "--init", "--id", &c.id]).arg("--bundle").arg(&c.bundle);
+    cmd.args(["run", "--init", "--id", &c.id])
+        .arg("--bundle")
+        .arg(&c.bundle);
     if let Some(dir) = &c.overlay {
         cmd.arg("--rootfs-overlay").arg(dir);
     }
@@ -58,7 +60,6 @@ fn the_process_is_set_up_as_without_init() {
         "cwd",
         "args",
         "env",
-        "fds",
         "rlimit_nofile",
         "oom_score_adj",
         "errors",
@@ -66,6 +67,21 @@ fn the_process_is_set_up_as_without_init() {
         assert_eq!(plain[field], with_init[field], "{field}");
     }
     assert_eq!(plain["seccomp"], 2, "the profile has a filter");
+    // The same fds (the pipes are new ones: their inodes differ).
+    let fds = |r: &Value| -> Vec<(i64, String)> {
+        r["fds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let target = f["target"].as_str().unwrap();
+                let kind = target.split(":[").next().unwrap().to_string();
+                (f["fd"].as_i64().unwrap(), kind)
+            })
+            .collect()
+    };
+    assert_eq!(fds(&plain), fds(&with_init));
+    assert_eq!(fds(&plain).len(), 3, "{}", plain["fds"]);
 }
 
 #[test]

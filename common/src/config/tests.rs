@@ -65,7 +65,9 @@ fn init_is_off_by_default_and_left_out_of_the_json_when_off() {
     assert!(!text.contains("init"), "{text}");
     let mut c = base();
     c.init = true;
-    assert!(serde_json::to_string(&c).unwrap().contains(r#""init":true"#));
+    assert!(serde_json::to_string(&c)
+        .unwrap()
+        .contains(r#""init":true"#));
     assert!(ContainerConfig::from_json(r#"{"rootfs": "/r", "init": "yes"}"#).is_err());
 }
 
