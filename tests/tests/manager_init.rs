@@ -64,7 +64,8 @@ fn the_init_is_pid_1_and_out_of_reach() {
         return;
     }
     let rootfs = env.rootfs_arg();
-    let script = "echo comm=$(cat /proc/1/comm); echo self=$$; \
+    let script = "echo comm=$(cat /proc/1/comm); echo cmdline=$(cat /proc/1/cmdline); \
+        echo self=$$; \
         cat /proc/1/exe >/dev/null; echo exe=$?; \
         cat /proc/1/environ >/dev/null; echo environ=$?; \
         ls /proc/1/fd; echo fd=$?; \
@@ -81,7 +82,14 @@ fn the_init_is_pid_1_and_out_of_reach() {
         env.logs("pid1")
     );
     let logs = env.logs("pid1");
-    for want in ["comm=zctr-init", "self=2", "exe=1", "environ=1", "fd=1"] {
+    for want in [
+        "comm=zctr-init",
+        "cmdline=zctr-init",
+        "self=2",
+        "exe=1",
+        "environ=1",
+        "fd=1",
+    ] {
         assert!(logs.lines().any(|l| l == want), "no {want:?} in:\n{logs}");
     }
     assert!(
@@ -95,6 +103,11 @@ fn the_init_is_pid_1_and_out_of_reach() {
         std::fs::read_to_string(format!("/proc/{init}/comm")).unwrap(),
         "zctr-init\n"
     );
+    // Its command line (readable by anyone) no longer shows the shim's,
+    // with its host paths.
+    let cmdline = std::fs::read(format!("/proc/{init}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"zctr-init\0"), "{cmdline:?}");
+    assert!(cmdline[9..].iter().all(|&b| b == 0), "{cmdline:?}");
     let fds: Vec<_> = std::fs::read_dir(format!("/proc/{init}/fd"))
         .unwrap()
         .flatten()

@@ -177,6 +177,7 @@ fn spawn(
         debug,
         opts: *opts,
         started: std::cell::Cell::new(false),
+        args_area: opts.init.then(child::init::args_area).flatten(),
     };
     // SAFETY: the shim is single-threaded (it never starts a thread); the
     // child runs `child::run`, which ends in exec or `_exit` and never returns.

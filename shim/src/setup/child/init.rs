@@ -64,6 +64,12 @@ fn process_side<'a>(ctx: &ChildCtx<'a>, mask: &SigMask) -> Step<'a> {
 /// PID 1 from the fork on. Never returns: exits with the process's code.
 fn serve(ctx: &ChildCtx, child: pid_t) -> ! {
     let _ = sys::set_name(NAME);
+    if let Some((start, end)) = ctx.args_area {
+        // SAFETY: the area comes from `args_area`, read by the shim for
+        // itself before clone: the same addresses in this copy of its
+        // memory. The init never reads its arguments.
+        unsafe { sys::overwrite_args(start, end, NAME.to_bytes()) };
+    }
     close_all(ctx);
     // Only what forwarding may need, within the container's own set (a
     // process that changed its uid can still be signalled with CAP_KILL).
@@ -83,6 +89,21 @@ fn serve(ctx: &ChildCtx, child: pid_t) -> ! {
             Err(_) => reap(child, 0),
         }
     }
+}
+
+/// Where this process's arguments are (`arg_start`, `arg_end` of
+/// `/proc/self/stat`): the init overwrites them, so that `/proc/1/cmdline`
+/// shows `zctr-init` instead of the shim's command line with its host
+/// paths. Read by the shim before clone (it allocates); `None` when
+/// unreadable (the command line then stays).
+pub fn args_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields 48 and 49; the comm (field 2) may hold spaces, so count from
+    // its closing parenthesis (field 3 is the first after it).
+    let mut rest = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
+    let start = rest.nth(45)?.parse().ok()?;
+    let end = rest.next()?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
 }
 
 /// Reaps every ended child; exits at the process's end.
@@ -138,6 +159,18 @@ fn close_all(ctx: &ChildCtx) {
 #[cfg(test)]
 mod tests {
     use super::exit_code;
+
+    #[test]
+    fn the_args_area_is_where_the_arguments_are() {
+        let (start, end) = super::args_area().unwrap();
+        let first = std::env::args_os().next().unwrap();
+        let first = std::os::unix::ffi::OsStrExt::as_bytes(first.as_os_str()).to_vec();
+        assert!(end - start > first.len());
+        // SAFETY: the kernel's argument area of this process, read only.
+        let area = unsafe { std::slice::from_raw_parts(start as *const u8, end - start) };
+        assert_eq!(&area[..first.len()], &first[..]);
+        assert_eq!(area[first.len()], 0);
+    }
 
     #[test]
     fn exit_codes_follow_the_shell_convention() {

@@ -6,7 +6,7 @@
 
 mod attrs;
 pub mod hooks;
-mod init;
+pub mod init;
 mod paths;
 
 use crate::setup::launch::{Gate, Options};
@@ -65,6 +65,9 @@ pub struct ChildCtx<'a> {
     /// Set once past the start gate (with a FIFO gate, failures then go to
     /// stderr: the creating process is gone).
     pub started: std::cell::Cell<bool>,
+    /// With `opts.init`: the shim's argument area, which the init
+    /// overwrites (`init::args_area`).
+    pub args_area: Option<(usize, usize)>,
 }
 
 fn debug(ctx: &ChildCtx, step: &str) {

@@ -91,3 +91,26 @@ pub fn reap_one(flags: c_int) -> SysResult<Option<(pid_t, c_int)>> {
         _ => Err(Errno::last()),
     }
 }
+
+/// Overwrites this process's argument area `[start, end)` (what
+/// `/proc/PID/cmdline` shows) with `name`, NUL bytes after it.
+///
+/// # Safety
+///
+/// `[start, end)` must be the argument area the kernel reports for this
+/// process (`/proc/self/stat`, fields `arg_start` and `arg_end`): mapped and
+/// writable (the top of the initial stack). No reference may point into it:
+/// the caller must not read the process's arguments afterwards (std keeps
+/// only raw pointers to them, read when `std::env::args` is called).
+pub unsafe fn overwrite_args(start: usize, end: usize, name: &[u8]) {
+    if end <= start {
+        return;
+    }
+    let len = end - start;
+    // SAFETY: per the contract, `len` bytes from `start` are this process's
+    // own writable memory that nothing else refers to.
+    let area = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, len) };
+    area.fill(0);
+    let n = name.len().min(len.saturating_sub(1));
+    area[..n].copy_from_slice(&name[..n]);
+}
