@@ -125,3 +125,76 @@ fn init_is_refused_without_a_new_pid_namespace() {
     let out = c.run();
     assert!(out.status.success(), "{}", zctr_tests::describe(&out));
 }
+
+/// `zctr-shim exec` into a container whose PID 1 is the init: the new
+/// process joins the init's namespaces (PID namespace included) and its
+/// exit code comes back; the container's process goes on.
+#[test]
+fn exec_reaches_a_container_with_an_init() {
+    if !root_or_skip("exec_reaches_a_container_with_an_init") {
+        return;
+    }
+    let mut c = Ctr::unprivileged(&[PROBE, "sleep", "inf"]);
+    // `create` through a wrapper that adds --init (Ctr starts `create`
+    // itself); every other command goes through unchanged.
+    let wrapper = c.tmp.join("shim-with-init");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in create) shift; exec {} create --init \"$@\";; esac\nexec {} \"$@\"\n",
+            c.shim_bin.display(),
+            c.shim_bin.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    c.shim_bin = wrapper;
+    c.create_ok();
+    c.ctl_ok("start", &[]);
+    c.wait_status("running", |s| s["state"] == "running");
+    let init = c.init_pid();
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{init}/comm")).unwrap(),
+        "zctr-init\n"
+    );
+    let out = run_cmd(
+        Command::new(&c.shim_bin)
+            .args(["exec", "--state-dir"])
+            .arg(&c.state)
+            .arg("--bundle")
+            .arg(&c.bundle)
+            .args(["--", PROBE, "report"]),
+        T,
+    )
+    .unwrap();
+    let r = report_of(&out);
+    let ns = |n: &str| {
+        std::fs::read_link(format!("/proc/{init}/ns/{n}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    for n in ["pid", "mnt", "user", "uts", "ipc", "net"] {
+        assert_eq!(r["namespaces"][n].as_str().unwrap(), ns(n), "{n}");
+    }
+    assert!(r["pid"].as_i64().unwrap() > 2, "{}", r["pid"]);
+    let out = run_cmd(
+        Command::new(&c.shim_bin)
+            .args(["exec", "--state-dir"])
+            .arg(&c.state)
+            .arg("--bundle")
+            .arg(&c.bundle)
+            .args(["--", PROBE, "exit", "5"]),
+        T,
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", zctr_tests::describe(&out));
+    assert_eq!(c.status().unwrap()["state"], "running");
+    c.ctl_ok("kill", &["TERM"]);
+    let st = c.wait_status("stopped", |s| s["state"] == "stopped");
+    assert_eq!(st["exit"]["code"], 143, "{st}");
+}
