@@ -7,7 +7,7 @@
 //! foreground group when there is one) with its signal mask back as it was.
 //! The parent, PID 1 of the container's PID namespace, never execs: it
 //! drops every fd and every capability but CAP_KILL, is not dumpable, and
-//! loops on `sigwaitinfo` with every signal blocked:
+//! loops on `rt_sigtimedwait` with every signal blocked:
 //!
 //! - SIGCHLD: reaps every child that has ended (orphans of the container
 //!   are reparented to it); when the process itself has ended, exits with
@@ -84,7 +84,7 @@ fn serve(ctx: &ChildCtx, child: pid_t) -> ! {
                 let _ = sys::kill(child, sig);
             }
             Err(Errno::EINTR) => {}
-            // No sigwaitinfo (a seccomp profile that refuses it): still
+            // No rt_sigtimedwait (a seccomp profile that refuses it): still
             // reap, blocking, and end with the process; nothing forwarded.
             Err(_) => reap(child, 0),
         }

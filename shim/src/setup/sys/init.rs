@@ -9,45 +9,65 @@ use std::os::fd::RawFd;
 
 use super::SysResult;
 
-/// A signal mask saved by [`block_all_signals`].
+/// A signal mask saved by [`block_all_signals`] (the kernel's: one bit per
+/// signal 1..=64).
 #[derive(Clone, Copy)]
-pub struct SigMask(libc::sigset_t);
+pub struct SigMask(u64);
 
-fn full_set() -> libc::sigset_t {
-    // SAFETY: sigfillset initialises the zeroed set on our stack.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        set
-    }
-}
+/// Every signal. Raw syscalls on the kernel's 8-byte set, not libc's
+/// sigfillset: musl leaves out 32..=34 (reserved for its threads), which
+/// the init must block and forward like any other. The kernel ignores
+/// SIGKILL and SIGSTOP in it.
+const ALL: u64 = u64::MAX;
 
 /// Blocks every signal (SIGKILL and SIGSTOP excepted: the kernel never
 /// blocks them); returns the mask it replaced.
 pub fn block_all_signals() -> SysResult<SigMask> {
-    let set = full_set();
-    // SAFETY: both sets live on our stack; sigset_t is plain data.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is initialised, `old` is writable.
-    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, &mut old) } as c_long)?;
+    let mut old: u64 = 0;
+    // SAFETY: both sets are 8-byte integers on our stack, the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &ALL as *const u64,
+            &mut old as *mut u64,
+            8usize,
+        )
+    })?;
     Ok(SigMask(old))
 }
 
 /// Puts back a mask saved by [`block_all_signals`].
 pub fn restore_signal_mask(mask: &SigMask) -> SysResult<()> {
-    // SAFETY: the set is initialised (it came from sigprocmask).
-    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut()) } as c_long)
-        .map(drop)
+    // SAFETY: the set is an 8-byte integer on our stack, the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &mask.0 as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    })
+    .map(drop)
 }
 
 /// Waits for any pending signal (all must be blocked: see
-/// [`block_all_signals`]) and takes it: sigwaitinfo(2) on the full set.
-/// Returns the signal number.
+/// [`block_all_signals`]) and takes it: rt_sigtimedwait(2) on every signal,
+/// no timeout. Returns the signal number.
 pub fn wait_any_signal() -> SysResult<c_int> {
-    let set = full_set();
-    // SAFETY: `set` is initialised; a null siginfo pointer is allowed.
-    let r = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
-    check(r as c_long).map(|s| s as c_int)
+    // SAFETY: the set is an 8-byte integer on our stack, the size passed;
+    // null siginfo and timeout pointers are allowed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &ALL as *const u64,
+            std::ptr::null_mut::<libc::siginfo_t>(),
+            std::ptr::null::<libc::timespec>(),
+            8usize,
+        )
+    })
+    .map(|s| s as c_int)
 }
 
 /// setpgid(0, 0): this process leads a new process group of its own.
