@@ -138,6 +138,13 @@ fn the_init_is_pid_1_and_out_of_reach() {
         u64::from_str_radix(&status_field(sleep, "SigBlk"), 16).unwrap(),
         0
     );
+    // `zctr ps` shows both, the init as PID 1 with its new command line.
+    let ps: serde_json::Value = serde_json::from_str(&env.zctr(&["ps", "pid1", "--json"])).unwrap();
+    let procs = ps.as_array().unwrap();
+    assert_eq!(procs.len(), 2, "{ps}");
+    let by_ns_pid = |n: i64| procs.iter().find(|p| p["ns_pid"] == n).unwrap();
+    assert_eq!(by_ns_pid(1)["cmdline"][0], "zctr-init", "{ps}");
+    assert_eq!(by_ns_pid(2)["cmdline"][0], "sleep", "{ps}");
     env.zctr(&["delete", "--force", "pid1"]);
 }
 
