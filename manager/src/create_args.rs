@@ -54,6 +54,11 @@ pub struct CreateArgs {
     /// exponential back-off; never after `stop`, `kill` or `delete`).
     #[arg(long)]
     pub restart: Option<String>,
+    /// Run a tiny init as the container's PID 1: it forwards signals to the
+    /// process, reaps orphaned zombies and exits with the process's code
+    /// (128+N on signal N).
+    #[arg(long)]
+    pub init: bool,
     /// Print the whole container as JSON.
     #[arg(long)]
     pub json: bool,
@@ -119,6 +124,9 @@ pub fn config_from(a: &CreateArgs) -> Result<ContainerConfig> {
     }
     if let Some(p) = a.pids {
         cfg.limits.pids = Some(p);
+    }
+    if a.init {
+        cfg.init = true;
     }
     if !a.args.is_empty() {
         cfg.args = Some(a.args.clone());
@@ -231,6 +239,7 @@ mod tests {
             memory: None,
             restart: None,
             pids: None,
+            init: false,
             security_opt: vec![],
             json: false,
             args: vec![],
@@ -259,7 +268,9 @@ mod tests {
         a.pids = Some(10);
         a.args = vec!["/bin/sh".into(), "-c".into(), "true".into()];
         a.security_opt = vec!["seccomp=unconfined".into()];
+        a.init = true;
         let cfg = config_from(&a).unwrap();
+        assert!(cfg.init);
         assert_eq!(cfg.rootfs, Path::new("/r"));
         assert_eq!(cfg.meta.as_deref(), Some(Path::new("/m.json")));
         assert_eq!(
@@ -305,6 +316,7 @@ mod tests {
         assert_eq!(cfg.rootfs, std::env::current_dir().unwrap().join("rel"));
         assert_eq!(cfg.network, NetworkMode::Host);
         assert_eq!(cfg.profile, Profile::Unprivileged);
+        assert!(!cfg.init);
         assert_eq!(sent(&cfg), cfg);
     }
 

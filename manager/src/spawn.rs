@@ -155,6 +155,10 @@ pub fn shim_command(
     argv
 }
 
+/// The flag of `zctr-shim create` for `ContainerConfig::init` (a tiny init
+/// as the container's PID 1), appended to [`shim_command`]'s argv.
+pub const INIT_FLAG: &str = "--init";
+
 /// Starts the shim with `argv`, its stdout/stderr appended to `log`, placed into
 /// the cgroups whose `cgroup.procs` files are given, and waits for `Created`.
 ///

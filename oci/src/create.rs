@@ -208,6 +208,7 @@ fn create_in<'a>(
         gate: Gate::Fifo(fifo.as_raw_fd()),
         preserve_fds: a.preserve_fds,
         tty,
+        init: false,
     };
     crate::log::debug(&format!("creating container {}", a.id));
     let (created, master) = launch::create_with(&plan, &host.hierarchies, &stdio, g.debug, &opts)?;

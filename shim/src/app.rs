@@ -235,7 +235,11 @@ fn prepare_and_monitor(
     // steps and the monitor's debug lines too.
     let debug = a.debug || tracing::enabled!(tracing::Level::DEBUG);
     tracing::debug!(id = %id, step = "create", "creating the container");
-    let mut created = launch::create(&plan, &host.hierarchies, &stdio, debug)?;
+    let opts = launch::Options {
+        init: a.init,
+        ..Default::default()
+    };
+    let (mut created, _) = launch::create_with(&plan, &host.hierarchies, &stdio, debug, &opts)?;
     tracing::debug!(id = %id, pid = created.pid, "container process created");
     if !a.cgroup_managed {
         if let Err(e) = crate::setup::limits::apply(&spec, &plan.cgroups_path) {

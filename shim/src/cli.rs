@@ -9,7 +9,7 @@ zctr-shim: the per-container shim of zctr.
 USAGE:
   zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES]
                    [--rootfs-overlay DIR [--rootfs-overlay-size BYTES]]
-                   [--cgroup-managed] [--debug]
+                   [--cgroup-managed] [--init] [--debug]
       Create the container described by DIR/config.json up to just before exec,
       then stay as its subreaper in the background. Status frames go to the
       control fd (a stream socket) and to STATE-DIR/shim.sock; the container's
@@ -26,7 +26,12 @@ USAGE:
       --rootfs-overlay-size BYTES: the size of that tmpfs (at least 1 MiB;
       default: the kernel's, half the RAM). Its pages count against the
       container's memory limit.
-  zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--rootfs-overlay DIR] [--debug]
+      --init: the container's PID 1 is a tiny init (the shim's own setup
+      process, no binary in the container) that forwards every signal it
+      gets to the process, reaps orphaned zombies and exits with the
+      process's code (128+N on signal N). Needs a new PID namespace.
+  zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--rootfs-overlay DIR]
+                [--init] [--debug]
       Debug one container by hand: create and start it in the foreground with
       stdio attached, print every setup step with --debug, and exit with the
       container's exit code (128+N when killed by signal N).
@@ -86,6 +91,8 @@ pub struct CreateArgs {
     /// The caller (the manager) made the cgroup and applied
     /// `linux.resources`; the shim only joins it.
     pub cgroup_managed: bool,
+    /// A tiny init as the container's PID 1 (`setup::child::init`).
+    pub init: bool,
     pub debug: bool,
 }
 
@@ -173,6 +180,7 @@ fn parse_inner<I: IntoIterator<Item = String>>(
                     })?);
             }
             "--cgroup-managed" => c.cgroup_managed = true,
+            "--init" => c.init = true,
             "--debug" => {
                 c.debug = true;
                 log.debug = true;
@@ -266,6 +274,11 @@ mod tests {
         assert_eq!(r.rootfs_overlay_size, Some(1 << 20));
         assert_eq!(c.control_fd, Some(3));
         assert!(c.debug);
+        assert!(!c.init);
+        let Command::Run(r) = p("run --bundle /b --init").unwrap() else {
+            panic!()
+        };
+        assert!(r.init);
         assert!(matches!(p("run --bundle /b").unwrap(), Command::Run(_)));
         assert_eq!(
             p("kill --state-dir /s KILL").unwrap(),

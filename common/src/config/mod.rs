@@ -19,7 +19,8 @@
 //!   "id_map": {"host_uid": 200000, "host_gid": 200000, "size": 65536},
 //!   "cwd": "/srv",
 //!   "user": "1000:1000",
-//!   "seccomp": "unconfined"
+//!   "seccomp": "unconfined",
+//!   "init": true
 //! }
 //! ```
 //!
@@ -136,6 +137,15 @@ pub struct ContainerConfig {
     /// Whether the manager starts it again after it stopped (`restart.rs`).
     #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
     pub restart: RestartPolicy,
+    /// A tiny init as the container's PID 1 (`zctr-shim create --init`):
+    /// it forwards signals to the process, reaps orphaned zombies and exits
+    /// with the process's code (docs/shim.md, "--init").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub init: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// A host directory bind-mounted into the container (the seed's `Volume` map
@@ -367,6 +377,7 @@ impl ContainerConfig {
             user: None,
             seccomp: SeccompOption::Default,
             restart: RestartPolicy::No,
+            init: false,
         }
     }
 

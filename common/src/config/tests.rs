@@ -40,9 +40,11 @@ fn full_config_parses_and_is_valid() {
         "capabilities": {"add": ["NET_ADMIN"], "drop": ["CAP_MKNOD"]},
         "id_map": {"host_uid": 200000, "host_gid": 300000, "size": 1000},
         "cwd": "/srv",
-        "user": "1000:1000"
+        "user": "1000:1000",
+        "init": true
     });
     let c = ContainerConfig::from_json(&v.to_string()).unwrap();
+    assert!(c.init);
     assert_eq!(
         c.network,
         NetworkMode::Join {
@@ -54,6 +56,19 @@ fn full_config_parses_and_is_valid() {
     // Round trip.
     let again: ContainerConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
     assert_eq!(again, c);
+}
+
+#[test]
+fn init_is_off_by_default_and_left_out_of_the_json_when_off() {
+    assert!(!base().init);
+    let text = serde_json::to_string(&base()).unwrap();
+    assert!(!text.contains("init"), "{text}");
+    let mut c = base();
+    c.init = true;
+    assert!(serde_json::to_string(&c)
+        .unwrap()
+        .contains(r#""init":true"#));
+    assert!(ContainerConfig::from_json(r#"{"rootfs": "/r", "init": "yes"}"#).is_err());
 }
 
 #[test]

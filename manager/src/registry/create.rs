@@ -28,6 +28,16 @@ impl Registry {
         // memory limit (docs/shim.md, "Writes and the host").
         let overlay_size =
             common::spec::profile::memory_limit(req.config.profile, &req.config.limits);
+        let mut shim_command = spawn::shim_command(
+            &self.settings.shim,
+            &bundle_dir,
+            id.as_str(),
+            &dir,
+            overlay_size,
+        );
+        if req.config.init {
+            shim_command.push(spawn::INIT_FLAG.into());
+        }
         let record = ContainerRecord {
             id: id.clone(),
             config: req.config,
@@ -35,13 +45,7 @@ impl Registry {
             cgroup: cgroup.to_string(),
             state_dir: dir.clone(),
             bundle: bundle_dir.clone(),
-            shim_command: spawn::shim_command(
-                &self.settings.shim,
-                &bundle_dir,
-                id.as_str(),
-                &dir,
-                overlay_size,
-            ),
+            shim_command,
             shim: None,
             init: None,
             exposed_ports: Vec::new(),

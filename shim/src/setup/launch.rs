@@ -45,6 +45,10 @@ pub struct Options {
     /// controlling terminal (sized by `process.consoleSize`, owned by the
     /// process's user) and sends the master up; [`create_with`] returns it.
     pub tty: bool,
+    /// `--init`: the container's PID 1 is a tiny init that forks the
+    /// process just before exec, forwards signals to it and reaps zombies
+    /// (`child::init`). Needs a new PID namespace.
+    pub init: bool,
 }
 
 fn open_fd(path: &std::path::Path, flags: i32) -> Result<OwnedFd, std::io::Error> {
@@ -74,6 +78,14 @@ pub fn create_with(
     debug: bool,
     opts: &Options,
 ) -> Result<(Created, Option<OwnedFd>), SetupError> {
+    if opts.init && plan.clone_flags & libc::CLONE_NEWPID as u64 == 0 {
+        return Err(SetupError::new(
+            "init",
+            libc::EINVAL,
+            "--init needs a new PID namespace (a \"pid\" entry without a path in \
+             linux.namespaces): in the host's or a joined one the init would not be PID 1",
+        ));
+    }
     let mut cgroup = if plan.cgroups_path.is_empty() {
         ContainerCgroup::default()
     } else {
@@ -165,6 +177,7 @@ fn spawn(
         debug,
         opts: *opts,
         started: std::cell::Cell::new(false),
+        args_area: opts.init.then(child::init::args_area).flatten(),
     };
     // SAFETY: the shim is single-threaded (it never starts a thread); the
     // child runs `child::run`, which ends in exec or `_exit` and never returns.

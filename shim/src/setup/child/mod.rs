@@ -6,6 +6,7 @@
 
 mod attrs;
 pub mod hooks;
+pub mod init;
 mod paths;
 
 use crate::setup::launch::{Gate, Options};
@@ -64,6 +65,9 @@ pub struct ChildCtx<'a> {
     /// Set once past the start gate (with a FIFO gate, failures then go to
     /// stderr: the creating process is gone).
     pub started: std::cell::Cell<bool>,
+    /// With `opts.init`: the shim's argument area, which the init
+    /// overwrites (`init::args_area`).
+    pub args_area: Option<(usize, usize)>,
 }
 
 fn debug(ctx: &ChildCtx, step: &str) {
@@ -79,6 +83,13 @@ pub fn run(ctx: &ChildCtx) -> ! {
     match setup(ctx) {
         Ok(()) => {}
         Err(f) => {
+            report(ctx, f.step, f.errno, f.detail);
+            sys::exit_now(1);
+        }
+    }
+    if ctx.opts.init {
+        // The parent stays as the container's init; the child goes on.
+        if let Err(f) = init::split(ctx) {
             report(ctx, f.step, f.errno, f.detail);
             sys::exit_now(1);
         }

@@ -14,9 +14,11 @@ use std::os::fd::{OwnedFd, RawFd};
 pub use zctr_shim_core::sys::*;
 
 mod exec;
+mod init;
 mod mount_api;
 mod proc_attrs;
 pub use exec::*;
+pub use init::*;
 pub use mount_api::*;
 pub use proc_attrs::*;
 
