@@ -500,7 +500,19 @@ mod tests {
     /// The fake shim ended by SIGKILL, and `create` is gone (reaped).
     fn both_killed(mut fake_shim: std::process::Child, pid_file: &Path) {
         use std::os::unix::process::ExitStatusExt;
-        let status = fake_shim.wait().unwrap();
+        // It is killed before spawn returns; never wait out its `sleep`.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = fake_shim.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = fake_shim.kill();
+                let _ = fake_shim.wait();
+                panic!("the fake shim was not killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
         let pid: i32 = std::fs::read_to_string(pid_file)
             .unwrap()
@@ -542,12 +554,14 @@ mod tests {
         let t = TempDir::new("spawn-hang-hello");
         let (argv, fake_shim, pid_file) = hanging_create(&t, &[]);
         let log = t.path().join("shim.log");
+        // Long enough for the fake to send `Hello` on a loaded machine (the
+        // pid to kill comes in it), short for a test.
         let timeouts = Timeouts {
-            create: Duration::from_millis(500),
+            create: Duration::from_secs(5),
             exit: Duration::from_millis(500),
         };
         let res = tokio::time::timeout(
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             spawn_with(&argv, &log, &[], timeouts),
         )
         .await
