@@ -120,9 +120,12 @@ pub fn prepare(
         path: bundle.clone(),
         source,
     })?;
-    store::write_atomic(
+    // Not fsync'd: every launch (a restart after a host crash included)
+    // writes the bundle again from the record, which is.
+    store::write_replace(
         &layout::config_file(&bundle),
         common::spec::to_json(&spec).as_bytes(),
+        false,
     )?;
     Ok(Prepared {
         bundle,

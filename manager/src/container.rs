@@ -114,7 +114,10 @@ impl Container {
             let before = r.status;
             f(&mut r);
             let mut last = self.saved.lock().expect("saved lock");
-            let saved = store.save_changed(self.id.as_str(), &*r, *last);
+            // A `creating` record is worth nothing after a host crash:
+            // recovery removes an unfinished creation, record or not.
+            let durable = r.status != Status::Creating;
+            let saved = store.save_changed(self.id.as_str(), &*r, *last, durable);
             *last = saved.as_ref().ok().copied();
             drop(last);
             if let Err(e) = saved {

@@ -137,18 +137,19 @@ impl Store {
     /// Writes `value` as the record of container `id`, atomically.
     #[cfg(test)]
     pub fn save<T: Serialize>(&self, id: &str, value: &T) -> Result<(), StoreError> {
-        self.save_changed(id, value, None).map(|_| ())
+        self.save_changed(id, value, None, true).map(|_| ())
     }
 
     /// Writes `value` as the record of container `id`, atomically, unless
     /// its bytes hash to `last` (what the file already holds: a write that
     /// would change nothing costs two fsyncs for no durability). Returns the
-    /// hash of what the file now holds.
+    /// hash of what the file now holds. `durable`: see [`write_replace`].
     pub fn save_changed<T: Serialize>(
         &self,
         id: &str,
         value: &T,
         last: Option<u64>,
+        durable: bool,
     ) -> Result<u64, StoreError> {
         let path = self.dir(id).join(RECORD_FILE);
         let json = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Json {
@@ -157,7 +158,7 @@ impl Store {
         })?;
         let hash = content_hash(&json);
         if last != Some(hash) {
-            write_atomic(&path, &json)?;
+            write_replace(&path, &json, durable)?;
         }
         Ok(hash)
     }
@@ -193,8 +194,14 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
 }
 
 /// Replaces `path` with `bytes` so that a reader sees either the old or the new
-/// content, never a mix, even across a crash: temp file, fsync, rename, fsync dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// content, never a mix, even across a crash: temp file, fsync, rename, fsync
+/// dir. With `durable` false, without the two fsyncs: a
+/// reader still sees the old or the new content, and so does everyone after
+/// the daemon is killed (the page cache outlives it); only a host crash may
+/// lose the write. For what is worth nothing after a host crash (a bundle
+/// regenerated from the record at every launch, a `creating` record that
+/// recovery cleans up whether it is there or not).
+pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -209,9 +216,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);
@@ -228,8 +240,8 @@ mod tests {
     fn atomic_write_replaces_and_leaves_no_temp() {
         let t = TempDir::new("store-atomic");
         let p = t.path().join("x.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
+        write_replace(&p, b"one", true).unwrap();
+        write_replace(&p, b"two", false).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(t.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
@@ -272,19 +284,19 @@ mod tests {
         let s = Store::open(t.path()).unwrap();
         s.create_dir("c").unwrap();
         let v = serde_json::json!({"k": 1});
-        let h = s.save_changed("c", &v, None).unwrap();
+        let h = s.save_changed("c", &v, None, true).unwrap();
         assert_eq!(record_hash(&v), Some(h));
         // Same content and the hash of the file: no write (a file changed
         // behind the store's back stays as it is).
         fs::write(s.dir("c").join(RECORD_FILE), b"sentinel").unwrap();
-        assert_eq!(s.save_changed("c", &v, Some(h)).unwrap(), h);
+        assert_eq!(s.save_changed("c", &v, Some(h), true).unwrap(), h);
         assert_eq!(fs::read(s.dir("c").join(RECORD_FILE)).unwrap(), b"sentinel");
         // Unknown hash or changed content: written.
-        s.save_changed("c", &v, None).unwrap();
+        s.save_changed("c", &v, None, true).unwrap();
         let back: serde_json::Value = s.load("c").unwrap();
         assert_eq!(back, v);
         let w = serde_json::json!({"k": 2});
-        let h2 = s.save_changed("c", &w, Some(h)).unwrap();
+        let h2 = s.save_changed("c", &w, Some(h), true).unwrap();
         assert_ne!(h2, h);
         let back: serde_json::Value = s.load("c").unwrap();
         assert_eq!(back, w);
