@@ -19,6 +19,17 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use zctr_cgroups::{CgroupPath, Cgroups};
 
+/// Runs `f`, which may block on the disk (fsync), without stalling the
+/// other tasks of the daemon's worker thread: on the multi-threaded runtime
+/// the worker hands its tasks to another thread first.
+fn off_the_executor<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Reason recorded when a shim vanished without persisting an exit.
 pub const SHIM_DIED: &str = "shim died";
 
@@ -117,7 +128,8 @@ impl Container {
             // A `creating` record is worth nothing after a host crash:
             // recovery removes an unfinished creation, record or not.
             let durable = r.status != Status::Creating;
-            let saved = store.save_changed(self.id.as_str(), &*r, *last, durable);
+            let saved =
+                off_the_executor(|| store.save_changed(self.id.as_str(), &*r, *last, durable));
             *last = saved.as_ref().ok().copied();
             drop(last);
             if let Err(e) = saved {
