@@ -114,8 +114,12 @@ impl Conn {
     }
 
     fn text(&self, session: u32, stream: Stream) -> String {
-        String::from_utf8_lossy(self.out.get(&(session, is_err(stream))).map_or(&[][..], |v| v))
-            .into_owned()
+        String::from_utf8_lossy(
+            self.out
+                .get(&(session, is_err(stream)))
+                .map_or(&[][..], |v| v),
+        )
+        .into_owned()
     }
 
     fn summary(&self) -> Vec<String> {
@@ -174,9 +178,10 @@ impl Conn {
 
     /// `session`'s `ExecExited` (sent once); returns its status.
     fn exited(&mut self, session: u32) -> ExitStatus {
-        match self.seen_or_wait("ExecExited", |m| {
-            matches!(m, ShimMsg::ExecExited { session: s, .. } if *s == session)
-        }) {
+        match self.seen_or_wait(
+            "ExecExited",
+            |m| matches!(m, ShimMsg::ExecExited { session: s, .. } if *s == session),
+        ) {
             ShimMsg::ExecExited { status, .. } => status,
             _ => unreachable!(),
         }
@@ -211,9 +216,10 @@ fn write_process(c: &Ctr, args: &[&str], tty: bool) -> std::path::PathBuf {
     let mut p = c.spec["process"].clone();
     p["args"] = serde_json::json!(args);
     p["terminal"] = Value::Bool(tty);
-    let path = c
-        .tmp
-        .join(format!("process-{}.json", FILES.fetch_add(1, Ordering::Relaxed)));
+    let path = c.tmp.join(format!(
+        "process-{}.json",
+        FILES.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::write(&path, serde_json::to_vec(&p).unwrap()).unwrap();
     path
 }
@@ -227,7 +233,15 @@ fn fixture(args: &[&str]) -> Option<Ctr> {
 fn fixture_as(profile: Profile, args: &[&str]) -> Option<Ctr> {
     let c = Ctr::new(profile, NetworkMode::Private, args);
     match c.rootfs.with_busybox() {
-        Ok(()) => Some(c),
+        Ok(()) => {
+            // Beyond the fixture's applets: what the terminal tests run.
+            for applet in ["tty", "stty"] {
+                c.rootfs
+                    .symlink(format!("bin/{applet}"), "busybox")
+                    .unwrap();
+            }
+            Some(c)
+        }
         Err(Error::BusyboxUnavailable(why)) => {
             zctr_tests::skip::skip(why);
             None
@@ -344,7 +358,11 @@ fn exec_reports_its_exit_code_and_keeps_stdout_and_stderr_apart() {
         .unwrap_err();
     assert!(err.contains("/no/such/thing"), "{err}");
     // Nothing of them is left in the container: the init alone.
-    assert!(wait_until(T, || c.cg.pids().len() == 1), "{:?}", c.cg.pids());
+    assert!(
+        wait_until(T, || c.cg.pids().len() == 1),
+        "{:?}",
+        c.cg.pids()
+    );
     // Input to an ended session, and to a session that never was.
     conn.send(&ManagerMsg::Input {
         session: s1,
@@ -434,7 +452,10 @@ fn exec_with_a_tty_gets_a_pty_of_the_container_and_its_size() {
     });
     conn.wait_output(s, Stream::Stdout, "40 120");
     assert_eq!(conn.exited(s), ExitStatus::Code(3));
-    assert!(conn.text(s, Stream::Stderr).is_empty(), "one stream on a tty");
+    assert!(
+        conn.text(s, Stream::Stderr).is_empty(),
+        "one stream on a tty"
+    );
     assert_eq!(exec_record(&c, s, |r| !r["exit"].is_null())["tty"], true);
     // The pty is one of the container's devpts: the container sees it.
     let (s2, _) = conn.exec_ok(
@@ -454,7 +475,8 @@ fn exec_with_a_tty_gets_a_pty_of_the_container_and_its_size() {
         .unwrap_or_else(|| panic!("no tty name: {text:?}"))
         .to_string();
     assert!(
-        text.lines().any(|l| l.split_whitespace().any(|w| w == name)),
+        text.lines()
+            .any(|l| l.split_whitespace().any(|w| w == name)),
         "pts {name} not listed in the container's /dev/pts: {text:?}"
     );
     // A size without a terminal is refused, not ignored.
@@ -518,7 +540,11 @@ fn exec_is_refused_on_created_paused_and_stopped_containers() {
         std::fs::write(&file, thaw).unwrap();
         let err = r.unwrap_err();
         assert!(err.contains("the container is paused"), "{err}");
-        assert_eq!(c.cg.pids().len(), before, "nothing joined the frozen cgroup");
+        assert_eq!(
+            c.cg.pids().len(),
+            before,
+            "nothing joined the frozen cgroup"
+        );
     } else {
         zctr_tests::skip::skip("no freezer on this host");
     }
@@ -566,9 +592,10 @@ fn an_exec_outlives_its_client_and_its_end_is_kept() {
     // A later client attaching learns the end.
     let mut conn = Conn::open(&c);
     conn.send(&ManagerMsg::Attach { session: s });
-    conn.wait("Attached", |m| {
-        matches!(m, ShimMsg::Attached { session, tty: false } if *session == s)
-    });
+    conn.wait(
+        "Attached",
+        |m| matches!(m, ShimMsg::Attached { session, tty: false } if *session == s),
+    );
     assert_eq!(conn.exited(s), ExitStatus::Code(5));
     // Detached: its output goes to the log; another client may attach.
     let (d, _) = conn.exec_ok(
@@ -635,7 +662,13 @@ fn the_init_gets_a_terminal_of_its_own_with_its_size() {
     let mut conn = Conn::open(&c);
     conn.send(&ManagerMsg::Attach { session: 0 });
     conn.wait("Attached", |m| {
-        matches!(m, ShimMsg::Attached { session: 0, tty: true })
+        matches!(
+            m,
+            ShimMsg::Attached {
+                session: 0,
+                tty: true
+            }
+        )
     });
     conn.send(&ManagerMsg::Start);
     conn.wait_output(0, Stream::Stdout, "ready");
@@ -654,7 +687,13 @@ fn the_init_gets_a_terminal_of_its_own_with_its_size() {
     conn.wait_output(0, Stream::Stdout, "got-yes");
     assert!(conn.text(0, Stream::Stdout).contains("50 132"));
     conn.seen_or_wait("Exited", |m| {
-        matches!(m, ShimMsg::Exited { status: ExitStatus::Code(0), .. })
+        matches!(
+            m,
+            ShimMsg::Exited {
+                status: ExitStatus::Code(0),
+                ..
+            }
+        )
     });
     // Logged as stdout, like the init's pipe.
     assert!(
@@ -678,7 +717,13 @@ fn two_clients_see_the_init_and_its_stdin_reads_input() {
     for conn in [&mut a, &mut b] {
         conn.send(&ManagerMsg::Attach { session: 0 });
         conn.wait("Attached", |m| {
-            matches!(m, ShimMsg::Attached { session: 0, tty: false })
+            matches!(
+                m,
+                ShimMsg::Attached {
+                    session: 0,
+                    tty: false
+                }
+            )
         });
     }
     a.send(&ManagerMsg::Start);
@@ -723,4 +768,53 @@ fn without_stdin_the_init_reads_dev_null_and_input_is_refused() {
         cols: 1,
     });
     assert!(conn.command_failed().contains("has no terminal"));
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_output_back_until_it_is_dropped() {
+    if !root_or_skip("a_client_that_does_not_read") {
+        return;
+    }
+    let Some(c) = running() else { return };
+    let mut slow = Conn::open(&c);
+    let started = Instant::now();
+    let (s, _) = slow.exec_ok(
+        &c,
+        &Exec {
+            args: &[
+                "sh",
+                "-c",
+                "head -c 8000000 /dev/zero; echo end-of-flood >&2",
+            ],
+            ..Default::default()
+        },
+    );
+    // `slow` reads nothing more. The monitor still serves others at once.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut other = Conn::open(&c);
+    other.send(&ManagerMsg::Status);
+    other.wait("Hello", |m| matches!(m, ShimMsg::Hello { .. }));
+    // Backpressure: the process is held back by the full client...
+    std::thread::sleep(Duration::from_secs(1));
+    let st = c.status().unwrap();
+    let rec = st["execs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["session"] == s)
+        .unwrap()
+        .clone();
+    assert!(rec["exit"].is_null(), "not held back: {rec}");
+    // ...until the client is dropped (stalled for 5 s): the rest goes to
+    // the log and the process ends.
+    assert_eq!(other.exited(s), ExitStatus::Code(0));
+    assert!(
+        started.elapsed() >= Duration::from_millis(4500),
+        "ended after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        wait_until(T, || c.container_log().contains("end-of-flood")),
+        "the output after the drop is not in the log"
+    );
 }
