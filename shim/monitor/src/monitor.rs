@@ -590,7 +590,7 @@ impl Monitor {
             }
             busy |= self.add_sessions(&mut set);
             for (idx, h) in self.helpers.iter().enumerate() {
-                set.add(Source::Helper(idx), h.report.as_raw_fd());
+                set.add(Source::Helper(idx as u8), h.report.as_raw_fd());
                 busy = true;
             }
             for (idx, c) in self.clients.iter().enumerate() {
@@ -599,7 +599,7 @@ impl Monitor {
                 } else {
                     libc::POLLIN
                 };
-                set.add_events(Source::Client(idx), c.stream.as_raw_fd(), events);
+                set.add_events(Source::Client(idx as u8), c.stream.as_raw_fd(), events);
             }
             let draining = self.exit.is_some();
             let mut timeout_ms = if draining || busy {
@@ -650,9 +650,9 @@ impl Monitor {
                         }
                     }
                     Source::Listener => self.accept(),
-                    Source::Out(slot, which) => self.on_output(slot, which),
-                    Source::In(slot) => self.sessions[slot].flush_input(),
-                    Source::Helper(idx) => self.on_helper(idx),
+                    Source::Out(slot, which) => self.on_output(slot.into(), which.into()),
+                    Source::In(slot) => self.sessions[usize::from(slot)].flush_input(),
+                    Source::Helper(idx) => self.on_helper(idx.into()),
                     Source::Client(_) => {}
                 }
             }
@@ -661,6 +661,7 @@ impl Monitor {
             // accepting only appends.
             for &source in ready {
                 if let Source::Client(idx) = source {
+                    let idx = usize::from(idx);
                     self.clients[idx].flush();
                     if !self.clients[idx].dead && !self.on_client(idx) {
                         self.clients[idx].dead = true;
