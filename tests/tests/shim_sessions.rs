@@ -17,6 +17,7 @@ use shim_support::*;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -143,7 +144,11 @@ impl Conn {
     fn exec(&mut self, c: &Ctr, ex: &Exec) -> Result<(u32, i32), String> {
         let process = write_process(c, ex.args, ex.tty);
         self.send(&ManagerMsg::Exec {
-            shim: bins::shim().display().to_string(),
+            shim: ex
+                .shim
+                .map_or_else(bins::shim, Path::to_path_buf)
+                .display()
+                .to_string(),
             process: process.display().to_string(),
             tty: ex.tty,
             stdin: ex.stdin,
@@ -188,9 +193,14 @@ impl Conn {
     }
 
     fn command_failed(&mut self) -> String {
-        match self.wait("CommandFailed", |m| {
-            matches!(m, ShimMsg::CommandFailed { .. })
-        }) {
+        self.command_failed_within(T)
+    }
+
+    fn command_failed_within(&mut self, limit: Duration) -> String {
+        match self
+            .try_wait(limit, &|m| matches!(m, ShimMsg::CommandFailed { .. }))
+            .unwrap_or_else(|| panic!("no CommandFailed; got {:?}", self.summary()))
+        {
             ShimMsg::CommandFailed { message, .. } => message,
             _ => unreachable!(),
         }
@@ -209,6 +219,8 @@ struct Exec<'a> {
     stdin: bool,
     detach: bool,
     size: Option<(u16, u16)>,
+    /// Instead of the built `zctr-shim`.
+    shim: Option<&'a Path>,
 }
 
 /// The config's process with `args` (and `terminal`), as a file for `Exec`.
@@ -816,5 +828,66 @@ fn a_client_that_does_not_read_holds_output_back_until_it_is_dropped() {
     assert!(
         wait_until(T, || c.container_log().contains("end-of-flood")),
         "the output after the drop is not in the log"
+    );
+}
+
+#[test]
+fn a_helper_that_does_not_report_is_not_waited_for() {
+    if !root_or_skip("a_helper_that_does_not_report") {
+        return;
+    }
+    let Some(c) = running() else { return };
+    let script = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = c.tmp.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let silent = script("silent-shim", "exit 3");
+    let stuck = script("stuck-shim", "exec sleep 1000");
+    let mut conn = Conn::open(&c);
+    let err = conn
+        .exec(
+            &c,
+            &Exec {
+                args: &["true"],
+                shim: Some(&silent),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.contains("without a report"), "{err}");
+    let started = Instant::now();
+    let ask = Exec {
+        args: &["true"],
+        shim: Some(&stuck),
+        ..Default::default()
+    };
+    conn.send(&ManagerMsg::Exec {
+        shim: stuck.display().to_string(),
+        process: write_process(&c, ask.args, false).display().to_string(),
+        tty: false,
+        stdin: false,
+        detach: false,
+        size: None,
+    });
+    // The loop goes on meanwhile: another exec starts and ends.
+    let (s, _) = conn.exec_ok(
+        &c,
+        &Exec {
+            args: &["sh", "-c", "exit 4"],
+            ..Default::default()
+        },
+    );
+    assert_eq!(conn.exited(s), ExitStatus::Code(4));
+    let err = conn.command_failed_within(Duration::from_secs(90));
+    assert!(err.contains("did not report"), "{err}");
+    assert!(started.elapsed() >= Duration::from_secs(25));
+    // The stuck helper was killed: the monitor alone is left in its cgroup.
+    assert!(
+        wait_until(T, || c.shim_cg.pids().len() == 1),
+        "{:?}",
+        c.shim_cg.pids()
     );
 }

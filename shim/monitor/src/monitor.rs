@@ -434,7 +434,8 @@ impl Monitor {
             s.exit = Some(exit);
             return;
         }
-        if self.helpers.iter().any(|h| h.helper == pid) {
+        if let Some(h) = self.helpers.iter_mut().find(|h| h.helper == pid) {
+            h.reaped = true;
             return;
         }
         let now = exit.at;
@@ -454,7 +455,7 @@ impl Monitor {
                 let _ = sys::kill(s.pid, libc::SIGKILL);
             }
         }
-        for h in &self.helpers {
+        for h in self.helpers.iter().filter(|h| !h.reaped) {
             let _ = sys::kill(h.helper, libc::SIGKILL);
         }
         let oom = self.created.cgroup.oom_kills() > self.created.oom_base;
@@ -590,7 +591,9 @@ impl Monitor {
             }
             busy |= self.add_sessions(&mut set);
             for (idx, h) in self.helpers.iter().enumerate() {
-                set.add(Source::Helper(idx as u8), h.report.as_raw_fd());
+                if !h.done {
+                    set.add(Source::Helper(idx as u8), h.report.as_raw_fd());
+                }
                 busy = true;
             }
             for (idx, c) in self.clients.iter().enumerate() {
@@ -672,7 +675,7 @@ impl Monitor {
                 c.flush();
             }
             self.clients.retain(|c| !c.dead);
-            self.helpers.retain(|h| !h.done);
+            self.helpers.retain(|h| !(h.done && h.reaped));
         }
     }
 

@@ -58,8 +58,11 @@ pub(crate) struct Pending {
     pub detach: bool,
     pub tty: bool,
     pub ends: Option<Ends>,
-    /// Reported (or given up): dropped at the end of the loop pass.
+    /// Reported (or given up on): its report pipe is no longer polled.
     pub done: bool,
+    /// The monitor reaped it. Kept until then, so that its exit is not
+    /// taken for an unknown process's.
+    pub reaped: bool,
 }
 
 fn errno_of(e: &std::io::Error) -> i32 {
@@ -190,6 +193,7 @@ pub(crate) fn start(req: &Request, client: u64, detach: bool) -> Result<Pending,
         tty: req.tty,
         ends: Some(ends),
         done: false,
+        reaped: false,
     })
 }
 

@@ -88,7 +88,9 @@ impl Monitor {
         let mut late = Vec::new();
         for h in &mut self.helpers {
             if !h.done && now >= h.deadline {
-                let _ = sys::kill(h.helper, libc::SIGKILL);
+                if !h.reaped {
+                    let _ = sys::kill(h.helper, libc::SIGKILL);
+                }
                 h.done = true;
                 late.push(h.client);
             }
