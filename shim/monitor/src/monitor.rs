@@ -575,7 +575,15 @@ impl Monitor {
             self.expire_helpers(now);
             let mut busy = false;
             for c in &mut self.clients {
+                let was_dead = c.dead;
                 busy |= c.check_stall(now);
+                if c.dead && !was_dead {
+                    say!(
+                        "zctr-shim: {}: a client read nothing for {} ms with its buffer full: dropped",
+                        self.id,
+                        crate::client::STALL_MS
+                    );
+                }
             }
             // Only the fds still of interest: a closed one (the channel once the
             // container exec'd, a log pipe at EOF) would report POLLHUP forever,

@@ -151,6 +151,12 @@ pub(crate) fn start(req: &Request, client: u64, detach: bool) -> Result<Pending,
             format!("exec: shim {:?} is not an absolute path", req.shim),
         ));
     }
+    if !req.process.starts_with('/') {
+        return Err((
+            libc::EINVAL,
+            format!("exec: process {:?} is not an absolute path", req.process),
+        ));
+    }
     let (theirs, ends) = stdio(req)?;
     let (report_r, report_w) = pipe()?;
     let _ = sys::set_nonblocking(report_r.as_raw_fd());
