@@ -872,6 +872,22 @@ fn a_helper_that_does_not_report_is_not_waited_for() {
         detach: false,
         size: None,
     });
+    // The helper holds its stdio and the report pipe, nothing of the
+    // monitor's (socket, log pipes, channel).
+    let monitor = c.shim_pid() as u32;
+    let mut helper = None;
+    assert!(wait_until(T, || {
+        helper = c.shim_cg.pids().into_iter().find(|&p| p != monitor);
+        helper.is_some_and(|p| {
+            std::fs::read_link(format!("/proc/{p}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().contains("sleep") || e.ends_with("busybox"))
+        })
+    }));
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{}/fd", helper.unwrap()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(fds.len(), 4, "the helper's fds: {fds:?}");
     // The loop goes on meanwhile: another exec starts and ends.
     let (s, _) = conn.exec_ok(
         &c,
