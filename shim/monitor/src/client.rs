@@ -178,7 +178,7 @@ mod tests {
         theirs
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        while c.wants_write() || got % frame.len() != 0 {
+        while c.wants_write() || !got.is_multiple_of(frame.len()) {
             c.flush();
             match theirs.read(&mut buf) {
                 Ok(n) => {
