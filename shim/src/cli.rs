@@ -9,7 +9,7 @@ zctr-shim: the per-container shim of zctr.
 USAGE:
   zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES]
                    [--rootfs-overlay DIR [--rootfs-overlay-size BYTES]]
-                   [--cgroup-managed] [--init] [--debug]
+                   [--cgroup-managed] [--init] [--stdin] [--debug]
       Create the container described by DIR/config.json up to just before exec,
       then stay as its subreaper in the background. Status frames go to the
       control fd (a stream socket) and to STATE-DIR/shim.sock; the container's
@@ -30,6 +30,12 @@ USAGE:
       process, no binary in the container) that forwards every signal it
       gets to the process, reaps orphaned zombies and exits with the
       process's code (128+N on signal N). Needs a new PID namespace.
+      --stdin: the init's stdin is a pipe the monitor keeps open for Input and
+      CloseInput on session 0 (docs/protocol.md, Sessions); without it,
+      /dev/null. With process.terminal the init gets a pty of the container's
+      own devpts as its controlling terminal (sized by process.consoleSize),
+      relayed as session 0 and logged as stdout; --stdin then lets Input
+      reach that terminal.
   zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--rootfs-overlay DIR]
                 [--init] [--debug]
       Debug one container by hand: create and start it in the foreground with
@@ -40,14 +46,16 @@ USAGE:
                                        Send SIGNAL (name or number, default TERM) to its init.
   zctr-shim state --state-dir DIR      Print the container's status.json.
   zctr-shim exec --state-dir DIR [--bundle DIR] [--process FILE] [--cwd D]
-                 [--env K=V]... [--tty] [--preserve-fds N] [-- CMD ARG...]
+                 [--env K=V]... [--tty] [--preserve-fds N] [--report-fd N] [-- CMD ARG...]
       Run CMD in the running container (its init from STATE-DIR/status.json,
       its config from BUNDLE/config.json, default STATE-DIR/bundle): the
       config's process with CMD as args, or --process FILE (a runtime-spec
       process object); --cwd and --env on top; --tty gives it a pty as its
       controlling terminal; --preserve-fds N keeps fds 3..3+N open in it.
       Waits and exits with its code (128+N on signal N; 127/126 when CMD
-      cannot be found/executed).
+      cannot be found/executed). --report-fd N (how the monitor runs Exec):
+      no wait; `ok PID` or `err ERRNO MESSAGE` goes to fd N, and with --tty
+      fd 0 is the pty slave to make the controlling terminal.
   zctr-shim --help | --version
 
 LOGGING (every command):
@@ -93,6 +101,8 @@ pub struct CreateArgs {
     pub cgroup_managed: bool,
     /// A tiny init as the container's PID 1 (`setup::child::init`).
     pub init: bool,
+    /// The init's stdin is a pipe the monitor writes session 0's input to.
+    pub stdin: bool,
     pub debug: bool,
 }
 
@@ -181,6 +191,7 @@ fn parse_inner<I: IntoIterator<Item = String>>(
             }
             "--cgroup-managed" => c.cgroup_managed = true,
             "--init" => c.init = true,
+            "--stdin" => c.stdin = true,
             "--debug" => {
                 c.debug = true;
                 log.debug = true;
@@ -222,6 +233,10 @@ fn parse_inner<I: IntoIterator<Item = String>>(
                 }
                 need_state(&c)?;
                 Ok(Command::Create(c))
+            } else if c.stdin {
+                Err(usage(
+                    "--stdin is for create (run gives the container the caller's stdin)",
+                ))
             } else {
                 Ok(Command::Run(c))
             }
@@ -258,7 +273,7 @@ mod tests {
     #[test]
     fn parses_every_mode() {
         let Command::Create(c) = p(
-            "create --bundle /b --id x --state-dir /s --control-fd 3 --debug --rootfs-overlay /s/o",
+            "create --bundle /b --id x --state-dir /s --control-fd 3 --debug --rootfs-overlay /s/o --stdin",
         )
         .unwrap() else {
             panic!()
@@ -279,6 +294,8 @@ mod tests {
             panic!()
         };
         assert!(r.init);
+        assert!(c.stdin);
+        assert!(p("run --bundle /b --stdin").is_err());
         assert!(matches!(p("run --bundle /b").unwrap(), Command::Run(_)));
         assert_eq!(
             p("kill --state-dir /s KILL").unwrap(),

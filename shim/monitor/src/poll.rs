@@ -1,7 +1,9 @@
 //! The fds one pass of the monitor loop polls, in a fixed array: the idle
 //! loop allocates nothing (and so touches no malloc code).
 
-use crate::monitor::MAX_CLIENTS;
+use crate::client::MAX_CLIENTS;
+use crate::session::MAX_SESSIONS;
+use crate::spawn::MAX_PENDING;
 
 /// What a polled fd is.
 #[derive(Debug, Clone, Copy)]
@@ -9,8 +11,15 @@ pub(crate) enum Source {
     Signals,
     Channel,
     Listener,
-    Log(usize),
-    Client(usize),
+    /// Output `which` (stdout, stderr, terminal) of the session in this
+    /// slot. Indices are small (bounded by MAX_SESSIONS, MAX_PENDING,
+    /// MAX_CLIENTS): u8 keeps the fixed arrays small.
+    Out(u8, u8),
+    /// The input of the session in this slot can take its pending bytes.
+    In(u8),
+    /// The report pipe of a `zctr-shim exec` being started.
+    Helper(u8),
+    Client(u8),
 }
 
 /// The fds one poll waits on, and what each is.
@@ -20,8 +29,12 @@ pub(crate) struct PollSet {
     len: usize,
 }
 
-/// Signals, channel, listener, two log pipes, and the clients.
-const POLL_MAX: usize = 5 + MAX_CLIENTS;
+/// Signals, channel, listener; the init's three outputs and input; per
+/// exec session at most three fds (two pipes and an input, or a terminal
+/// and its input); the helpers; the clients.
+const POLL_MAX: usize = 3 + 4 + 3 * MAX_SESSIONS + MAX_PENDING + MAX_CLIENTS;
+
+const _: () = assert!(MAX_SESSIONS < 255 && MAX_CLIENTS < 256 && MAX_PENDING < 256);
 
 impl PollSet {
     pub(crate) fn new() -> Self {
@@ -37,10 +50,14 @@ impl PollSet {
     }
 
     pub(crate) fn add(&mut self, source: Source, fd: std::os::fd::RawFd) {
+        self.add_events(source, fd, libc::POLLIN);
+    }
+
+    pub(crate) fn add_events(&mut self, source: Source, fd: std::os::fd::RawFd, events: i16) {
         if self.len < POLL_MAX {
             self.fds[self.len] = libc::pollfd {
                 fd,
-                events: libc::POLLIN,
+                events,
                 revents: 0,
             };
             self.sources[self.len] = source;
