@@ -509,7 +509,7 @@ fn event_text(v: &Value) -> String {
         v["id"].as_str().unwrap_or("?"),
         v["kind"].as_str().unwrap_or("?")
     );
-    for k in ["exit_code", "signal", "reason"] {
+    for k in ["session", "pid", "exit_code", "signal", "reason"] {
         match &v[k] {
             Value::Null => {}
             Value::String(x) => s.push_str(&format!(" {k}={x:?}")),

@@ -20,6 +20,7 @@ mod registry;
 mod rmtree;
 mod safe_open;
 mod say;
+mod session;
 mod shim_conn;
 mod spawn;
 mod stats;

@@ -2,6 +2,8 @@
 
 use crate::bundle::BundleError;
 use crate::error::Error;
+use crate::session::process::ProcessError;
+use crate::session::SessionError;
 use crate::spawn::SpawnError;
 use crate::store::StoreError;
 use hyper::StatusCode;
@@ -39,6 +41,33 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout"),
         Error::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
         Error::RequestTimeout(_) => (S::REQUEST_TIMEOUT, "request_timeout"),
+        Error::Session { source, .. } => session(source),
+    }
+}
+
+fn session(e: &SessionError) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match e {
+        SessionError::Process(ProcessError::Invalid(_) | ProcessError::User(_)) => {
+            (S::BAD_REQUEST, "invalid_exec")
+        }
+        SessionError::Process(_) => (S::INTERNAL_SERVER_ERROR, "state_error"),
+        SessionError::Conn(_) | SessionError::Closed => {
+            (S::SERVICE_UNAVAILABLE, "shim_unavailable")
+        }
+        SessionError::Timeout(_) => (S::GATEWAY_TIMEOUT, "timeout"),
+        SessionError::Refused { errno, .. } => match *errno {
+            // The container is not running (stopped, paused, created).
+            libc::ESRCH | libc::EBUSY | libc::EAGAIN | libc::EINVAL => {
+                (S::CONFLICT, "invalid_state")
+            }
+            libc::ENOENT | libc::EACCES | libc::ENOEXEC | libc::ENOTDIR => {
+                (S::BAD_REQUEST, "exec_failed")
+            }
+            // A monitor that predates sessions.
+            libc::ENOSYS => (S::NOT_IMPLEMENTED, "not_supported"),
+            _ => (S::INTERNAL_SERVER_ERROR, "shim_refused"),
+        },
     }
 }
 

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod logs;
 pub mod logwatch;
+pub mod session;
 
 pub use conn::Limits;
 
@@ -297,6 +298,12 @@ async fn route(
         }
         (Method::POST, ["v1", "containers", id, "wait"]) => {
             Ok(json(StatusCode::OK, &wait_response(reg.wait(id).await?)))
+        }
+        (Method::POST, ["v1", "containers", id, "exec"]) => {
+            session::exec(reg.clone(), id, req, body_timeout).await
+        }
+        (Method::POST, ["v1", "containers", id, "attach"]) => {
+            session::attach(reg.clone(), id, req).await
         }
         (Method::GET, ["v1", "containers", id, "ps"]) => {
             Ok(json(StatusCode::OK, &reg.ps(id).await?))
