@@ -8,7 +8,7 @@ use crate::setup::plan::{self, HostFacts};
 use crate::setup::sys;
 use common::layout::{self, LOG_FILE, LOG_FILE_OLD, SHIM_LOG, SOCKET_FILE};
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -215,27 +215,51 @@ fn prepare_and_monitor(
         signals::signal_fd().map_err(|e| SetupError::new("signals", e as i32, e.desc()))?;
 
     let mut log = None;
+    let mut stdin_w = None;
     let stdio = if foreground {
         Stdio { fds: [0, 1, 2] }
     } else {
         let dir = a.state_dir.as_deref().expect("create has a state dir");
         let devnull =
             fs::File::open("/dev/null").map_err(|e| SetupError::new("stdio", 0, e.to_string()))?;
+        // With a terminal the init's stdio is its pty; --stdin then reaches
+        // it through the master, see below.
+        let stdin = if a.stdin && !plan.attrs.terminal {
+            let (r, w) = pipe()?;
+            stdin_w = Some(w);
+            OwnedFd::from(r)
+        } else {
+            OwnedFd::from(devnull)
+        };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let file =
             LogFile::open(dir.join(LOG_FILE), dir.join(LOG_FILE_OLD), a.log_max).map_err(|e| {
                 SetupError::new("log file", e.raw_os_error().unwrap_or(0), e.to_string())
             })?;
-        let fds = [devnull.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
-        log = Some(((out_r, err_r, file), (devnull, out_w, err_w)));
+        let fds = [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+        log = Some(((out_r, err_r, file), (stdin, out_w, err_w)));
         Stdio { fds }
     };
     // --debug, or a debug level from --log-level / ZCTR_SHIM_LOG: the child's
     // steps and the monitor's debug lines too.
     let debug = a.debug || tracing::enabled!(tracing::Level::DEBUG);
     tracing::debug!(id = %id, step = "create", "creating the container");
-    let mut created = launch::create(&plan, &host.hierarchies, &stdio, debug)?;
+    let opts = launch::Options {
+        tty: plan.attrs.terminal,
+        ..Default::default()
+    };
+    let (mut created, console) =
+        launch::create_with(&plan, &host.hierarchies, &stdio, debug, &opts)?;
+    let stdin_w = match (&console, a.stdin) {
+        (Some(master), true) => Some(master.try_clone().map_err(|e| {
+            let _ = sys::kill(created.pid, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(created.pid), None);
+            created.cgroup.cleanup();
+            SetupError::io("terminal", &e)
+        })?),
+        _ => stdin_w,
+    };
     tracing::debug!(id = %id, pid = created.pid, "container process created");
     if !a.cgroup_managed {
         if let Err(e) = crate::setup::limits::apply(&spec, &plan.cgroups_path) {
@@ -273,6 +297,9 @@ fn prepare_and_monitor(
             listener,
             control: control.take(),
             log,
+            console,
+            stdin: stdin_w,
+            bundle: Some(a.bundle.canonicalize().unwrap_or_else(|_| a.bundle.clone())),
         },
         ready: ready.take(),
         start: foreground,

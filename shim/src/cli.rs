@@ -9,7 +9,7 @@ zctr-shim: the per-container shim of zctr.
 USAGE:
   zctr-shim create --bundle DIR --id ID --state-dir DIR [--control-fd N] [--log-max BYTES]
                    [--rootfs-overlay DIR [--rootfs-overlay-size BYTES]]
-                   [--cgroup-managed] [--debug]
+                   [--cgroup-managed] [--stdin] [--debug]
       Create the container described by DIR/config.json up to just before exec,
       then stay as its subreaper in the background. Status frames go to the
       control fd (a stream socket) and to STATE-DIR/shim.sock; the container's
@@ -26,6 +26,12 @@ USAGE:
       --rootfs-overlay-size BYTES: the size of that tmpfs (at least 1 MiB;
       default: the kernel's, half the RAM). Its pages count against the
       container's memory limit.
+      --stdin: the init's stdin is a pipe the monitor keeps open for Input and
+      CloseInput on session 0 (docs/protocol.md, Sessions); without it,
+      /dev/null. With process.terminal the init gets a pty of the container's
+      own devpts as its controlling terminal (sized by process.consoleSize),
+      relayed as session 0 and logged as stdout; --stdin then lets Input
+      reach that terminal.
   zctr-shim run --bundle DIR [--id ID] [--state-dir DIR] [--rootfs-overlay DIR] [--debug]
       Debug one container by hand: create and start it in the foreground with
       stdio attached, print every setup step with --debug, and exit with the
@@ -86,6 +92,8 @@ pub struct CreateArgs {
     /// The caller (the manager) made the cgroup and applied
     /// `linux.resources`; the shim only joins it.
     pub cgroup_managed: bool,
+    /// The init's stdin is a pipe the monitor writes session 0's input to.
+    pub stdin: bool,
     pub debug: bool,
 }
 
@@ -173,6 +181,7 @@ fn parse_inner<I: IntoIterator<Item = String>>(
                     })?);
             }
             "--cgroup-managed" => c.cgroup_managed = true,
+            "--stdin" => c.stdin = true,
             "--debug" => {
                 c.debug = true;
                 log.debug = true;
@@ -214,6 +223,10 @@ fn parse_inner<I: IntoIterator<Item = String>>(
                 }
                 need_state(&c)?;
                 Ok(Command::Create(c))
+            } else if c.stdin {
+                Err(usage(
+                    "--stdin is for create (run gives the container the caller's stdin)",
+                ))
             } else {
                 Ok(Command::Run(c))
             }
@@ -250,7 +263,7 @@ mod tests {
     #[test]
     fn parses_every_mode() {
         let Command::Create(c) = p(
-            "create --bundle /b --id x --state-dir /s --control-fd 3 --debug --rootfs-overlay /s/o",
+            "create --bundle /b --id x --state-dir /s --control-fd 3 --debug --rootfs-overlay /s/o --stdin",
         )
         .unwrap() else {
             panic!()
@@ -266,6 +279,8 @@ mod tests {
         assert_eq!(r.rootfs_overlay_size, Some(1 << 20));
         assert_eq!(c.control_fd, Some(3));
         assert!(c.debug);
+        assert!(c.stdin);
+        assert!(p("run --bundle /b --stdin").is_err());
         assert!(matches!(p("run --bundle /b").unwrap(), Command::Run(_)));
         assert_eq!(
             p("kill --state-dir /s KILL").unwrap(),

@@ -65,6 +65,15 @@ pub struct Outputs {
     pub control: Option<UnixStream>,
     /// Read ends of the container's stdout and stderr pipes, with the log they feed.
     pub log: Option<(OwnedFd, OwnedFd, LogFile)>,
+    /// The master of the init's terminal (`process.terminal`), relayed as
+    /// session 0's output (logged as stdout).
+    pub console: Option<OwnedFd>,
+    /// Where session 0's input goes (`create --stdin`): the write end of the
+    /// init's stdin pipe, or the terminal's master.
+    pub stdin: Option<OwnedFd>,
+    /// The bundle the container was made from: `Exec` runs `zctr-shim exec
+    /// --bundle` with it.
+    pub bundle: Option<PathBuf>,
 }
 
 /// What precedes the record: which build wrote it, and how to give the
@@ -116,7 +125,7 @@ impl Abandon {
 
 const MAGIC: [u8; 4] = *b"ZCHO";
 /// Bumped whenever [`Record`] changes.
-const LAYOUT: u32 = 2;
+const LAYOUT: u32 = 3;
 
 impl Header {
     fn new(abandon: Abandon) -> Header {
@@ -148,6 +157,9 @@ struct Record {
     control_fd: Option<RawFd>,
     ready_fd: Option<RawFd>,
     log: Option<LogRecord>,
+    console_fd: Option<RawFd>,
+    stdin_fd: Option<RawFd>,
+    bundle: Option<Vec<u8>>,
     /// The seccomp agent's socket and the process state to send it.
     agent: Option<(Vec<u8>, Vec<u8>)>,
     start: bool,
@@ -208,6 +220,9 @@ impl Record {
                     max,
                 }
             }),
+            console_fd: p.out.console.as_ref().map(|c| c.as_raw_fd()),
+            stdin_fd: p.out.stdin.as_ref().map(|c| c.as_raw_fd()),
+            bundle: p.out.bundle.as_deref().map(bytes),
             agent: p
                 .created
                 .agent
@@ -226,6 +241,8 @@ impl Record {
         if let Some(l) = &self.log {
             v.extend([l.out_fd, l.err_fd]);
         }
+        v.extend(self.console_fd);
+        v.extend(self.stdin_fd);
         v
     }
 
@@ -341,6 +358,14 @@ impl Record {
             }
             _ => None,
         };
+        let console = match self.console_fd {
+            Some(fd) => Some(adopt(fd, "console")?),
+            None => None,
+        };
+        let stdin = match self.stdin_fd {
+            Some(fd) => Some(adopt(fd, "stdin")?),
+            None => None,
+        };
         Ok(Prepared {
             id: self.id,
             created: Created {
@@ -358,6 +383,9 @@ impl Record {
                 listener,
                 control,
                 log,
+                console,
+                stdin,
+                bundle: self.bundle.map(path),
             },
             ready,
             start: self.start,
@@ -481,6 +509,9 @@ mod tests {
                 old: b"/l.1".to_vec(),
                 max: 1 << 20,
             }),
+            console_fd: Some(10),
+            stdin_fd: Some(11),
+            bundle: Some(b"/b".to_vec()),
             agent: Some((b"/run/agent.sock".to_vec(), b"{}".to_vec())),
             start: false,
             debug: true,
@@ -502,7 +533,7 @@ mod tests {
             .contains("install both executables from one build"));
         assert_eq!(header.abandon.ready_fd, Some(7));
         assert!(Record::decode("ä0").is_err());
-        assert_eq!(rec.fds(), vec![5, 6, 7, 8, 9]);
+        assert_eq!(rec.fds(), vec![5, 6, 7, 8, 9, 10, 11]);
         assert!(Record::decode(&hex[1..]).is_err());
         assert!(Record::decode(&format!("{hex}00")).unwrap().1.is_err());
         assert!(Record::decode("zz").is_err());

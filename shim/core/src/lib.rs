@@ -16,6 +16,7 @@ pub mod cgroup;
 #[allow(unsafe_code)]
 pub mod channel;
 pub mod error;
+pub mod exec_report;
 #[allow(unsafe_code)]
 pub mod handoff;
 pub mod logfile;

@@ -222,3 +222,79 @@ pub fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> SysResult<(usize, Option<Raw
         Ok((n, fd))
     }
 }
+
+/// write(2) once, retrying on EINTR: how many bytes went (a non-blocking
+/// fd gives EAGAIN instead of waiting).
+pub fn write(fd: RawFd, buf: &[u8]) -> SysResult<usize> {
+    loop {
+        // SAFETY: pointer/length of a live slice.
+        let n = unsafe { libc::write(fd, buf.as_ptr() as *const c_void, buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = Errno::last();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Sets O_NONBLOCK on `fd` (on its open file description: shared by dups).
+pub fn set_nonblocking(fd: RawFd) -> SysResult<()> {
+    // SAFETY: plain fcntl on an fd number.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) } as c_long)? as c_int;
+    // SAFETY: plain fcntl on an fd number.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } as c_long).map(drop)
+}
+
+/// openat2(2) of `path` below `dirfd` with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS:
+/// symlinks and `..` resolve as if `dirfd` were `/`, so a path a container
+/// controls never leads out of its root. Close-on-exec.
+pub fn open_in_root(
+    dirfd: RawFd,
+    path: &std::ffi::CStr,
+    flags: c_int,
+) -> SysResult<std::os::fd::OwnedFd> {
+    // SAFETY: open_how is plain integers; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: path is NUL-terminated, how is a valid open_how on our stack.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &mut how as *mut libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    // SAFETY: openat2 just returned this fd to us; nothing else holds it.
+    check(ret).map(|fd| unsafe { own_fd(fd as RawFd) })
+}
+
+/// Unlocks the pty whose master is `master` and opens its slave
+/// (TIOCGPTPEER: the slave of this very master, whatever /dev/pts holds),
+/// close-on-exec and not as controlling terminal.
+pub fn pty_peer(master: RawFd) -> SysResult<std::os::fd::OwnedFd> {
+    let unlock: c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which lives on our stack.
+    check(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } as c_long)?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags as an integer argument.
+    let fd = check(unsafe { libc::ioctl(master, libc::TIOCGPTPEER, flags) } as c_long)?;
+    // SAFETY: the ioctl just returned this fd to us; nothing else holds it.
+    Ok(unsafe { own_fd(fd as RawFd) })
+}
+
+/// TIOCSWINSZ: the terminal's size (its foreground process group gets SIGWINCH).
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> SysResult<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which lives on our stack.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } as c_long).map(drop)
+}

@@ -8,10 +8,13 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod client;
 #[allow(unsafe_code)]
 pub mod idle;
 pub mod monitor;
 mod poll;
+mod session;
+mod spawn;
 pub mod status;
 
 use monitor::Monitor;

@@ -1,6 +1,7 @@
 //! After setup: the shim as subreaper and reporter. One thread, one poll loop
 //! over a signalfd, the child's handshake end, the control socket and its
-//! clients, and the container's log pipes. Once this loop runs it must not die:
+//! clients, the container's log pipes (or terminal), and the sessions'
+//! fds (docs/protocol.md, "Sessions"; [`crate::session`], [`crate::spawn`]). Once this loop runs it must not die:
 //! errors on a client drop that client, nothing else. No write error ends it
 //! either: stderr goes through [`zctr_shim_core::say`], a log write that fails loses
 //! those bytes, and a `status.json` that cannot be written is retried every
@@ -8,24 +9,28 @@
 //! monitor exits only once the exit is in `status.json` (or its state
 //! directory is gone, i.e. the container was deleted).
 
+use crate::client::{Client, MAX_CLIENTS};
 use crate::idle::IdlePages;
 use crate::poll::{PollSet, Source};
+use crate::session::{Exit, Refusal, Session, MAX_SESSIONS};
+use crate::spawn::{self, Pending, MAX_PENDING};
 use crate::status;
-use common::protocol::{self, ExitStatus, FrameBuffer, ManagerMsg, ShimMsg, ShimState};
-use common::state::{ExitRecord, ProcId, ShimStatus};
+use common::protocol::{self, ExitStatus, ManagerMsg, ShimMsg, ShimState, INIT_SESSION, MAX_CHUNK};
+use common::state::{ExecRecord, ExitRecord, ProcId, ShimStatus, MAX_EXEC_RECORDS};
 use nix::errno::Errno;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 use zctr_shim_core::channel::Event;
 use zctr_shim_core::handoff::{Created, Outputs};
-use zctr_shim_core::{say, sys};
+use zctr_shim_core::logfile::LogFile;
+use zctr_shim_core::{exec_report, say, sys};
 
-pub(crate) const MAX_CLIENTS: usize = 16;
+mod sessions;
+use sessions::ExecAsk;
 
 /// How long the loop must be idle before it releases the pages it does not
 /// need to wait (a few page faults when it next wakes).
@@ -37,30 +42,18 @@ pub const RETRY_MS: u64 = 1000;
 /// How long after the init's exit its output is still copied into the log.
 use common::state::LOG_DRAIN_MS as DRAIN_MS;
 
-struct Client {
-    stream: UnixStream,
-    frames: FrameBuffer,
-    /// A write or read failed: dropped at the end of the loop pass, so that
-    /// the indices the pass polled with stay valid until then.
-    dead: bool,
-}
+/// How long after the init's exit the monitor waits for the exec'd
+/// processes it killed to be reaped and drained.
+const EXEC_GRACE_MS: u64 = DRAIN_MS + 3000;
 
-impl Client {
-    fn new(stream: UnixStream) -> Self {
-        Client {
-            stream,
-            frames: FrameBuffer::new(),
-            dead: false,
-        }
-    }
+/// How long a reaped pid nobody claimed is kept: an exec'd process may end
+/// before its helper's report named it.
+const UNMATCHED_MS: u64 = 10_000;
+const MAX_UNMATCHED: usize = 16;
 
-    /// Sends `msg`; a client that cannot take it is marked dead.
-    fn send(&mut self, msg: &ShimMsg) {
-        if !self.dead && !send_to(&mut self.stream, msg) {
-            self.dead = true;
-        }
-    }
-}
+/// How often the loop wakes while something is timed (a drain, a helper,
+/// a stalled client).
+const BUSY_MS: i32 = 100;
 
 pub struct Monitor {
     id: String,
@@ -71,7 +64,22 @@ pub struct Monitor {
     starting: bool,
     status: ShimStatus,
     out: Outputs,
+    /// The container's log: session 0's output, and an exec session's when
+    /// nobody is attached to it.
+    log: Option<LogFile>,
+    /// Session 0 (the init) first, then the exec sessions.
+    sessions: Vec<Session>,
+    next_session: u32,
+    helpers: Vec<Pending>,
+    /// Reaped pids no session or helper claimed yet: (pid, exit).
+    unmatched: Vec<(i32, Exit)>,
     clients: Vec<Client>,
+    next_client: u64,
+    /// Reused buffers for `Output` frames, made at the first one.
+    chunk: Vec<u8>,
+    frame: Vec<u8>,
+    /// When the init's exit was seen.
+    exit_at: Option<Instant>,
     signals: SignalFd,
     /// The state directory, held open from the start (see [`status::StateDir`]).
     state_dir: Option<status::StateDir>,
@@ -88,21 +96,6 @@ pub struct Monitor {
     log_failing: bool,
     log_lost: u64,
 }
-
-fn send_to(stream: &mut UnixStream, msg: &ShimMsg) -> bool {
-    // Every frame the shim sends fits in a small buffer (texts are capped at
-    // MAX_TEXT); a whole MAX_FRAME on the stack would keep 16 KiB resident.
-    let mut buf = [0u8; SMALL_FRAME];
-    match protocol::encode_frame(msg, &mut buf) {
-        Ok(n) => stream.write_all(&buf[..n]).is_ok(),
-        Err(_) => match protocol::encode_frame_vec(msg) {
-            Ok(frame) => stream.write_all(&frame).is_ok(),
-            Err(_) => false,
-        },
-    }
-}
-
-const SMALL_FRAME: usize = protocol::MAX_TEXT + 256;
 
 impl Monitor {
     pub fn new(
@@ -131,8 +124,13 @@ impl Monitor {
         let mut clients = Vec::new();
         if let Some(c) = out.control.take() {
             c.set_nonblocking(true)?;
-            clients.push(Client::new(c));
+            clients.push(Client::new(0, c));
         }
+        let (outs, log) = match out.log.take() {
+            Some((o, e, file)) => ([Some(o), Some(e), out.console.take()], Some(file)),
+            None => ([None, None, out.console.take()], None),
+        };
+        let init_session = Session::new(INIT_SESSION, init.pid, outs, out.stdin.take());
         let mut m = Monitor {
             id,
             shim,
@@ -142,7 +140,16 @@ impl Monitor {
             starting: false,
             status,
             out,
+            log,
+            sessions: vec![init_session],
+            next_session: 1,
+            helpers: Vec::new(),
+            unmatched: Vec::new(),
             clients,
+            next_client: 1,
+            chunk: Vec::new(),
+            frame: Vec::new(),
+            exit_at: None,
             signals,
             state_dir,
             exit: None,
@@ -276,14 +283,52 @@ impl Monitor {
                 self.greet(idx);
                 None
             }
-            ManagerMsg::Exec { .. }
-            | ManagerMsg::Attach { .. }
-            | ManagerMsg::Input { .. }
-            | ManagerMsg::CloseInput { .. }
-            | ManagerMsg::Resize { .. } => Some((
-                libc::ENOSYS,
-                "sessions (exec, attach) are not supported by this monitor".into(),
-            )),
+            ManagerMsg::Exec {
+                shim,
+                process,
+                tty,
+                stdin,
+                detach,
+                size,
+            } => {
+                let req = ExecAsk {
+                    shim: &shim,
+                    process: &process,
+                    tty,
+                    stdin,
+                    detach,
+                    size,
+                };
+                self.exec(idx, &req).err()
+            }
+            ManagerMsg::Attach { session } => self.attach(idx, session).err(),
+            ManagerMsg::Input { session, data } => {
+                if data.len() > MAX_CHUNK {
+                    Some((
+                        libc::EINVAL,
+                        format!(
+                            "input of {} bytes: at most {MAX_CHUNK} per frame",
+                            data.len()
+                        ),
+                    ))
+                } else {
+                    self.session_mut(session)
+                        .and_then(|s| s.write_input(&data))
+                        .err()
+                }
+            }
+            ManagerMsg::CloseInput { session } => self
+                .session_mut(session)
+                .and_then(Session::close_input)
+                .err(),
+            ManagerMsg::Resize {
+                session,
+                rows,
+                cols,
+            } => self
+                .session_mut(session)
+                .and_then(|s| s.resize(rows, cols))
+                .err(),
         };
         if let Some((errno, message)) = reply {
             self.clients[idx].send(&ShimMsg::CommandFailed { errno, message });
@@ -358,11 +403,11 @@ impl Monitor {
     fn reap(&mut self) {
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == self.init.pid => {
-                    self.init_exited(ExitStatus::Code(code))
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    self.reaped(pid.as_raw(), ExitStatus::Code(code))
                 }
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == self.init.pid => {
-                    self.init_exited(ExitStatus::Signal(sig as i32))
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.reaped(pid.as_raw(), ExitStatus::Signal(sig as i32))
                 }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => {}
@@ -370,10 +415,52 @@ impl Monitor {
         }
     }
 
+    /// A child ended: the init, an exec'd process, a helper, or one not
+    /// known yet (kept a while: an exec'd process may end before its
+    /// helper's report names it).
+    fn reaped(&mut self, pid: i32, status: ExitStatus) {
+        if pid == self.init.pid {
+            return self.init_exited(status);
+        }
+        let exit = Exit {
+            status,
+            at_ms: status::now_ms(),
+            at: Instant::now(),
+        };
+        if let Some(s) = self.sessions[1..]
+            .iter_mut()
+            .find(|s| s.pid == pid && s.exit.is_none())
+        {
+            s.exit = Some(exit);
+            return;
+        }
+        if self.helpers.iter().any(|h| h.helper == pid) {
+            return;
+        }
+        let now = exit.at;
+        self.unmatched
+            .retain(|(_, e)| now.duration_since(e.at) < Duration::from_millis(UNMATCHED_MS));
+        if self.unmatched.len() >= MAX_UNMATCHED {
+            self.unmatched.remove(0);
+        }
+        self.unmatched.push((pid, exit));
+    }
+
     fn init_exited(&mut self, status: ExitStatus) {
+        // The exec'd processes die with the container (those in its pid
+        // namespace already have; not those in a shared one).
+        for s in &self.sessions[1..] {
+            if s.exit.is_none() {
+                let _ = sys::kill(s.pid, libc::SIGKILL);
+            }
+        }
+        for h in &self.helpers {
+            let _ = sys::kill(h.helper, libc::SIGKILL);
+        }
         let oom = self.created.cgroup.oom_kills() > self.created.oom_base;
         let rec = ExitRecord::new(status, oom, status::now_ms());
         self.exit = Some(rec);
+        self.exit_at = Some(Instant::now());
         self.state = ShimState::Stopped;
         self.persist();
         self.broadcast(&ShimMsg::Exited {
@@ -392,7 +479,8 @@ impl Monitor {
             }
             // Appended: the indices polled in this pass stay valid. One that
             // cannot take its greeting is dropped at the end of the pass.
-            self.clients.push(Client::new(stream));
+            self.clients.push(Client::new(self.next_client, stream));
+            self.next_client += 1;
             self.greet(self.clients.len() - 1);
         }
     }
@@ -419,81 +507,74 @@ impl Monitor {
                 Ok(Some(msg)) => self.handle_command(idx, msg),
                 Ok(None) => return open,
                 Err(e) => {
-                    let _ = send_to(
-                        &mut self.clients[idx].stream,
-                        &ShimMsg::CommandFailed {
-                            errno: libc::EPROTO,
-                            message: e.to_string(),
-                        },
-                    );
+                    let c = &mut self.clients[idx];
+                    c.send(&ShimMsg::CommandFailed {
+                        errno: libc::EPROTO,
+                        message: e.to_string(),
+                    });
+                    c.flush();
                     return false;
                 }
             }
         }
     }
 
-    /// Copies what the container wrote; false at EOF.
-    fn on_log(&mut self, which: usize) -> bool {
-        let Some((out, err, log)) = &mut self.out.log else {
-            return false;
-        };
-        let fd = if which == 0 {
-            out.as_raw_fd()
-        } else {
-            err.as_raw_fd()
-        };
-        let mut buf = [0u8; 16 * 1024];
-        match sys::read(fd, &mut buf) {
-            Ok(0) => false,
-            Ok(n) => {
-                match log.write(&buf[..n]) {
-                    Ok(()) if self.log_failing => {
-                        self.log_failing = false;
-                        say!(
-                            "zctr-shim: {}: log written again, {} bytes lost",
-                            self.id,
-                            self.log_lost
-                        );
-                        self.log_lost = 0;
-                    }
-                    Ok(()) => {}
-                    Err(e) => {
-                        // Said once per failing stretch, not once per chunk.
-                        if !self.log_failing {
-                            say!("zctr-shim: {}: log: {e} (output lost)", self.id);
-                        }
-                        self.log_failing = true;
-                        self.log_lost += n as u64;
-                    }
-                }
-                true
+    /// Appends to the container's log; a failing write loses those bytes
+    /// (said once per failing stretch).
+    fn log_write(&mut self, bytes: &[u8]) {
+        let Some(log) = &mut self.log else { return };
+        match log.write(bytes) {
+            Ok(()) if self.log_failing => {
+                self.log_failing = false;
+                say!(
+                    "zctr-shim: {}: log written again, {} bytes lost",
+                    self.id,
+                    self.log_lost
+                );
+                self.log_lost = 0;
             }
-            Err(Errno::EAGAIN) => true,
-            Err(_) => false,
+            Ok(()) => {}
+            Err(e) => {
+                if !self.log_failing {
+                    say!("zctr-shim: {}: log: {e} (output lost)", self.id);
+                }
+                self.log_failing = true;
+                self.log_lost += bytes.len() as u64;
+            }
         }
     }
 
+    /// Whether the init has exited and what was left is done: its output
+    /// drained, the exec sessions ended (or given up on), its exit in
+    /// `status.json`.
+    fn all_done(&mut self, now: Instant) -> bool {
+        let Some(at) = self.exit_at else { return false };
+        if self.sessions[0].open() && now >= at + Duration::from_millis(DRAIN_MS) {
+            // Done copying; orphans still writing get EPIPE.
+            self.sessions[0].close_outputs();
+        }
+        let grace_over = now >= at + Duration::from_millis(EXEC_GRACE_MS);
+        !self.sessions[0].open() && (self.sessions.len() == 1 || grace_over) && !self.unsaved()
+    }
+
     /// Runs until the container's init has exited, its output is drained
-    /// (EOF on both pipes, or [`DRAIN_MS`] after the exit) and its exit is in
+    /// (EOF on both pipes, or [`DRAIN_MS`] after the exit), its exec'd
+    /// processes are reaped (or [`EXEC_GRACE_MS`] passed) and its exit is in
     /// `status.json` (see [`Monitor::unsaved`]). Returns how it ended.
     pub fn run(mut self) -> ExitStatus {
-        let mut log_open = [self.out.log.is_some(); 2];
         let mut channel_open = true;
-        let mut drain_deadline: Option<Instant> = None;
         loop {
-            if let Some(rec) = self.exit {
-                let deadline = *drain_deadline
-                    .get_or_insert_with(|| Instant::now() + Duration::from_millis(DRAIN_MS));
-                if log_open.iter().any(|&o| o) && Instant::now() >= deadline {
-                    // Done copying; orphans still writing get EPIPE.
-                    log_open = [false; 2];
-                    self.out.log = None;
-                }
-                if !log_open.iter().any(|&o| o) && !self.unsaved() {
-                    self.last_round();
-                    self.finish();
-                    return rec.status();
-                }
+            let now = Instant::now();
+            if self.all_done(now) {
+                self.last_round();
+                self.finish();
+                return self.exit.map(|r| r.status()).unwrap_or(ExitStatus::Code(0));
+            }
+            self.end_sessions(now);
+            self.expire_helpers(now);
+            let mut busy = false;
+            for c in &mut self.clients {
+                busy |= c.check_stall(now);
             }
             // Only the fds still of interest: a closed one (the channel once the
             // container exec'd, a log pipe at EOF) would report POLLHUP forever,
@@ -507,20 +588,23 @@ impl Monitor {
             if let Some(l) = &self.out.listener {
                 set.add(Source::Listener, l.as_raw_fd());
             }
-            if let Some((o, e, _)) = &self.out.log {
-                for (which, fd) in [o, e].into_iter().enumerate() {
-                    if log_open[which] {
-                        set.add(Source::Log(which), fd.as_raw_fd());
-                    }
-                }
+            busy |= self.add_sessions(&mut set);
+            for (idx, h) in self.helpers.iter().enumerate() {
+                set.add(Source::Helper(idx), h.report.as_raw_fd());
+                busy = true;
             }
             for (idx, c) in self.clients.iter().enumerate() {
-                set.add(Source::Client(idx), c.stream.as_raw_fd());
+                let events = if c.wants_write() {
+                    libc::POLLIN | libc::POLLOUT
+                } else {
+                    libc::POLLIN
+                };
+                set.add_events(Source::Client(idx), c.stream.as_raw_fd(), events);
             }
-            let draining = self.exit.is_some() && log_open.iter().any(|&o| o);
-            let mut timeout_ms = if draining {
-                100
-            } else if self.trim && self.exit.is_none() {
+            let draining = self.exit.is_some();
+            let mut timeout_ms = if draining || busy {
+                BUSY_MS
+            } else if self.trim {
                 IDLE_TRIM_MS
             } else {
                 -1
@@ -535,10 +619,7 @@ impl Monitor {
                 };
             }
             let mut polled = sys::poll(set.fds(), timeout_ms);
-            if matches!(polled, Ok(0))
-                && self.trim
-                && self.exit.is_none()
-                && self.retry_at.is_none()
+            if matches!(polled, Ok(0)) && self.trim && !draining && !busy && self.retry_at.is_none()
             {
                 // Idle for a while: what setup and the last events touched is
                 // not needed to wait. Drop it and wait on the same set.
@@ -569,7 +650,9 @@ impl Monitor {
                         }
                     }
                     Source::Listener => self.accept(),
-                    Source::Log(which) => log_open[which] = self.on_log(which),
+                    Source::Out(slot, which) => self.on_output(slot, which),
+                    Source::In(slot) => self.sessions[slot].flush_input(),
+                    Source::Helper(idx) => self.on_helper(idx),
                     Source::Client(_) => {}
                 }
             }
@@ -578,12 +661,17 @@ impl Monitor {
             // accepting only appends.
             for &source in ready {
                 if let Source::Client(idx) = source {
+                    self.clients[idx].flush();
                     if !self.clients[idx].dead && !self.on_client(idx) {
                         self.clients[idx].dead = true;
                     }
                 }
             }
+            for c in &mut self.clients {
+                c.flush();
+            }
             self.clients.retain(|c| !c.dead);
+            self.helpers.retain(|h| !h.done);
         }
     }
 
@@ -596,6 +684,8 @@ impl Monitor {
             if !self.clients[idx].dead {
                 self.on_client(idx);
             }
+            // Best effort: what the socket does not take now is lost.
+            self.clients[idx].flush();
         }
     }
 

@@ -1,7 +1,9 @@
 //! The fds one pass of the monitor loop polls, in a fixed array: the idle
 //! loop allocates nothing (and so touches no malloc code).
 
-use crate::monitor::MAX_CLIENTS;
+use crate::client::MAX_CLIENTS;
+use crate::session::MAX_SESSIONS;
+use crate::spawn::MAX_PENDING;
 
 /// What a polled fd is.
 #[derive(Debug, Clone, Copy)]
@@ -9,7 +11,12 @@ pub(crate) enum Source {
     Signals,
     Channel,
     Listener,
-    Log(usize),
+    /// Output `which` (stdout, stderr, terminal) of the session in this slot.
+    Out(usize, usize),
+    /// The input of the session in this slot can take its pending bytes.
+    In(usize),
+    /// The report pipe of a `zctr-shim exec` being started.
+    Helper(usize),
     Client(usize),
 }
 
@@ -20,8 +27,9 @@ pub(crate) struct PollSet {
     len: usize,
 }
 
-/// Signals, channel, listener, two log pipes, and the clients.
-const POLL_MAX: usize = 5 + MAX_CLIENTS;
+/// Signals, channel, listener; per session three outputs and an input (the
+/// init's included); the helpers; the clients.
+const POLL_MAX: usize = 3 + 4 * (MAX_SESSIONS + 1) + MAX_PENDING + MAX_CLIENTS;
 
 impl PollSet {
     pub(crate) fn new() -> Self {
@@ -37,10 +45,14 @@ impl PollSet {
     }
 
     pub(crate) fn add(&mut self, source: Source, fd: std::os::fd::RawFd) {
+        self.add_events(source, fd, libc::POLLIN);
+    }
+
+    pub(crate) fn add_events(&mut self, source: Source, fd: std::os::fd::RawFd, events: i16) {
         if self.len < POLL_MAX {
             self.fds[self.len] = libc::pollfd {
                 fd,
-                events: libc::POLLIN,
+                events,
                 revents: 0,
             };
             self.sources[self.len] = source;

@@ -1,6 +1,7 @@
 //! What `zctr-shim create|run` itself cannot do with a plan that a front end
 //! could (zctr-oci has a console socket and runs at `delete`):
-//! `process.terminal` and `hooks.poststop` are refused, `hooks.poststart`
+//! `process.terminal` (for `run`: `create` relays the container's own pty
+//! as session 0) and `hooks.poststop` are refused, `hooks.poststart`
 //! is kept in the state directory for `zctr-shim start` (refused by `run`,
 //! which starts the container itself).
 
@@ -27,11 +28,11 @@ pub fn check(
     state_dir: Option<&Path>,
     run: bool,
 ) -> Result<(), SetupError> {
-    if plan.attrs.terminal {
+    if plan.attrs.terminal && run {
         return Err(refuse(
             "process.terminal",
-            "zctr-shim gives the container no terminal (no console socket): \
-             set it to false (zctr-oci supports it)",
+            "zctr-shim run gives the container the caller's stdio, no terminal of its own: \
+             set it to false, or use create (session 0 relays a pty) or zctr-oci",
         ));
     }
     if !plan.hooks.poststop.is_empty() {

@@ -1,11 +1,18 @@
 //! `zctr-shim exec --state-dir DIR [--bundle DIR] [--process FILE] [--cwd D]
-//! [--env K=V]... [--tty] [--preserve-fds N] [-- CMD ARG...]`: run a process in a container
-//! that `zctr-shim create` made, by hand. The init comes from
+//! [--env K=V]... [--tty] [--preserve-fds N] [--report-fd N] [-- CMD ARG...]`: run a
+//! process in a container that `zctr-shim create` made, by hand. The init comes from
 //! `STATE-DIR/status.json`, the config from `BUNDLE/config.json` (default
 //! `STATE-DIR/bundle`, the manager's layout). The process is the config's
 //! `process` with CMD as its args (or `--process FILE`, a runtime-spec
 //! `process` object), `--cwd` and `--env` on top. Waits for it and exits
 //! with its code (128+N when killed by signal N).
+//!
+//! With `--report-fd N` (the monitor's `Exec`, docs/shim.md "Sessions") it
+//! does not wait: the process gets this command's own stdio (with `--tty`,
+//! fd 0 is the pty slave the monitor opened in the container's devpts and
+//! becomes its controlling terminal), `ok PID` or `err ERRNO MESSAGE` goes
+//! to fd N ([`zctr_shim_core::exec_report`]) and it exits 0 or 1. The
+//! process, its child, then passes to the monitor (the subreaper).
 
 use super::{ExecError, ExecRequest, Target};
 use crate::log;
@@ -31,6 +38,8 @@ pub struct ExecArgs {
     pub tty: bool,
     /// Fds 3..3+N of `zctr-shim exec` stay open in the process.
     pub preserve_fds: u32,
+    /// Monitor child mode: report on this fd and exit, do not wait.
+    pub report_fd: Option<i32>,
     pub args: Vec<String>,
 }
 
@@ -63,6 +72,15 @@ pub fn parse(
                 a.preserve_fds = v
                     .parse()
                     .map_err(|_| format!("--preserve-fds: {v:?} is not a number"))?;
+            }
+            "--report-fd" => {
+                let v = value(it, "--report-fd")?;
+                a.report_fd = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&fd: &i32| fd > 2)
+                        .ok_or_else(|| format!("--report-fd: {v:?} is not an fd above 2"))?,
+                );
             }
             "--debug" => log.debug = true,
             "--log-level" => {
@@ -185,6 +203,9 @@ fn target(a: &ExecArgs) -> Result<Target, ExecError> {
 
 /// Runs `zctr-shim exec`; returns the exit code.
 pub fn run(a: &ExecArgs) -> i32 {
+    if let Some(fd) = a.report_fd {
+        return run_for_monitor(a, fd);
+    }
     match run_inner(a) {
         Ok(code) => code,
         Err(e) => {
@@ -221,6 +242,29 @@ fn run_inner(a: &ExecArgs) -> Result<i32, ExecError> {
     super::wait(pid)
 }
 
+/// The monitor's `Exec`: starts the process on this command's stdio (fd 0
+/// its terminal with `--tty`), reports on `fd` and returns without waiting.
+fn run_for_monitor(a: &ExecArgs, fd: i32) -> i32 {
+    use zctr_shim_core::exec_report;
+    let started = target(a).and_then(|target| {
+        let process = merge(&target.spec, a)?;
+        let req = ExecRequest {
+            process,
+            stdio: [0, 1, 2],
+            console: a.tty.then_some(0),
+            preserve_fds: a.preserve_fds,
+        };
+        super::spawn(&target, &req)
+    });
+    let (report, code) = match started {
+        Ok(pid) => (exec_report::ok(pid), 0),
+        Err(e) => (exec_report::err(e.errno, &e.to_string()), 1),
+    };
+    // Nobody to tell when the monitor is gone: the exit code says it all.
+    let _ = crate::setup::sys::write_all(fd, report.as_bytes());
+    code
+}
+
 fn dev_null() -> Result<OwnedFd, ExecError> {
     std::fs::File::open("/dev/null")
         .map(OwnedFd::from)
@@ -253,6 +297,7 @@ mod tests {
             ("--state-dir /s --env X -- true", "KEY=VALUE"),
             ("--state-dir /s --process /p -- true", "not both"),
             ("--state-dir /s --frob -- true", "--frob"),
+            ("--state-dir /s --report-fd 1 -- true", "--report-fd"),
         ] {
             let e = p(args).unwrap_err();
             assert!(e.contains(needle), "{args}: {e}");
