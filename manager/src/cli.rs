@@ -107,6 +107,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a command in a running container: its stdout and stderr here,
+    /// this client's stdin with -i, a terminal with -t; exits with its exit
+    /// code (128+N when signal N killed it). -d prints the session number
+    /// and returns (the output goes to the container's log). Exit 125: the
+    /// connection to the daemon was lost (the process goes on).
+    Exec(crate::client::commands::ExecArgs),
+    /// Attach to a container's own process: its output here, this client's
+    /// stdin to it (if created with -i). Typing the detach keys leaves it
+    /// running; if it exits meanwhile, exits with its exit code.
+    Attach {
+        /// The detach sequence: comma-separated ctrl-<x> and characters.
+        #[arg(long, default_value = crate::client::keys::DEFAULT)]
+        detach_keys: String,
+        /// Do not forward stdin (output only).
+        #[arg(long)]
+        no_stdin: bool,
+        id: String,
+    },
     /// Print a container's output.
     Logs {
         id: String,
@@ -122,10 +140,17 @@ pub struct RunArgs {
     /// and exit with it. One API call (`POST /v1/containers?wait=true`).
     #[arg(long)]
     pub wait: bool,
-    /// Remove the container once it exited (implies --wait). The daemon
-    /// removes it even if this client is interrupted.
+    /// Remove the container once it exited (implies --wait, or comes
+    /// after --attach). The daemon removes it even if this client is
+    /// interrupted (with --wait).
     #[arg(long)]
     pub rm: bool,
+    /// Stay attached in the foreground: attached before it starts (no
+    /// output is lost), exit with its exit code. Without -t, SIGINT and
+    /// SIGTERM are forwarded to it; -t -i implies --attach (ctrl-p,ctrl-q
+    /// detaches).
+    #[arg(short = 'a', long, conflicts_with = "wait")]
+    pub attach: bool,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -243,7 +268,16 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             bail!("{}: --rootfs or --config is required", a.id)
         }
         Command::Create(a) => create(&c, a, false).await?,
+        Command::Run(r) if r.attach || (r.create.tty && r.create.interactive) => {
+            return crate::client::commands::run_attached(socket, r.create, r.rm).await
+        }
         Command::Run(r) if r.wait || r.rm => return run_wait(&c, r.create, r.rm).await,
+        Command::Exec(a) => return crate::client::commands::exec(socket, a).await,
+        Command::Attach {
+            detach_keys,
+            no_stdin,
+            id,
+        } => return crate::client::commands::attach(socket, &id, &detach_keys, no_stdin).await,
         Command::Run(r) => create(&c, r.create, true).await?,
         Command::Start { id } => {
             c.call(Method::POST, &p(&id, "start"), None).await?;

@@ -57,6 +57,13 @@ pub struct CreateArgs {
     /// Print the whole container as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Give its process a terminal (a pty of its own devpts), sized like
+    /// this client's terminal; `zctr attach` shows it.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Keep its stdin open for `zctr attach` (else /dev/null).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
     /// Command and arguments (after `--`); default: the meta's args.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -122,6 +129,15 @@ pub fn config_from(a: &CreateArgs) -> Result<ContainerConfig> {
     }
     if !a.args.is_empty() {
         cfg.args = Some(a.args.clone());
+    }
+    if a.tty {
+        cfg.tty = true;
+        if cfg.console_size.is_none() {
+            cfg.console_size = crate::client::term::size().map(|(r, c)| [r, c]);
+        }
+    }
+    if a.interactive {
+        cfg.stdin = true;
     }
     for o in &a.security_opt {
         let (key, value) = o

@@ -5,6 +5,7 @@
 mod api;
 mod bundle;
 mod cli;
+mod client;
 mod container;
 mod create_args;
 mod daemon;

@@ -136,6 +136,21 @@ pub struct ContainerConfig {
     /// Whether the manager starts it again after it stopped (`restart.rs`).
     #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
     pub restart: RestartPolicy,
+    /// Its process gets a terminal (`process.terminal`): a pty of the
+    /// container's own devpts, relayed as session 0 (`attach`) and logged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// The terminal's initial `[rows, cols]` (`process.consoleSize`); only
+    /// with `tty`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<[u16; 2]>,
+    /// Its stdin stays open for `attach` clients (else `/dev/null`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdin: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A host directory bind-mounted into the container (the seed's `Volume` map
@@ -367,6 +382,9 @@ impl ContainerConfig {
             user: None,
             seccomp: SeccompOption::Default,
             restart: RestartPolicy::No,
+            tty: false,
+            console_size: None,
+            stdin: false,
         }
     }
 

@@ -28,6 +28,7 @@ impl Registry {
         // memory limit (docs/shim.md, "Writes and the host").
         let overlay_size =
             common::spec::profile::memory_limit(req.config.profile, &req.config.limits);
+        let stdin = req.config.stdin;
         let record = ContainerRecord {
             id: id.clone(),
             config: req.config,
@@ -41,6 +42,7 @@ impl Registry {
                 id.as_str(),
                 &dir,
                 overlay_size,
+                stdin,
             ),
             shim: None,
             init: None,
