@@ -14,6 +14,8 @@
 //! session's output to the log when a connection cannot take it), and while
 //! the monitor does not read, the client's input waits in its socket.
 //!
+//! An attach ends when the monitor's connection ends after the container's
+//! `Exited` (its last output relayed first), or [`DRAIN_WAIT`] after it.
 //! When the monitor's connection ends first (the container stopped and its
 //! monitor exited), the end is taken from `status.json` and sent.
 
@@ -25,6 +27,13 @@ use common::protocol::{
 };
 use common::state::ShimStatus;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long after the container's `Exited` its last output may still come
+/// (the monitor drains for [`common::state::LOG_DRAIN_MS`]), before the
+/// attach ends anyway; the monitor's connection ending ends it sooner.
+const DRAIN_WAIT: Duration =
+    Duration::from_millis(common::state::LOG_DRAIN_MS + 500);
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What is relayed.
@@ -117,12 +126,23 @@ pub async fn run<C>(
     }
     let mut inbuf = FrameBuffer::new();
     let mut chunk = vec![0u8; MAX_FRAME];
+    // The container's `Exited`, held back while its last output drains.
+    let mut held: Option<ShimMsg> = None;
+    let drained = tokio::time::sleep(Duration::from_secs(365 * 86400));
+    tokio::pin!(drained);
     loop {
         tokio::select! {
             msg = sr.next() => match msg {
                 Ok(Some(m)) => match forward(&m, session, mode) {
                     Forward::Skip => {}
                     Forward::Send => if !send(&mut cw, &m).await { return },
+                    // The monitor tells the init's exit before it copied the
+                    // init's last output (it drains for up to LOG_DRAIN_MS):
+                    // that output comes first, then the exit.
+                    Forward::SendAndEnd if mode == Mode::Attach => {
+                        held = Some(m);
+                        drained.as_mut().reset(tokio::time::Instant::now() + DRAIN_WAIT);
+                    }
                     Forward::SendAndEnd => {
                         send(&mut cw, &m).await;
                         let _ = cw.shutdown().await;
@@ -130,11 +150,16 @@ pub async fn run<C>(
                     }
                 },
                 Ok(None) | Err(_) => {
-                    let dir = state_dir.clone();
-                    let end = tokio::task::spawn_blocking(move || end_from_status(&dir, session, mode))
-                        .await
-                        .ok()
-                        .flatten();
+                    let end = match held.take() {
+                        Some(m) => Some(m),
+                        None => {
+                            let dir = state_dir.clone();
+                            tokio::task::spawn_blocking(move || end_from_status(&dir, session, mode))
+                                .await
+                                .ok()
+                                .flatten()
+                        }
+                    };
                     if let Some(end) = end {
                         send(&mut cw, &end).await;
                     }
@@ -142,6 +167,13 @@ pub async fn run<C>(
                     return;
                 }
             },
+            () = &mut drained, if held.is_some() => {
+                if let Some(m) = held.take() {
+                    send(&mut cw, &m).await;
+                }
+                let _ = cw.shutdown().await;
+                return;
+            }
             n = cr.read(&mut chunk) => {
                 let n = match n {
                     Ok(0) | Err(_) => return,
