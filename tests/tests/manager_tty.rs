@@ -66,7 +66,13 @@ fn manager_tty_a_window_size_change_reaches_the_terminal_inside() {
         .arg("--socket")
         .arg(&env.socket)
         .args([
-            "exec", "-t", "c", "--", "sh", "-c", "while :; do stty size; sleep 0.2; done",
+            "exec",
+            "-t",
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "while :; do stty size; sleep 0.2; done",
         ])
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
@@ -113,7 +119,12 @@ fn manager_tty_two_attach_clients_see_the_same_output() {
     let rootfs = env.rootfs_arg();
     let script = "while :; do if read -t 1 l; then echo got:$l; \
                   [ \"$l\" = quit ] && exit 4; else echo tick; fi; done";
-    env.zctr(&support::run_args("two", &rootfs, &["-i"], &["sh", "-c", script]));
+    env.zctr(&support::run_args(
+        "two",
+        &rootfs,
+        &["-i"],
+        &["sh", "-c", script],
+    ));
     let mut a = spawn_zctr(&env, &["attach", "two"]);
     let mut b = spawn_zctr(&env, &["attach", "--no-stdin", "two"]);
     let (out_a, out_b) = (collect(stdout_of(&mut a)), collect(stdout_of(&mut b)));

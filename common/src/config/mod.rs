@@ -19,7 +19,10 @@
 //!   "id_map": {"host_uid": 200000, "host_gid": 200000, "size": 65536},
 //!   "cwd": "/srv",
 //!   "user": "1000:1000",
-//!   "seccomp": "unconfined"
+//!   "seccomp": "unconfined",
+//!   "tty": true,
+//!   "console_size": [24, 80],
+//!   "stdin": true
 //! }
 //! ```
 //!

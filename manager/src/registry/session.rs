@@ -37,7 +37,7 @@ impl Registry {
             .ok_or_else(|| Error::BadRequest("the daemon's --shim path is not UTF-8".into()))?
             .to_string();
         let (dir, config) = (c.dir.clone(), rec.bundle.join(CONFIG_FILE));
-        let events = self.env.clone();
+        let env = self.env.clone();
         let name = id.to_string();
         detached(async move {
             let err = session_err(&name);
@@ -62,8 +62,11 @@ impl Registry {
             drop(file);
             let opened = opened.map_err(&err)?;
             if let Some(pid) = opened.pid {
-                events
-                    .store
+                // What ended before it first (the monitor's connection to
+                // the daemon may not have told it yet), so events stay in
+                // order; then this start, if status.json did not have it.
+                crate::container::sync_exec_events(&env, &c);
+                env.store
                     .events()
                     .exec_started(&name, opened.session, pid, now_ms());
             }

@@ -32,8 +32,7 @@ use std::time::Duration;
 /// How long after the container's `Exited` its last output may still come
 /// (the monitor drains for [`common::state::LOG_DRAIN_MS`]), before the
 /// attach ends anyway; the monitor's connection ending ends it sooner.
-const DRAIN_WAIT: Duration =
-    Duration::from_millis(common::state::LOG_DRAIN_MS + 500);
+const DRAIN_WAIT: Duration = Duration::from_millis(common::state::LOG_DRAIN_MS + 500);
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What is relayed.
