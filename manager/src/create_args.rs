@@ -249,8 +249,22 @@ mod tests {
             pids: None,
             security_opt: vec![],
             json: false,
+            tty: false,
+            interactive: false,
             args: vec![],
         }
+    }
+
+    #[test]
+    fn tty_and_interactive_set_the_config() {
+        let mut a = args("c");
+        a.rootfs = Some("/".into());
+        let cfg = config_from(&a).unwrap();
+        assert!(!cfg.tty && !cfg.stdin);
+        a.tty = true;
+        a.interactive = true;
+        let cfg = sent(&config_from(&a).unwrap());
+        assert!(cfg.tty && cfg.stdin);
     }
 
     /// What the daemon reads from the body is what the CLI built.

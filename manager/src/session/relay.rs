@@ -304,7 +304,7 @@ mod tests {
         ));
         let (mut mon_r, mut mon_w) = shim_peer.into_split();
         let mut got = Vec::new();
-        let mut read_client = async |peer: &mut UnixStream, got: &mut Vec<u8>| -> ShimMsg {
+        let read_client = async |peer: &mut UnixStream, got: &mut Vec<u8>| -> ShimMsg {
             loop {
                 if let Ok((m, used)) = decode_frame::<ShimMsg>(got) {
                     got.drain(..used);
