@@ -58,9 +58,9 @@ fn session(e: &SessionError) -> (StatusCode, &'static str) {
         SessionError::Timeout(_) => (S::GATEWAY_TIMEOUT, "timeout"),
         SessionError::Refused { errno, .. } => match *errno {
             // The container is not running (stopped, paused, created).
-            libc::ESRCH | libc::EBUSY | libc::EAGAIN | libc::EINVAL => {
-                (S::CONFLICT, "invalid_state")
-            }
+            libc::ESRCH | libc::EBUSY | libc::EINVAL => (S::CONFLICT, "invalid_state"),
+            // Too many exec'd processes in it (or starting at once).
+            libc::EAGAIN => (S::SERVICE_UNAVAILABLE, "busy"),
             libc::ENOENT | libc::EACCES | libc::ENOEXEC | libc::ENOTDIR => {
                 (S::BAD_REQUEST, "exec_failed")
             }
@@ -141,6 +141,32 @@ mod tests {
             ),
             (Error::ShimUnavailable("x".into()), 503, "shim_unavailable"),
         ];
+        let refused = |errno| Error::Session {
+            id: "x".into(),
+            source: SessionError::Refused {
+                errno,
+                message: "m".into(),
+            },
+        };
+        let cases: Vec<(Error, u16, &str)> = cases
+            .into_iter()
+            .chain([
+                (refused(libc::ESRCH), 409, "invalid_state"),
+                (refused(libc::EINVAL), 409, "invalid_state"),
+                (refused(libc::EAGAIN), 503, "busy"),
+                (refused(libc::ENOENT), 400, "exec_failed"),
+                (refused(libc::ENOSYS), 501, "not_supported"),
+                (refused(libc::EIO), 500, "shim_refused"),
+                (
+                    Error::Session {
+                        id: "x".into(),
+                        source: SessionError::Process(ProcessError::Invalid("m".into())),
+                    },
+                    400,
+                    "invalid_exec",
+                ),
+            ])
+            .collect();
         for (e, status, code) in cases {
             let (s, c) = classify(&e);
             assert_eq!((s.as_u16(), c), (status, code), "{e}");
