@@ -46,6 +46,8 @@ pub enum Error {
         id: String,
         source: crate::session::SessionError,
     },
+    #[error("{0}")]
+    Busy(String),
     #[error("the daemon is shutting down")]
     ShuttingDown,
 }

@@ -42,6 +42,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
         Error::RequestTimeout(_) => (S::REQUEST_TIMEOUT, "request_timeout"),
         Error::Session { source, .. } => session(source),
+        Error::Busy(_) => (S::SERVICE_UNAVAILABLE, "busy"),
     }
 }
 

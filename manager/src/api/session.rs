@@ -24,6 +24,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The sessions relayed at once, under a cap (an upgraded connection no
+/// longer counts against the connection cap).
+#[derive(Clone)]
+pub struct Slots(Arc<tokio::sync::Semaphore>, usize);
+
+impl Slots {
+    pub fn new(max: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(max)), max)
+    }
+
+    /// A slot for one more session, or `503 busy`.
+    fn take(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().map_err(|_| {
+            Error::Busy(format!(
+                "too many sessions (exec, attach) relayed at once: at most {}; try again later",
+                self.1
+            ))
+        })
+    }
+}
+
 /// The protocol named in `Upgrade`.
 pub const PROTOCOL: &str = "zctr-frames";
 
@@ -60,8 +81,10 @@ fn relay_after_upgrade(
     opened: Opened,
     mode: Mode,
     dir: PathBuf,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     tokio::spawn(async move {
+        let _slot = slot;
         match on_upgrade.await {
             Ok(up) => {
                 relay::run(
@@ -86,6 +109,7 @@ pub async fn exec(
     id: &str,
     mut req: Request<Incoming>,
     body_timeout: Duration,
+    slots: &Slots,
 ) -> Result<Response<Body>> {
     let on_upgrade = hyper::upgrade::on(&mut req);
     let upgrade = asks_upgrade(&req);
@@ -97,6 +121,7 @@ pub async fn exec(
     }
     let detach = exec.detach;
     let dir = reg.get(id)?.dir.clone();
+    let slot = if detach { None } else { Some(slots.take()?) };
     let opened = reg.exec(id, exec).await?;
     if detach {
         return Ok(json(
@@ -104,7 +129,9 @@ pub async fn exec(
             &serde_json::json!({"session": opened.session, "pid": opened.pid}),
         ));
     }
-    relay_after_upgrade(on_upgrade, opened, Mode::Exec, dir);
+    if let Some(slot) = slot {
+        relay_after_upgrade(on_upgrade, opened, Mode::Exec, dir, slot);
+    }
     Ok(switching())
 }
 
@@ -112,14 +139,16 @@ pub async fn attach(
     reg: Arc<Registry>,
     id: &str,
     mut req: Request<Incoming>,
+    slots: &Slots,
 ) -> Result<Response<Body>> {
     if !asks_upgrade(&req) {
         return Err(needs_upgrade("attach"));
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let dir = reg.get(id)?.dir.clone();
+    let slot = slots.take()?;
     let opened = reg.attach(id).await?;
-    relay_after_upgrade(on_upgrade, opened, Mode::Attach, dir);
+    relay_after_upgrade(on_upgrade, opened, Mode::Attach, dir, slot);
     Ok(switching())
 }
 
