@@ -86,6 +86,40 @@ fn manager_tty_a_window_size_change_reaches_the_terminal_inside() {
     assert!(seen(&out, "40 100"), "{:?}", out.lock().unwrap());
     let _ = child.kill();
     let _ = child.wait();
+
+    // The container's own terminal: `run -t -i` (attached in the
+    // foreground) starts at the client's size and follows it.
+    let (master, slave) = zctr_tests::openpty(30, 90).unwrap();
+    let mut args = vec!["--socket".to_string(), env.socket.display().to_string()];
+    args.extend(
+        support::run_args(
+            "w",
+            &rootfs,
+            &["-t", "-i"],
+            &["sh", "-c", "while :; do stty size; sleep 0.2; done"],
+        )
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let mut child = Command::new(zctr_bin())
+        .args(&args)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let out = collect(std::fs::File::from(master.try_clone().unwrap()));
+    assert!(seen(&out, "30 90"), "{:?}", out.lock().unwrap());
+    zctr_tests::set_winsize(master.as_fd(), 50, 130).unwrap();
+    zctr_tests::signal(child.id() as i32, libc::SIGWINCH).unwrap();
+    assert!(seen(&out, "50 130"), "{:?}", out.lock().unwrap());
+    assert_eq!(
+        env.inspect("w")["config"]["console_size"],
+        serde_json::json!([30, 90])
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(env.status("w"), "running");
 }
 
 #[test]
