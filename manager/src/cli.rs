@@ -90,8 +90,8 @@ pub enum Command {
         json: bool,
     },
     /// Print the daemon's events (created, started, paused, resumed, oom,
-    /// exited, died_while_away, deleted), oldest first, then follow new ones
-    /// until interrupted.
+    /// exited, died_while_away, restarted, deleted, exec_started,
+    /// exec_exited), oldest first, then follow new ones until interrupted.
     Events {
         /// From this time on: seconds since the Unix epoch, or a duration
         /// ago (30s, 5m, 2h, 1d). Default: every event the daemon keeps.
@@ -123,6 +123,7 @@ pub enum Command {
         /// Do not forward stdin (output only).
         #[arg(long)]
         no_stdin: bool,
+        /// The container (created, running or paused).
         id: String,
     },
     /// Print a container's output.

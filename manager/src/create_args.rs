@@ -61,7 +61,8 @@ pub struct CreateArgs {
     /// this client's terminal; `zctr attach` shows it.
     #[arg(short = 't', long)]
     pub tty: bool,
-    /// Keep its stdin open for `zctr attach` (else /dev/null).
+    /// Keep its stdin open for `zctr attach` (else /dev/null); with `run
+    /// -a` this client's stdin goes to it.
     #[arg(short = 'i', long)]
     pub interactive: bool,
     /// Command and arguments (after `--`); default: the meta's args.

@@ -90,6 +90,9 @@ pub enum End {
     Detached,
     /// The daemon's connection ended first; the process goes on.
     Lost,
+    /// This client got SIGTERM or SIGHUP (not forwarded): it leaves, its
+    /// terminal restored; the process goes on.
+    Killed(i32),
 }
 
 enum Local {
@@ -189,6 +192,11 @@ pub async fn drive(io: TokioIo<Upgraded>, opts: Options) -> Result<End> {
     let mut sigterm = forwarding
         .then(|| signal(SignalKind::terminate()))
         .transpose()?;
+    // Caught so that the terminal is restored on the way out.
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut own_term = (!forwarding)
+        .then(|| signal(SignalKind::terminate()))
+        .transpose()?;
     let mut started = false;
     let mut input_refused = false;
     let end = loop {
@@ -265,6 +273,10 @@ pub async fn drive(io: TokioIo<Upgraded>, opts: Options) -> Result<End> {
                     }
                 }
             }
+            _ = sighup.recv() => break End::Killed(libc::SIGHUP),
+            _ = async { match own_term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {
+                break End::Killed(libc::SIGTERM)
+            }
             Some(sig) = next_signal(&mut sigint, &mut sigterm) => {
                 if let Some((socket, id)) = &opts.forward_signals {
                     kill(socket, id, sig).await;
@@ -287,6 +299,7 @@ pub fn status(end: End, what: &str) -> i32 {
             eprintln!("zctr: detached from {what}; it goes on");
             0
         }
+        End::Killed(sig) => 128 + sig,
         End::Lost => {
             eprintln!("zctr: lost the connection to the daemon; {what} goes on (its output goes to the container's log)");
             LOST_STATUS
