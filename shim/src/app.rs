@@ -227,7 +227,7 @@ fn prepare_and_monitor(
         let stdin = if a.stdin && !plan.attrs.terminal {
             let (r, w) = pipe()?;
             stdin_w = Some(w);
-            OwnedFd::from(r)
+            r
         } else {
             OwnedFd::from(devnull)
         };

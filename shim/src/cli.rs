@@ -41,14 +41,16 @@ USAGE:
                                        Send SIGNAL (name or number, default TERM) to its init.
   zctr-shim state --state-dir DIR      Print the container's status.json.
   zctr-shim exec --state-dir DIR [--bundle DIR] [--process FILE] [--cwd D]
-                 [--env K=V]... [--tty] [--preserve-fds N] [-- CMD ARG...]
+                 [--env K=V]... [--tty] [--preserve-fds N] [--report-fd N] [-- CMD ARG...]
       Run CMD in the running container (its init from STATE-DIR/status.json,
       its config from BUNDLE/config.json, default STATE-DIR/bundle): the
       config's process with CMD as args, or --process FILE (a runtime-spec
       process object); --cwd and --env on top; --tty gives it a pty as its
       controlling terminal; --preserve-fds N keeps fds 3..3+N open in it.
       Waits and exits with its code (128+N on signal N; 127/126 when CMD
-      cannot be found/executed).
+      cannot be found/executed). --report-fd N (how the monitor runs Exec):
+      no wait; `ok PID` or `err ERRNO MESSAGE` goes to fd N, and with --tty
+      fd 0 is the pty slave to make the controlling terminal.
   zctr-shim --help | --version
 
 LOGGING (every command):

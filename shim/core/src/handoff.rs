@@ -321,7 +321,12 @@ impl Record {
         let adopt = |fd: RawFd, what: &str| {
             // SAFETY: the record names each inherited fd once, and nothing
             // else in this fresh process (after exec) has taken them.
-            unsafe { sys::adopt_fd(fd) }.map_err(|e| format!("{what} fd {fd}: {}", e.desc()))
+            let owned = unsafe { sys::adopt_fd(fd) }
+                .map_err(|e| format!("{what} fd {fd}: {}", e.desc()))?;
+            // Inheritable only for the exec into the monitor: not into the
+            // helpers it runs (`zctr-shim exec` for Exec).
+            sys::set_cloexec(fd).map_err(|e| format!("{what} fd {fd}: {}", e.desc()))?;
+            Ok::<_, String>(owned)
         };
         let channel = ShimEnd::from_fd(adopt(self.channel_fd, "channel")?);
         let cgroup = ContainerCgroup::from_parts(

@@ -150,3 +150,66 @@ impl Client {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_full_socket_queues_then_flushes_and_a_stalled_client_is_dropped() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut c = Client::new(1, ours);
+        let frame = vec![7u8; 4096];
+        // Fill the socket, then the buffer, until there is no room for one
+        // more Output frame; nothing blocks.
+        while c.has_room() {
+            c.queue(&frame);
+            assert!(!c.dead);
+        }
+        assert!(c.wants_write());
+        let t0 = Instant::now();
+        assert!(c.check_stall(t0));
+        assert!(!c.dead);
+        // The reader catches up: everything arrives, in order.
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 65536];
+        theirs
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        while c.wants_write() || !got.is_multiple_of(frame.len()) {
+            c.flush();
+            match theirs.read(&mut buf) {
+                Ok(n) => {
+                    assert!(buf[..n].iter().all(|&b| b == 7));
+                    got += n;
+                }
+                Err(_) => break,
+            }
+        }
+        assert!(!c.wants_write());
+        assert!(!c.check_stall(t0));
+        // Full again and never read: dropped after STALL_MS.
+        while c.has_room() {
+            c.queue(&frame);
+        }
+        let t1 = Instant::now();
+        assert!(c.check_stall(t1));
+        assert!(!c.dead);
+        c.check_stall(t1 + Duration::from_millis(STALL_MS));
+        assert!(c.dead);
+        drop(theirs);
+    }
+
+    #[test]
+    fn a_closed_peer_marks_the_client_dead() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        drop(theirs);
+        let mut c = Client::new(2, ours);
+        c.send(&ShimMsg::Started);
+        assert!(c.dead);
+        assert!(!c.is_attached(0));
+    }
+}

@@ -434,7 +434,8 @@ impl Monitor {
             s.exit = Some(exit);
             return;
         }
-        if self.helpers.iter().any(|h| h.helper == pid) {
+        if let Some(h) = self.helpers.iter_mut().find(|h| h.helper == pid) {
+            h.reaped = true;
             return;
         }
         let now = exit.at;
@@ -454,7 +455,7 @@ impl Monitor {
                 let _ = sys::kill(s.pid, libc::SIGKILL);
             }
         }
-        for h in &self.helpers {
+        for h in self.helpers.iter().filter(|h| !h.reaped) {
             let _ = sys::kill(h.helper, libc::SIGKILL);
         }
         let oom = self.created.cgroup.oom_kills() > self.created.oom_base;
@@ -574,7 +575,15 @@ impl Monitor {
             self.expire_helpers(now);
             let mut busy = false;
             for c in &mut self.clients {
+                let was_dead = c.dead;
                 busy |= c.check_stall(now);
+                if c.dead && !was_dead {
+                    say!(
+                        "zctr-shim: {}: a client read nothing for {} ms with its buffer full: dropped",
+                        self.id,
+                        crate::client::STALL_MS
+                    );
+                }
             }
             // Only the fds still of interest: a closed one (the channel once the
             // container exec'd, a log pipe at EOF) would report POLLHUP forever,
@@ -590,7 +599,9 @@ impl Monitor {
             }
             busy |= self.add_sessions(&mut set);
             for (idx, h) in self.helpers.iter().enumerate() {
-                set.add(Source::Helper(idx), h.report.as_raw_fd());
+                if !h.done {
+                    set.add(Source::Helper(idx as u8), h.report.as_raw_fd());
+                }
                 busy = true;
             }
             for (idx, c) in self.clients.iter().enumerate() {
@@ -599,7 +610,7 @@ impl Monitor {
                 } else {
                     libc::POLLIN
                 };
-                set.add_events(Source::Client(idx), c.stream.as_raw_fd(), events);
+                set.add_events(Source::Client(idx as u8), c.stream.as_raw_fd(), events);
             }
             let draining = self.exit.is_some();
             let mut timeout_ms = if draining || busy {
@@ -650,9 +661,9 @@ impl Monitor {
                         }
                     }
                     Source::Listener => self.accept(),
-                    Source::Out(slot, which) => self.on_output(slot, which),
-                    Source::In(slot) => self.sessions[slot].flush_input(),
-                    Source::Helper(idx) => self.on_helper(idx),
+                    Source::Out(slot, which) => self.on_output(slot.into(), which.into()),
+                    Source::In(slot) => self.sessions[usize::from(slot)].flush_input(),
+                    Source::Helper(idx) => self.on_helper(idx.into()),
                     Source::Client(_) => {}
                 }
             }
@@ -661,6 +672,7 @@ impl Monitor {
             // accepting only appends.
             for &source in ready {
                 if let Source::Client(idx) = source {
+                    let idx = usize::from(idx);
                     self.clients[idx].flush();
                     if !self.clients[idx].dead && !self.on_client(idx) {
                         self.clients[idx].dead = true;
@@ -671,7 +683,7 @@ impl Monitor {
                 c.flush();
             }
             self.clients.retain(|c| !c.dead);
-            self.helpers.retain(|h| !h.done);
+            self.helpers.retain(|h| !(h.done && h.reaped));
         }
     }
 

@@ -11,13 +11,15 @@ pub(crate) enum Source {
     Signals,
     Channel,
     Listener,
-    /// Output `which` (stdout, stderr, terminal) of the session in this slot.
-    Out(usize, usize),
+    /// Output `which` (stdout, stderr, terminal) of the session in this
+    /// slot. Indices are small (bounded by MAX_SESSIONS, MAX_PENDING,
+    /// MAX_CLIENTS): u8 keeps the fixed arrays small.
+    Out(u8, u8),
     /// The input of the session in this slot can take its pending bytes.
-    In(usize),
+    In(u8),
     /// The report pipe of a `zctr-shim exec` being started.
-    Helper(usize),
-    Client(usize),
+    Helper(u8),
+    Client(u8),
 }
 
 /// The fds one poll waits on, and what each is.
@@ -27,9 +29,12 @@ pub(crate) struct PollSet {
     len: usize,
 }
 
-/// Signals, channel, listener; per session three outputs and an input (the
-/// init's included); the helpers; the clients.
-const POLL_MAX: usize = 3 + 4 * (MAX_SESSIONS + 1) + MAX_PENDING + MAX_CLIENTS;
+/// Signals, channel, listener; the init's three outputs and input; per
+/// exec session at most three fds (two pipes and an input, or a terminal
+/// and its input); the helpers; the clients.
+const POLL_MAX: usize = 3 + 4 + 3 * MAX_SESSIONS + MAX_PENDING + MAX_CLIENTS;
+
+const _: () = assert!(MAX_SESSIONS < 255 && MAX_CLIENTS < 256 && MAX_PENDING < 256);
 
 impl PollSet {
     pub(crate) fn new() -> Self {

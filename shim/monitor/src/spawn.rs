@@ -58,8 +58,11 @@ pub(crate) struct Pending {
     pub detach: bool,
     pub tty: bool,
     pub ends: Option<Ends>,
-    /// Reported (or given up): dropped at the end of the loop pass.
+    /// Reported (or given up on): its report pipe is no longer polled.
     pub done: bool,
+    /// The monitor reaped it. Kept until then, so that its exit is not
+    /// taken for an unknown process's.
+    pub reaped: bool,
 }
 
 fn errno_of(e: &std::io::Error) -> i32 {
@@ -148,6 +151,12 @@ pub(crate) fn start(req: &Request, client: u64, detach: bool) -> Result<Pending,
             format!("exec: shim {:?} is not an absolute path", req.shim),
         ));
     }
+    if !req.process.starts_with('/') {
+        return Err((
+            libc::EINVAL,
+            format!("exec: process {:?} is not an absolute path", req.process),
+        ));
+    }
     let (theirs, ends) = stdio(req)?;
     let (report_r, report_w) = pipe()?;
     let _ = sys::set_nonblocking(report_r.as_raw_fd());
@@ -190,6 +199,7 @@ pub(crate) fn start(req: &Request, client: u64, detach: bool) -> Result<Pending,
         tty: req.tty,
         ends: Some(ends),
         done: false,
+        reaped: false,
     })
 }
 

@@ -88,7 +88,9 @@ impl Monitor {
         let mut late = Vec::new();
         for h in &mut self.helpers {
             if !h.done && now >= h.deadline {
-                let _ = sys::kill(h.helper, libc::SIGKILL);
+                if !h.reaped {
+                    let _ = sys::kill(h.helper, libc::SIGKILL);
+                }
                 h.done = true;
                 late.push(h.client);
             }
@@ -221,12 +223,12 @@ impl Monitor {
             if self.room(s.id) {
                 for (which, fd) in s.outs.iter().enumerate() {
                     if let Some(fd) = fd {
-                        set.add(Source::Out(slot, which), fd.as_raw_fd());
+                        set.add(Source::Out(slot as u8, which as u8), fd.as_raw_fd());
                     }
                 }
             }
             if let Some(fd) = s.input_waiting() {
-                set.add_events(Source::In(slot), fd, libc::POLLOUT);
+                set.add_events(Source::In(slot as u8), fd, libc::POLLOUT);
             }
         }
         timed
