@@ -30,13 +30,16 @@ impl Registry {
             .init
             .map(|p| p.pid)
             .ok_or_else(|| Error::ShimUnavailable(id.to_string()))?;
-        let shim = self
-            .settings
-            .shim
+        // The monitor takes absolute paths only (a daemon given relative ones).
+        let absolute = |p: &std::path::Path| {
+            std::path::absolute(p)
+                .map_err(|e| Error::BadRequest(format!("{}: no absolute path: {e}", p.display())))
+        };
+        let shim = absolute(&self.settings.shim)?
             .to_str()
             .ok_or_else(|| Error::BadRequest("the daemon's --shim path is not UTF-8".into()))?
             .to_string();
-        let (dir, config) = (c.dir.clone(), rec.bundle.join(CONFIG_FILE));
+        let (dir, config) = (absolute(&c.dir)?, rec.bundle.join(CONFIG_FILE));
         let env = self.env.clone();
         let name = id.to_string();
         detached(async move {
