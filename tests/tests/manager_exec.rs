@@ -255,3 +255,86 @@ fn manager_exec_client_reports_a_lost_daemon() {
     assert!(err.contains("lost the connection to the daemon"), "{err}");
     assert!(alive(pid), "the process must go on");
 }
+
+/// The API without the CLI: an exec that is neither detached nor an
+/// upgrade is refused; on an upgraded session a client may only send
+/// input, close and resize (a `Kill` is answered `CommandFailed` and the
+/// container lives on), and its `Input` reaches the exec'd process whatever
+/// session number it names.
+#[test]
+fn manager_exec_upgraded_sessions_relay_only_session_frames() {
+    use common::protocol::{decode_frame, encode_frame_vec, ManagerMsg, ShimMsg, Stream};
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let Some(env) = Env::new() else { return };
+    if !idle(&env, "c") {
+        return;
+    }
+    let request = |body: &str, upgrade: bool| {
+        let mut s = UnixStream::connect(&env.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let extra = if upgrade {
+            "Connection: Upgrade\r\nUpgrade: zctr-frames\r\n"
+        } else {
+            ""
+        };
+        write!(
+            s,
+            "POST /v1/containers/c/exec HTTP/1.1\r\nHost: zctr\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        // The head, byte by byte: what follows it is frames.
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut b).unwrap(), 1, "{}", text(&head));
+            head.push(b[0]);
+        }
+        (s, text(&head))
+    };
+    let (_, head) = request(r#"{"cmd":["true"]}"#, false);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let (_, head) = request(r#"{"cmd":["true"],"bogus":1}"#, true);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+
+    let (mut s, head) = request(r#"{"cmd":["cat"],"stdin":true}"#, true);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut got = Vec::new();
+    let mut next = |s: &mut UnixStream| -> ShimMsg {
+        loop {
+            if let Ok((m, used)) = decode_frame::<ShimMsg>(&got) {
+                got.drain(..used);
+                return m;
+            }
+            let mut b = [0u8; 4096];
+            let n = s.read(&mut b).unwrap();
+            assert!(n > 0, "the daemon closed the session");
+            got.extend_from_slice(&b[..n]);
+        }
+    };
+    let ShimMsg::ExecStarted { session, .. } = next(&mut s) else {
+        panic!("no ExecStarted first")
+    };
+    s.write_all(&encode_frame_vec(&ManagerMsg::Kill { signal: 9 }).unwrap())
+        .unwrap();
+    assert!(matches!(next(&mut s), ShimMsg::CommandFailed { errno, .. } if errno == libc::EPERM));
+    let input = ManagerMsg::Input {
+        session: session + 100,
+        data: b"relayed\n".to_vec(),
+    };
+    s.write_all(&encode_frame_vec(&input).unwrap()).unwrap();
+    let out = next(&mut s);
+    assert_eq!(
+        out,
+        ShimMsg::Output {
+            session,
+            stream: Stream::Stdout,
+            data: b"relayed\n".to_vec()
+        }
+    );
+    s.write_all(&encode_frame_vec(&ManagerMsg::CloseInput { session: 0 }).unwrap())
+        .unwrap();
+    assert!(matches!(next(&mut s), ShimMsg::ExecExited { session: x, .. } if x == session));
+    assert_eq!(env.status("c"), "running");
+}
