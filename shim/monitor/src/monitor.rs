@@ -16,7 +16,7 @@ use crate::session::{Exit, Refusal, Session, MAX_SESSIONS};
 use crate::spawn::{self, Pending, MAX_PENDING};
 use crate::status;
 use common::protocol::{self, ExitStatus, ManagerMsg, ShimMsg, ShimState, INIT_SESSION, MAX_CHUNK};
-use common::state::{ExecRecord, ExitRecord, ProcId, ShimStatus, MAX_EXEC_RECORDS};
+use common::state::{ExecRecord, ExitRecord, ProcId, ShimStatus};
 use nix::errno::Errno;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};

@@ -1,7 +1,7 @@
 //! The shim's persisted view of its container: `status.json`, replaced atomically.
 
 use common::layout::STATUS_FILE;
-use common::state::{ProcId, ShimStatus};
+use common::state::{ExecRecord, ProcId, ShimStatus, MAX_EXEC_RECORDS};
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
@@ -13,6 +13,18 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Drops the oldest ended exec records past [`MAX_EXEC_RECORDS`]; live
+/// ones stay, whatever their number, and the order is kept.
+pub(crate) fn trim_exec_records(execs: &mut Vec<ExecRecord>) {
+    let ended = execs.iter().filter(|r| r.exit.is_some()).count();
+    let mut extra = ended.saturating_sub(MAX_EXEC_RECORDS);
+    execs.retain(|r| {
+        let old = extra > 0 && r.exit.is_some();
+        extra -= old as usize;
+        !old
+    });
+}
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -164,6 +176,31 @@ const TMP_FILE: &str = ".status.json.tmp";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_records_keep_the_live_and_the_last_ended() {
+        use common::protocol::ExitStatus;
+        use common::state::ExitRecord;
+        let rec = |session: u32, ended: bool| ExecRecord {
+            session,
+            pid: session as i32,
+            started_ms: 0,
+            tty: false,
+            exit: ended.then(|| ExitRecord::new(ExitStatus::Code(0), false, 1)),
+        };
+        // Session 1 lives on; 2.. ended.
+        let mut v: Vec<_> = (1..=MAX_EXEC_RECORDS as u32 + 3)
+            .map(|s| rec(s, s != 1))
+            .collect();
+        trim_exec_records(&mut v);
+        assert_eq!(v.len(), MAX_EXEC_RECORDS + 1);
+        assert_eq!(v[0].session, 1, "a live record is never dropped");
+        assert_eq!(v[1].session, 4, "the oldest ended ones go first");
+        assert_eq!(v.last().unwrap().session, MAX_EXEC_RECORDS as u32 + 3);
+        let before = v.clone();
+        trim_exec_records(&mut v);
+        assert_eq!(v, before);
+    }
 
     fn status(id: &str) -> ShimStatus {
         let me = proc_id(std::process::id() as i32).unwrap();

@@ -298,20 +298,7 @@ impl Monitor {
         if let Some(r) = self.status.execs.iter_mut().find(|r| r.session == session) {
             r.exit = Some(rec);
         }
-        let ended = self
-            .status
-            .execs
-            .iter()
-            .filter(|r| r.exit.is_some())
-            .count();
-        if ended > MAX_EXEC_RECORDS {
-            let mut drop = ended - MAX_EXEC_RECORDS;
-            self.status.execs.retain(|r| {
-                let old = drop > 0 && r.exit.is_some();
-                drop -= old as usize;
-                !old
-            });
-        }
+        status::trim_exec_records(&mut self.status.execs);
         self.persist();
         for c in &mut self.clients {
             c.attached.retain(|&a| a != session);
