@@ -4,8 +4,9 @@
 #   - builds a busybox-static rootfs and an image meta file in a temp dir,
 #   - starts `zctr daemon` in the background (state root and socket in the temp
 #     dir, cgroup parent below this script's own cgroup),
-#   - runs a container and shows list, inspect, ps, logs, pause/resume, kill,
-#     wait and delete through the CLI,
+#   - runs a container and shows list, inspect, ps, logs, exec (attached,
+#     with stdin, detached), stats, pause/resume, kill, wait, events and
+#     delete through the CLI, then `run -a` in the foreground,
 #   - stops the daemon.
 # Every step is echoed. On exit (also on failure or Ctrl-C) everything is
 # removed: containers, shims, the daemon, the cgroup parent, the temp dir.
@@ -197,6 +198,17 @@ step zctr ps "$ID"
 say "logs (after 2 s)"
 step sleep 2
 step zctr logs "$ID"
+say "exec: a process in the running container, its exit code"
+step zctr exec "$ID" -- sh -c 'echo "in $(hostname) as $(id -u)"; exit 3' || echo "(exec exited with $?)"
+say "exec -i: stdin goes in"
+echo "\$ echo hello | zctr exec -i $ID tr a-z A-Z"
+echo hello | zctr exec -i "$ID" tr a-z A-Z
+say "exec -d: detached, its output in the log"
+step zctr exec -d "$ID" -- sh -c 'echo from-exec-d'
+step sleep 0.5
+step zctr ps "$ID"
+say "stats"
+step zctr stats "$ID"
 say "pause"
 step zctr pause "$ID"
 step zctr list
@@ -214,9 +226,15 @@ code=0
 step zctr wait "$ID" || code=$?
 echo "(wait exited with $code)"
 step zctr list
+say "events (with exec_started / exec_exited)"
+step zctr events --no-follow --filter "id=$ID"
 say "delete"
 step zctr delete "$ID"
 step zctr list
+say "run -a: attached before the start, exits with the container's code"
+code=0
+step zctr run -a --rm once --rootfs "$rootfs" -- sh -c 'echo hello from once; exit 5' || code=$?
+echo "(run -a exited with $code)"
 
 say "stopping the daemon"
 step kill -TERM "$daemon_pid"

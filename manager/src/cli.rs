@@ -90,8 +90,8 @@ pub enum Command {
         json: bool,
     },
     /// Print the daemon's events (created, started, paused, resumed, oom,
-    /// exited, died_while_away, deleted), oldest first, then follow new ones
-    /// until interrupted.
+    /// exited, died_while_away, restarted, deleted, exec_started,
+    /// exec_exited), oldest first, then follow new ones until interrupted.
     Events {
         /// From this time on: seconds since the Unix epoch, or a duration
         /// ago (30s, 5m, 2h, 1d). Default: every event the daemon keeps.
@@ -106,6 +106,25 @@ pub enum Command {
         /// One JSON object per line, as the API gives them.
         #[arg(long)]
         json: bool,
+    },
+    /// Run a command in a running container: its stdout and stderr here,
+    /// this client's stdin with -i, a terminal with -t; exits with its exit
+    /// code (128+N when signal N killed it). -d prints the session number
+    /// and returns (the output goes to the container's log). Exit 125: the
+    /// connection to the daemon was lost (the process goes on).
+    Exec(crate::client::commands::ExecArgs),
+    /// Attach to a container's own process: its output here, this client's
+    /// stdin to it (if created with -i). Typing the detach keys leaves it
+    /// running; if it exits meanwhile, exits with its exit code.
+    Attach {
+        /// The detach sequence: comma-separated ctrl-<x> and characters.
+        #[arg(long, default_value = crate::client::keys::DEFAULT)]
+        detach_keys: String,
+        /// Do not forward stdin (output only).
+        #[arg(long)]
+        no_stdin: bool,
+        /// The container (created, running or paused).
+        id: String,
     },
     /// Print a container's output.
     Logs {
@@ -122,10 +141,17 @@ pub struct RunArgs {
     /// and exit with it. One API call (`POST /v1/containers?wait=true`).
     #[arg(long)]
     pub wait: bool,
-    /// Remove the container once it exited (implies --wait). The daemon
-    /// removes it even if this client is interrupted.
+    /// Remove the container once it exited (implies --wait, or comes
+    /// after --attach). The daemon removes it even if this client is
+    /// interrupted (with --wait).
     #[arg(long)]
     pub rm: bool,
+    /// Stay attached in the foreground: attached before it starts (no
+    /// output is lost), exit with its exit code. Without -t, SIGINT and
+    /// SIGTERM are forwarded to it; -t -i implies --attach (ctrl-p,ctrl-q
+    /// detaches).
+    #[arg(short = 'a', long, conflicts_with = "wait")]
+    pub attach: bool,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -243,7 +269,16 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             bail!("{}: --rootfs or --config is required", a.id)
         }
         Command::Create(a) => create(&c, a, false).await?,
+        Command::Run(r) if r.attach || (r.create.tty && r.create.interactive) => {
+            return crate::client::commands::run_attached(socket, r.create, r.rm).await
+        }
         Command::Run(r) if r.wait || r.rm => return run_wait(&c, r.create, r.rm).await,
+        Command::Exec(a) => return crate::client::commands::exec(socket, a).await,
+        Command::Attach {
+            detach_keys,
+            no_stdin,
+            id,
+        } => return crate::client::commands::attach(socket, &id, &detach_keys, no_stdin).await,
         Command::Run(r) => create(&c, r.create, true).await?,
         Command::Start { id } => {
             c.call(Method::POST, &p(&id, "start"), None).await?;
@@ -509,7 +544,7 @@ fn event_text(v: &Value) -> String {
         v["id"].as_str().unwrap_or("?"),
         v["kind"].as_str().unwrap_or("?")
     );
-    for k in ["exit_code", "signal", "reason"] {
+    for k in ["session", "pid", "exit_code", "signal", "reason"] {
         match &v[k] {
             Value::Null => {}
             Value::String(x) => s.push_str(&format!(" {k}={x:?}")),

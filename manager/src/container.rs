@@ -248,12 +248,26 @@ async fn apply(env: &Arc<Env>, c: &Arc<Container>, msg: &ShimMsg) {
             mark_stopped(env, c, Some(rec), None).await;
             Ok(())
         }
+        ShimMsg::ExecExited {
+            session,
+            pid,
+            status,
+            at_ms,
+        } => {
+            // What status.json says first (an exec started while no
+            // `exec_started` was told), then this one.
+            sync_exec_events(env, c);
+            let rec = ExitRecord::new(*status, false, *at_ms);
+            env.store
+                .events()
+                .exec_exited(c.id.as_str(), *session, *pid, &rec);
+            Ok(())
+        }
         ShimMsg::SetupFailed { .. }
         | ShimMsg::CommandFailed { .. }
         | ShimMsg::ExecStarted { .. }
         | ShimMsg::Attached { .. }
-        | ShimMsg::Output { .. }
-        | ShimMsg::ExecExited { .. } => Ok(()),
+        | ShimMsg::Output { .. } => Ok(()),
     };
     if let Err(e) = result {
         crate::say!("zctr: {}: {e}", c.id);
@@ -298,6 +312,15 @@ pub async fn mark_stopped(
         crate::say!("zctr: {}: cgroup not removed yet: {e}", c.id);
     }
     let _ = env.stopped.send(c.id.clone());
+}
+
+/// Records the `exec_*` events of `status.json`'s exec records that were
+/// not told yet (a daemon that was away, an exit seen first on the
+/// monitor's connection).
+pub fn sync_exec_events(env: &Env, c: &Container) {
+    if let Ok(s) = store::read_json::<ShimStatus>(&c.dir.join(STATUS_FILE)) {
+        env.store.events().sync_execs(c.id.as_str(), &s.execs);
+    }
 }
 
 /// The shim is gone or says stopped: take the exit from `status.json`, or

@@ -62,6 +62,14 @@ pub struct CreateArgs {
     /// Print the whole container as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Give its process a terminal (a pty of its own devpts), sized like
+    /// this client's terminal; `zctr attach` shows it.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Keep its stdin open for `zctr attach` (else /dev/null); with `run
+    /// -a` this client's stdin goes to it.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
     /// Command and arguments (after `--`); default: the meta's args.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -130,6 +138,15 @@ pub fn config_from(a: &CreateArgs) -> Result<ContainerConfig> {
     }
     if !a.args.is_empty() {
         cfg.args = Some(a.args.clone());
+    }
+    if a.tty {
+        cfg.tty = true;
+        if cfg.console_size.is_none() {
+            cfg.console_size = crate::client::term::size().map(|(r, c)| [r, c]);
+        }
+    }
+    if a.interactive {
+        cfg.stdin = true;
     }
     for o in &a.security_opt {
         let (key, value) = o
@@ -242,8 +259,22 @@ mod tests {
             init: false,
             security_opt: vec![],
             json: false,
+            tty: false,
+            interactive: false,
             args: vec![],
         }
+    }
+
+    #[test]
+    fn tty_and_interactive_set_the_config() {
+        let mut a = args("c");
+        a.rootfs = Some("/".into());
+        let cfg = config_from(&a).unwrap();
+        assert!(!cfg.tty && !cfg.stdin);
+        a.tty = true;
+        a.interactive = true;
+        let cfg = sent(&config_from(&a).unwrap());
+        assert!(cfg.tty && cfg.stdin);
     }
 
     /// What the daemon reads from the body is what the CLI built.

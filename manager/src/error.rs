@@ -41,6 +41,13 @@ pub enum Error {
     RequestTimeout(std::time::Duration),
     #[error("container {id}: {what} timed out")]
     Timeout { id: String, what: &'static str },
+    #[error("container {id}: {source}")]
+    Session {
+        id: String,
+        source: crate::session::SessionError,
+    },
+    #[error("{0}")]
+    Busy(String),
     #[error("the daemon is shutting down")]
     ShuttingDown,
 }

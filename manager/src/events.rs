@@ -17,6 +17,7 @@
 //! the state directories were read.
 
 use crate::model::{now_ms, ContainerRecord, Status};
+use common::state::{ExecRecord, ExitRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -48,6 +49,11 @@ pub enum Kind {
     /// Its restart policy started it again (`restart_count` says how often).
     Restarted,
     Deleted,
+    /// A process was started in it by `exec` (`session`, `pid`).
+    ExecStarted,
+    /// A process started by `exec` ended (`session`, `pid`, exit code or
+    /// signal).
+    ExecExited,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +74,12 @@ pub struct Event {
     /// `restarted`: how long the restart policy waited first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_ms: Option<u64>,
+    /// `exec_*`: the session number of the process (docs/protocol.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u32>,
+    /// `exec_*`: its pid on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
 }
 
 struct Inner {
@@ -175,6 +187,8 @@ impl Events {
             signal: None,
             reason: Some(format!("restart {count}")),
             backoff_ms: Some(backoff_ms),
+            session: None,
+            pid: None,
         });
     }
 
@@ -200,17 +214,96 @@ impl Events {
             signal,
             reason,
             backoff_ms: None,
+            session: None,
+            pid: None,
         });
     }
 
-    /// Numbers `e` and publishes it (or holds it during the recovery).
-    fn push(&self, mut e: Event) {
+    /// `exec_started` for session `session` (pid `pid`) of container `id`,
+    /// unless one was recorded already: the daemon learns of an exec from
+    /// its answer, from the monitor's `ExecExited` and from `status.json`
+    /// after a restart, and each is told once.
+    pub fn exec_started(&self, id: &str, session: u32, pid: i32, at_ms: u64) {
+        self.exec_once(id, Kind::ExecStarted, session, pid, at_ms, None);
+    }
+
+    /// `exec_exited` (once, see [`Events::exec_started`]); an
+    /// `exec_started` is recorded first if none was.
+    pub fn exec_exited(&self, id: &str, session: u32, pid: i32, exit: &ExitRecord) {
+        self.exec_once(id, Kind::ExecStarted, session, pid, exit.at_ms, None);
+        self.exec_once(id, Kind::ExecExited, session, pid, exit.at_ms, Some(exit));
+    }
+
+    /// The events of `execs` (from `status.json`) not recorded yet, in the
+    /// order they happened.
+    pub fn sync_execs(&self, id: &str, execs: &[ExecRecord]) {
+        let mut todo: Vec<(u64, Kind, &ExecRecord)> = Vec::new();
+        for x in execs {
+            todo.push((x.started_ms, Kind::ExecStarted, x));
+            if let Some(e) = &x.exit {
+                todo.push((e.at_ms.max(x.started_ms), Kind::ExecExited, x));
+            }
+        }
+        todo.sort_by_key(|(at, kind, x)| (*at, x.session, *kind == Kind::ExecExited));
+        for (at, kind, x) in todo {
+            let exit = if kind == Kind::ExecExited {
+                x.exit.as_ref()
+            } else {
+                None
+            };
+            self.exec_once(id, kind, x.session, x.pid, at, exit);
+        }
+    }
+
+    fn exec_once(
+        &self,
+        id: &str,
+        kind: Kind,
+        session: u32,
+        pid: i32,
+        at_ms: u64,
+        exit: Option<&ExitRecord>,
+    ) {
         let mut inner = self.lock();
+        let same = |e: &Event| {
+            e.kind == kind && e.id == id && e.session == Some(session) && e.pid == Some(pid)
+        };
+        if inner.recent.iter().rev().any(same)
+            || inner.held.as_ref().is_some_and(|h| h.iter().any(same))
+        {
+            return;
+        }
+        let (exit_code, signal) = match exit {
+            Some(e) => (Some(e.status().code()), e.signal),
+            None => (None, None),
+        };
+        let e = Event {
+            seq: 0,
+            at_ms,
+            id: id.to_string(),
+            kind,
+            exit_code,
+            signal,
+            reason: None,
+            backoff_ms: None,
+            session: Some(session),
+            pid: Some(pid),
+        };
+        self.push_locked(&mut inner, e);
+    }
+
+    /// Numbers `e` and publishes it (or holds it during the recovery).
+    fn push(&self, e: Event) {
+        let mut inner = self.lock();
+        self.push_locked(&mut inner, e);
+    }
+
+    fn push_locked(&self, inner: &mut Inner, mut e: Event) {
         inner.seq += 1;
         e.seq = inner.seq;
         match inner.held.as_mut() {
             Some(held) => held.push(e),
-            None => self.publish(&mut inner, e),
+            None => self.publish(inner, e),
         }
     }
 

@@ -10,7 +10,13 @@ pub enum Op {
     Pause,
     Resume,
     Kill,
-    Delete { force: bool },
+    Delete {
+        force: bool,
+    },
+    /// Run another process in it (`exec`).
+    Exec,
+    /// Attach to its own process's output and input.
+    Attach,
 }
 
 impl Op {
@@ -22,6 +28,8 @@ impl Op {
             Op::Kill => "kill",
             Op::Delete { force: false } => "delete",
             Op::Delete { force: true } => "delete --force",
+            Op::Exec => "exec in",
+            Op::Attach => "attach to",
         }
     }
 }
@@ -40,6 +48,8 @@ fn hint(op: Op, status: Status) -> &'static str {
             " (stop it first or use force)"
         }
         (_, Status::Creating) => " (it is still being created)",
+        (Op::Exec, Status::Paused) => " (resume it first)",
+        (Op::Exec, Status::Created) => " (start it first)",
         _ => "",
     }
 }
@@ -56,6 +66,10 @@ pub fn check(op: Op, status: Status) -> Result<(), InvalidTransition> {
         // A creating container is waited for (its creation holds the
         // operation lock), then deleted.
         Op::Delete { force: true } => true,
+        // The monitor refuses it too (it knows a freeze the daemon has not
+        // recorded yet).
+        Op::Exec => status == Running,
+        Op::Attach => matches!(status, Created | Running | Paused),
     };
     if ok {
         Ok(())
@@ -78,6 +92,8 @@ mod tests {
     #[test]
     fn the_transition_table() {
         assert_eq!(allowed(Op::Start), vec![Created]);
+        assert_eq!(allowed(Op::Exec), vec![Running]);
+        assert_eq!(allowed(Op::Attach), vec![Created, Running, Paused]);
         assert_eq!(allowed(Op::Pause), vec![Running]);
         assert_eq!(allowed(Op::Resume), vec![Paused]);
         assert_eq!(allowed(Op::Kill), vec![Created, Running, Paused]);

@@ -5,6 +5,7 @@
 mod api;
 mod bundle;
 mod cli;
+mod client;
 mod container;
 mod create_args;
 mod daemon;
@@ -20,6 +21,7 @@ mod registry;
 mod rmtree;
 mod safe_open;
 mod say;
+mod session;
 mod shim_conn;
 mod spawn;
 mod stats;

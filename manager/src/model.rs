@@ -2,7 +2,7 @@
 
 use common::config::ContainerConfig;
 use common::id::ContainerId;
-use common::state::{ExitRecord, ProcId};
+use common::state::{ExecRecord, ExitRecord, ProcId};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -133,6 +133,40 @@ pub struct Inspect {
     pub record: ContainerRecord,
     /// Host pids in the container's cgroup now.
     pub pids: Vec<i32>,
+    /// Processes run by `exec`: the live ones and the last ones that ended,
+    /// oldest first (from the monitor's `status.json`, so they survive a
+    /// daemon restart).
+    #[serde(default)]
+    pub execs: Vec<ExecInfo>,
+}
+
+/// One exec'd process in `inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecInfo {
+    pub session: u32,
+    /// Its pid on the host.
+    pub pid: i32,
+    pub tty: bool,
+    /// Milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// It has not ended (and its container has not stopped).
+    pub running: bool,
+    /// How it ended; `null` while it runs.
+    pub exit: Option<ExitInfo>,
+}
+
+impl ExecInfo {
+    /// `x` as shown for a container whose status is `status`.
+    pub fn new(x: &ExecRecord, status: Status) -> Self {
+        Self {
+            session: x.session,
+            pid: x.pid,
+            tty: x.tty,
+            started_ms: x.started_ms,
+            running: x.exit.is_none() && status != Status::Stopped,
+            exit: x.exit.map(|e| ExitInfo::from_record(&e, false)),
+        }
+    }
 }
 
 /// Answer of `POST /v1/containers/{id}/wait`.

@@ -131,6 +131,7 @@ pub fn shim_command(
     id: &str,
     state_dir: &Path,
     memory_limit: Option<u64>,
+    stdin: bool,
 ) -> Vec<String> {
     let mut argv = vec![
         shim.display().to_string(),
@@ -151,6 +152,10 @@ pub fn shim_command(
     ];
     if let Some(size) = memory_limit {
         argv.extend(["--rootfs-overlay-size".into(), size.to_string()]);
+    }
+    // Its init's stdin: a pipe the monitor keeps open for session 0's input.
+    if stdin {
+        argv.push("--stdin".into());
     }
     argv
 }
@@ -414,6 +419,7 @@ mod tests {
             "web",
             Path::new("/run/zctr/web"),
             Some(64 << 20),
+            false,
         );
         assert_eq!(
             argv.join(" "),
@@ -426,8 +432,10 @@ mod tests {
             "p",
             Path::new("/r/p"),
             None,
+            true,
         );
         assert!(!argv.iter().any(|a| a == "--rootfs-overlay-size"));
+        assert_eq!(argv.last().map(String::as_str), Some("--stdin"));
     }
 
     #[tokio::test]

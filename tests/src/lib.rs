@@ -32,7 +32,7 @@ pub use cmd::{describe, run_cmd, wait_until};
 pub use error::Error;
 pub use rootfs::{busybox_path, Rootfs, BUSYBOX_APPLETS};
 pub use sys::kill as signal;
-pub use sys::{recv_fd, subreaper_before_exec};
+pub use sys::{openpty, recv_fd, set_winsize, subreaper_before_exec};
 pub use tempdir::{mounts_below, remove_tree, unmount_below, TempDir};
 
 /// Whether the tests run with effective uid 0 (most helpers need it).

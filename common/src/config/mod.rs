@@ -20,7 +20,10 @@
 //!   "cwd": "/srv",
 //!   "user": "1000:1000",
 //!   "seccomp": "unconfined",
-//!   "init": true
+//!   "init": true,
+//!   "tty": true,
+//!   "console_size": [24, 80],
+//!   "stdin": true
 //! }
 //! ```
 //!
@@ -142,10 +145,21 @@ pub struct ContainerConfig {
     /// with the process's code (docs/shim.md, "--init").
     #[serde(default, skip_serializing_if = "is_false")]
     pub init: bool,
+    /// Its process gets a terminal (`process.terminal`): a pty of the
+    /// container's own devpts, relayed as session 0 (`attach`) and logged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tty: bool,
+    /// The terminal's initial `[rows, cols]` (`process.consoleSize`); only
+    /// with `tty`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<[u16; 2]>,
+    /// Its stdin stays open for `attach` clients (else `/dev/null`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdin: bool,
 }
 
 fn is_false(b: &bool) -> bool {
-    !b
+    !*b
 }
 
 /// A host directory bind-mounted into the container (the seed's `Volume` map
@@ -378,6 +392,9 @@ impl ContainerConfig {
             seccomp: SeccompOption::Default,
             restart: RestartPolicy::No,
             init: false,
+            tty: false,
+            console_size: None,
+            stdin: false,
         }
     }
 

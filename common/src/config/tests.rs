@@ -536,3 +536,23 @@ fn a_notifying_profile_with_its_agent_socket_is_valid() {
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("needs listenerPath"), "{e}");
 }
+
+#[test]
+fn a_console_size_needs_a_tty_and_a_real_size() {
+    let mut c = base();
+    c.console_size = Some([24, 80]);
+    fails(&c, "console_size");
+    c.tty = true;
+    c.validate().unwrap();
+    c.console_size = Some([0, 80]);
+    fails(&c, "console_size");
+    let parsed: ContainerConfig = serde_json::from_value(json!({
+        "rootfs": "/r", "tty": true, "console_size": [40, 120], "stdin": true
+    }))
+    .unwrap();
+    assert!(parsed.tty && parsed.stdin);
+    assert_eq!(parsed.console_size, Some([40, 120]));
+    // Absent fields stay absent in the JSON written back.
+    let text = serde_json::to_string(&base()).unwrap();
+    assert!(!text.contains("tty") && !text.contains("stdin"), "{text}");
+}

@@ -31,6 +31,26 @@ impl ContainerConfig {
             rules::check_container_path(cwd).map_err(at("cwd"))?;
         }
         self.user_ids()?;
+        match self.console_size {
+            Some(_) if !self.tty => {
+                return Err(ConfigError::invalid(
+                    "console_size",
+                    Violation::Missing {
+                        reason: "tty: a console size is for a terminal",
+                    },
+                ))
+            }
+            Some([rows, cols]) if rows == 0 || cols == 0 => {
+                return Err(ConfigError::invalid(
+                    "console_size",
+                    Violation::OutOfRange {
+                        value: format!("[{rows}, {cols}]"),
+                        range: "[1..65535, 1..65535]",
+                    },
+                ))
+            }
+            _ => {}
+        }
         if let SeccompOption::Custom(p) = &self.seccomp {
             crate::seccomp::compile(p)?;
         }

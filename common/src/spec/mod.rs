@@ -197,7 +197,7 @@ pub fn generate(
     let id_map = config.effective_id_map();
     let user = process::merge_user(config, meta, id_map.as_ref())?;
     let (cap_add, cap_drop) = config.capabilities.resolve()?;
-    assemble(Parts {
+    let mut spec = assemble(Parts {
         profile: config.profile,
         network: &config.network,
         id_map,
@@ -218,7 +218,27 @@ pub fn generate(
         cgroups_path: Some(cgroups_path),
         user_mounts: mounts::user_mounts(config, meta, user)?,
         seccomp: &config.seccomp,
-    })
+    })?;
+    if config.tty {
+        if let Some(mut p) = spec.process().clone() {
+            p.set_terminal(Some(true));
+            let size = config
+                .console_size
+                .map(|[rows, cols]| {
+                    built(
+                        "process.consoleSize",
+                        oci_spec::runtime::BoxBuilder::default()
+                            .height(u32::from(rows))
+                            .width(u32::from(cols))
+                            .build(),
+                    )
+                })
+                .transpose()?;
+            p.set_console_size(size);
+            spec.set_process(Some(p));
+        }
+    }
+    Ok(spec)
 }
 
 /// Pretty JSON of `spec`, stable across runs: object keys sorted, capability

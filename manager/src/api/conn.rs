@@ -357,7 +357,9 @@ async fn connection<H, F>(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .serve_connection(TokioIo::new(stream), svc);
+        .serve_connection(TokioIo::new(stream), svc)
+        // `exec` and `attach` continue as frames on the upgraded connection.
+        .with_upgrades();
     tokio::select! {
         _ = conn => {}
         // Evicted: dropping the connection closes its socket.

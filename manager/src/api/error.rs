@@ -2,6 +2,8 @@
 
 use crate::bundle::BundleError;
 use crate::error::Error;
+use crate::session::process::ProcessError;
+use crate::session::SessionError;
 use crate::spawn::SpawnError;
 use crate::store::StoreError;
 use hyper::StatusCode;
@@ -39,6 +41,34 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Timeout { .. } => (S::GATEWAY_TIMEOUT, "timeout"),
         Error::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
         Error::RequestTimeout(_) => (S::REQUEST_TIMEOUT, "request_timeout"),
+        Error::Session { source, .. } => session(source),
+        Error::Busy(_) => (S::SERVICE_UNAVAILABLE, "busy"),
+    }
+}
+
+fn session(e: &SessionError) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match e {
+        SessionError::Process(ProcessError::Invalid(_) | ProcessError::User(_)) => {
+            (S::BAD_REQUEST, "invalid_exec")
+        }
+        SessionError::Process(_) => (S::INTERNAL_SERVER_ERROR, "state_error"),
+        SessionError::Conn(_) | SessionError::Closed => {
+            (S::SERVICE_UNAVAILABLE, "shim_unavailable")
+        }
+        SessionError::Timeout(_) => (S::GATEWAY_TIMEOUT, "timeout"),
+        SessionError::Refused { errno, .. } => match *errno {
+            // The container is not running (stopped, paused, created).
+            libc::ESRCH | libc::EBUSY | libc::EINVAL => (S::CONFLICT, "invalid_state"),
+            // Too many exec'd processes in it (or starting at once).
+            libc::EAGAIN => (S::SERVICE_UNAVAILABLE, "busy"),
+            libc::ENOENT | libc::EACCES | libc::ENOEXEC | libc::ENOTDIR => {
+                (S::BAD_REQUEST, "exec_failed")
+            }
+            // A monitor that predates sessions.
+            libc::ENOSYS => (S::NOT_IMPLEMENTED, "not_supported"),
+            _ => (S::INTERNAL_SERVER_ERROR, "shim_refused"),
+        },
     }
 }
 
@@ -112,6 +142,32 @@ mod tests {
             ),
             (Error::ShimUnavailable("x".into()), 503, "shim_unavailable"),
         ];
+        let refused = |errno| Error::Session {
+            id: "x".into(),
+            source: SessionError::Refused {
+                errno,
+                message: "m".into(),
+            },
+        };
+        let cases: Vec<(Error, u16, &str)> = cases
+            .into_iter()
+            .chain([
+                (refused(libc::ESRCH), 409, "invalid_state"),
+                (refused(libc::EINVAL), 409, "invalid_state"),
+                (refused(libc::EAGAIN), 503, "busy"),
+                (refused(libc::ENOENT), 400, "exec_failed"),
+                (refused(libc::ENOSYS), 501, "not_supported"),
+                (refused(libc::EIO), 500, "shim_refused"),
+                (
+                    Error::Session {
+                        id: "x".into(),
+                        source: SessionError::Process(ProcessError::Invalid("m".into())),
+                    },
+                    400,
+                    "invalid_exec",
+                ),
+            ])
+            .collect();
         for (e, status, code) in cases {
             let (s, c) = classify(&e);
             assert_eq!((s.as_u16(), c), (status, code), "{e}");

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod logs;
 pub mod logwatch;
+pub mod session;
 
 pub use conn::Limits;
 
@@ -39,7 +40,18 @@ pub async fn serve(
 ) {
     // The daemon's one inotify instance, for every log follower.
     let watcher = logwatch::Watcher::start();
-    let handler = move |req| handle(reg.clone(), watcher.clone(), limits.body_timeout, req);
+    // Sessions (exec, attach) outlive their request: an upgraded connection
+    // leaves the connection cap, so they have a cap of their own, the
+    // long polls' (see `session`).
+    let sessions = session::Slots::new(limits.long_poll_cap());
+    let handler = move |req| {
+        let ctx = Ctx {
+            watcher: watcher.clone(),
+            sessions: sessions.clone(),
+            body_timeout: limits.body_timeout,
+        };
+        handle(reg.clone(), ctx, req)
+    };
     conn::serve(listener, limits, is_long_poll, handler, shutdown).await
 }
 
@@ -58,15 +70,17 @@ fn is_long_poll(req: &Request<Incoming>) -> bool {
     }
 }
 
-async fn handle(
-    reg: Arc<Registry>,
+/// What every request handler shares.
+struct Ctx {
     watcher: logwatch::Watcher,
+    sessions: session::Slots,
     body_timeout: Duration,
-    req: Request<Incoming>,
-) -> Response<Body> {
+}
+
+async fn handle(reg: Arc<Registry>, ctx: Ctx, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    match route(reg, watcher, body_timeout, req).await {
+    match route(reg, ctx, req).await {
         Ok(r) => {
             tracing::debug!(%method, path, status = r.status().as_u16(), "request");
             r
@@ -191,10 +205,14 @@ async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, E
 
 async fn route(
     reg: Arc<Registry>,
-    watcher: logwatch::Watcher,
-    body_timeout: Duration,
+    ctx: Ctx,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
+    let Ctx {
+        watcher,
+        sessions,
+        body_timeout,
+    } = ctx;
     let q = query(&req);
     let path = req.uri().path().trim_end_matches('/').to_string();
     let parts: Vec<&str> = path.split('/').skip(1).collect();
@@ -297,6 +315,12 @@ async fn route(
         }
         (Method::POST, ["v1", "containers", id, "wait"]) => {
             Ok(json(StatusCode::OK, &wait_response(reg.wait(id).await?)))
+        }
+        (Method::POST, ["v1", "containers", id, "exec"]) => {
+            session::exec(reg.clone(), id, req, body_timeout, &sessions).await
+        }
+        (Method::POST, ["v1", "containers", id, "attach"]) => {
+            session::attach(reg.clone(), id, req, &sessions).await
         }
         (Method::GET, ["v1", "containers", id, "ps"]) => {
             Ok(json(StatusCode::OK, &reg.ps(id).await?))

@@ -34,6 +34,7 @@ impl Registry {
             id.as_str(),
             &dir,
             overlay_size,
+            req.config.stdin,
         );
         if req.config.init {
             shim_command.push(spawn::INIT_FLAG.into());

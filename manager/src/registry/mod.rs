@@ -17,6 +17,7 @@ mod exchange;
 mod ops;
 mod recover;
 mod restart;
+mod session;
 mod table;
 mod update;
 
@@ -142,8 +143,23 @@ impl Registry {
         let record = c.record();
         let cgroups = self.env.cgroups.clone();
         let cg = c.cgroup.clone();
-        let pids = blocking(move || cgroups.pids(&cg).unwrap_or_default()).await;
-        Ok(Inspect { record, pids })
+        let status_file = c.dir.join(common::layout::STATUS_FILE);
+        let (pids, execs) = blocking(move || {
+            let execs = crate::store::read_json::<common::state::ShimStatus>(&status_file)
+                .map(|s| s.execs)
+                .unwrap_or_default();
+            (cgroups.pids(&cg).unwrap_or_default(), execs)
+        })
+        .await;
+        let execs = execs
+            .iter()
+            .map(|x| crate::model::ExecInfo::new(x, record.status))
+            .collect();
+        Ok(Inspect {
+            record,
+            pids,
+            execs,
+        })
     }
 
     /// What the container uses now (`crate::stats`).

@@ -32,6 +32,10 @@ impl Registry {
             if let Err(e) = self.recover_one(&name).await {
                 crate::say!("zctr: recovery of {name}: {e}");
             }
+            // Execs that started or ended while the daemon was away.
+            if let Some(c) = self.table.get(&name) {
+                container::sync_exec_events(&self.env, &c);
+            }
         }
         Ok(())
     }

@@ -318,3 +318,32 @@ pub fn timed(env: &Env, args: &[&str], limit: Duration) -> (std::process::Output
     .unwrap_or_else(|e| panic!("zctr {args:?} did not answer within {limit:?}: {e}"));
     (out, start.elapsed())
 }
+
+/// Waits for `child` (its output piped) at most `limit`; SIGKILLs it after.
+pub fn wait_child(child: std::process::Child, limit: Duration) -> Output {
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = zctr_tests::signal(pid, libc::SIGKILL);
+            panic!("pid {pid} did not end within {limit:?}");
+        }
+    }
+}
+
+/// `zctr ARGS` spawned with its stdin, stdout and stderr piped.
+pub fn spawn_zctr(env: &Env, args: &[&str]) -> Child {
+    Command::new(zctr_bin())
+        .arg("--socket")
+        .arg(&env.socket)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}

@@ -423,3 +423,19 @@ fn user_mounts_follow_base_mounts_parents_first() {
 
 /// The profiles' base specs (namespaces, ids, capabilities, devices, limits, mounts).
 mod profiles;
+
+#[test]
+fn a_tty_config_gives_the_process_a_terminal_of_that_size() {
+    let m = ImageMeta::default();
+    let mut c = config(Profile::Unprivileged);
+    if c.args.is_none() {
+        c.args = Some(vec!["/bin/sh".into()]);
+    }
+    assert_eq!(process(&gen(&c, &m)).terminal(), Some(false));
+    c.tty = true;
+    c.console_size = Some([30, 100]);
+    let s = gen(&c, &m);
+    assert_eq!(process(&s).terminal(), Some(true));
+    let size = process(&s).console_size().unwrap();
+    assert_eq!((size.height(), size.width()), (30, 100));
+}
