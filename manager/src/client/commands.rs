@@ -137,6 +137,11 @@ pub async fn run_attached(socket: &Path, a: CreateArgs, rm: bool) -> Result<i32>
     )
     .await?;
     if rm && matches!(end, End::Exit(_)) {
+        // The exit came over the session, maybe before the daemon recorded
+        // it: wait for that, then remove.
+        c.call(Method::POST, &format!("/v1/containers/{id}/wait"), None)
+            .await
+            .with_context(|| format!("waiting for {id}"))?;
         c.call(Method::DELETE, &format!("/v1/containers/{id}"), None)
             .await
             .with_context(|| format!("removing {id}"))?;

@@ -129,6 +129,12 @@ pub async fn run<C>(
     let mut held: Option<ShimMsg> = None;
     let drained = tokio::time::sleep(Duration::from_secs(365 * 86400));
     tokio::pin!(drained);
+    // The client closed its sending half (its input ended): it still gets
+    // the session's output and its end.
+    let mut client_done = false;
+    // The monitor takes no more input (its container ended): what the client
+    // sends is read and dropped, and the monitor's last frames still come.
+    let mut takes_input = true;
     loop {
         tokio::select! {
             msg = sr.next() => match msg {
@@ -173,9 +179,13 @@ pub async fn run<C>(
                 let _ = cw.shutdown().await;
                 return;
             }
-            n = cr.read(&mut chunk) => {
+            n = cr.read(&mut chunk), if !client_done => {
                 let n = match n {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) => {
+                        client_done = true;
+                        continue;
+                    }
+                    Err(_) => return,
                     Ok(n) => n,
                 };
                 inbuf.extend(&chunk[..n]);
@@ -183,7 +193,9 @@ pub async fn run<C>(
                     match inbuf.next_frame::<ManagerMsg>() {
                         Ok(None) => break,
                         Ok(Some(m)) => match rewrite(m, session) {
-                            Some(m) => if sw.send(&m).await.is_err() { return },
+                            Some(m) => if takes_input && sw.send(&m).await.is_err() {
+                                takes_input = false;
+                            },
                             None => {
                                 let refused = ShimMsg::CommandFailed {
                                     errno: libc::EPERM,
@@ -399,5 +411,73 @@ mod tests {
         let mut rest = Vec::new();
         client_peer.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
+    }
+
+    /// The monitor no longer reads (its container ended: it shut its
+    /// socket's reading side) when the client closes its input: the client
+    /// still gets the last output and the exit (a regression: the relay
+    /// used to end there, and the client said it lost the daemon).
+    #[tokio::test]
+    async fn input_the_monitor_cannot_take_does_not_cost_the_client_its_end() {
+        let (client, mut client_peer) = UnixStream::pair().unwrap();
+        let (shim, shim_peer) = UnixStream::pair().unwrap();
+        let task = tokio::spawn(run(
+            client,
+            shim_conn::split(shim),
+            ShimMsg::ExecStarted { session: 1, pid: 9 },
+            1,
+            Mode::Exec,
+            std::env::temp_dir(),
+        ));
+        let std_peer = shim_peer.into_std().unwrap();
+        std_peer.shutdown(std::net::Shutdown::Read).unwrap();
+        let mut shim_peer = UnixStream::from_std(std_peer).unwrap();
+        // Several writes: one of them meets the closed side (EPIPE).
+        for _ in 0..4 {
+            client_peer
+                .write_all(&encode_frame_vec(&ManagerMsg::CloseInput { session: 1 }).unwrap())
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for m in [
+            ShimMsg::Output {
+                session: 1,
+                stream: Stream::Stdout,
+                data: b"last".to_vec(),
+            },
+            ShimMsg::ExecExited {
+                session: 1,
+                pid: 9,
+                status: ExitStatus::Code(4),
+                at_ms: 1,
+            },
+        ] {
+            shim_peer
+                .write_all(&encode_frame_vec(&m).unwrap())
+                .await
+                .unwrap();
+        }
+        drop(shim_peer);
+        task.await.unwrap();
+        let mut all = Vec::new();
+        client_peer.read_to_end(&mut all).await.unwrap();
+        let mut msgs = Vec::new();
+        let mut at = 0;
+        while at < all.len() {
+            let (m, used) = decode_frame::<ShimMsg>(&all[at..]).unwrap();
+            msgs.push(m);
+            at += used;
+        }
+        assert!(
+            matches!(
+                msgs.last(),
+                Some(ShimMsg::ExecExited {
+                    status: ExitStatus::Code(4),
+                    ..
+                })
+            ),
+            "{msgs:?}"
+        );
     }
 }
