@@ -152,6 +152,10 @@ pub struct RunArgs {
     /// detaches).
     #[arg(short = 'a', long, conflicts_with = "wait")]
     pub attach: bool,
+    /// Start it and return, printing nothing but errors: the default, also
+    /// with -t -i (the container keeps its terminal; `zctr attach` later).
+    #[arg(short = 'd', long, conflicts_with_all = ["wait", "rm", "attach"])]
+    pub detach: bool,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -269,7 +273,7 @@ pub async fn run(socket: &Path, cmd: Command) -> Result<i32> {
             bail!("{}: --rootfs or --config is required", a.id)
         }
         Command::Create(a) => create(&c, a, false).await?,
-        Command::Run(r) if r.attach || (r.create.tty && r.create.interactive) => {
+        Command::Run(r) if !r.detach && (r.attach || (r.create.tty && r.create.interactive)) => {
             return crate::client::commands::run_attached(socket, r.create, r.rm).await
         }
         Command::Run(r) if r.wait || r.rm => return run_wait(&c, r.create, r.rm).await,

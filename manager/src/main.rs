@@ -162,3 +162,31 @@ fn run() -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<cli::RunArgs, clap::Error> {
+        let argv = ["zctr", "run"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv)?.command {
+            Top::Client(cmd) => match *cmd {
+                cli::Command::Run(r) => Ok(r),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_detach_is_the_default_spelled_out_and_excludes_waiting() {
+        let r = run_args(&["-d", "-t", "-i", "--rootfs", "/r", "c"]).unwrap();
+        assert!(r.detach && r.create.tty && r.create.interactive);
+        assert!(!r.attach && !r.wait && !r.rm);
+        for bad in [["-d", "--rm"], ["-d", "--wait"], ["-d", "-a"]] {
+            let mut args = bad.to_vec();
+            args.extend(["--rootfs", "/r", "c"]);
+            assert!(run_args(&args).is_err(), "{bad:?}");
+        }
+    }
+}
