@@ -249,3 +249,41 @@ fn manager_tty_run_a_exits_with_the_code_and_forwards_sigint() {
     assert_eq!(r.status.code(), Some(42), "{}", describe(&r));
     assert!(out.lock().unwrap().contains("got-int"));
 }
+
+/// The terminal lives in the monitor: after a kill -9 of the daemon and a
+/// new daemon, `attach` reaches the same terminal, its input goes through
+/// and its earlier output is in the log.
+#[test]
+fn manager_tty_a_terminal_outlives_a_daemon_restart() {
+    let Some(mut env) = Env::new() else { return };
+    if !busybox(&env) {
+        return;
+    }
+    let rootfs = env.rootfs_arg();
+    env.zctr(&support::run_args(
+        "keep",
+        &rootfs,
+        &["-d", "-t", "-i"],
+        &["sh", "-c", "tty; exec cat"],
+    ));
+    assert!(wait_until(WAIT, || env
+        .zctr(&["logs", "keep"])
+        .contains("/dev/pts/")));
+    env.kill_daemon();
+    env.start_daemon();
+    assert_eq!(env.status("keep"), "running");
+    let mut a = spawn_zctr(&env, &["attach", "keep"]);
+    let out = collect(stdout_of(&mut a));
+    let mut input = a.stdin.take().unwrap();
+    // Until the attach is up, what is typed may be lost: type again.
+    let echoed = wait_until(WAIT, || {
+        input.write_all(b"after-restart\n").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        out.lock().unwrap().contains("after-restart")
+    });
+    assert!(echoed, "{:?}", out.lock().unwrap());
+    input.write_all(b"\x10\x11").unwrap();
+    let r = wait_child(a, T);
+    assert_eq!(r.status.code(), Some(0), "{}", describe(&r));
+    assert_eq!(env.status("keep"), "running");
+}
