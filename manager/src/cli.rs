@@ -160,6 +160,24 @@ pub struct RunArgs {
     pub create: CreateArgs,
 }
 
+/// The error an API answer carries: its one-line `message (code)`, or the
+/// HTTP status and body when it is not the API's JSON.
+pub async fn api_error(resp: hyper::Response<hyper::body::Incoming>) -> anyhow::Error {
+    let status = resp.status();
+    let body = match resp.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return e.into(),
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => anyhow::anyhow!(
+            "{} ({})",
+            v["message"].as_str().unwrap_or("error"),
+            v["code"].as_str().unwrap_or(status.as_str())
+        ),
+        Err(_) => anyhow::anyhow!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+    }
+}
+
 /// A client of the daemon's socket.
 pub struct Client {
     socket: PathBuf,
@@ -198,16 +216,7 @@ impl Client {
             .body(Full::new(Bytes::from(bytes)))?;
         let resp = sender.send_request(req).await?;
         if !resp.status().is_success() {
-            let status = resp.status();
-            let body = resp.into_body().collect().await?.to_bytes();
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(v) => bail!(
-                    "{} ({})",
-                    v["message"].as_str().unwrap_or("error"),
-                    v["code"].as_str().unwrap_or(status.as_str())
-                ),
-                Err(_) => bail!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
-            }
+            return Err(api_error(resp).await);
         }
         Ok(resp)
     }

@@ -82,6 +82,25 @@ pub struct Event {
     pub pid: Option<i32>,
 }
 
+impl Event {
+    /// An event with only its container, kind and time (numbered when
+    /// published).
+    fn new(id: &str, kind: Kind, at_ms: u64) -> Self {
+        Event {
+            seq: 0,
+            at_ms,
+            id: id.to_string(),
+            kind,
+            exit_code: None,
+            signal: None,
+            reason: None,
+            backoff_ms: None,
+            session: None,
+            pid: None,
+        }
+    }
+}
+
 struct Inner {
     file: Option<File>,
     seq: u64,
@@ -179,16 +198,9 @@ impl Events {
     /// `started` follows once it runs.
     pub fn restarted(&self, id: &str, count: u32, backoff_ms: u64) {
         self.push(Event {
-            seq: 0,
-            at_ms: now_ms(),
-            id: id.to_string(),
-            kind: Kind::Restarted,
-            exit_code: None,
-            signal: None,
             reason: Some(format!("restart {count}")),
             backoff_ms: Some(backoff_ms),
-            session: None,
-            pid: None,
+            ..Event::new(id, Kind::Restarted, now_ms())
         });
     }
 
@@ -206,16 +218,10 @@ impl Events {
         reason: Option<String>,
     ) {
         self.push(Event {
-            seq: 0,
-            at_ms,
-            id: id.to_string(),
-            kind,
             exit_code,
             signal,
             reason,
-            backoff_ms: None,
-            session: None,
-            pid: None,
+            ..Event::new(id, kind, at_ms)
         });
     }
 
@@ -278,16 +284,11 @@ impl Events {
             None => (None, None),
         };
         let e = Event {
-            seq: 0,
-            at_ms,
-            id: id.to_string(),
-            kind,
             exit_code,
             signal,
-            reason: None,
-            backoff_ms: None,
             session: Some(session),
             pid: Some(pid),
+            ..Event::new(id, kind, at_ms)
         };
         self.push_locked(&mut inner, e);
     }

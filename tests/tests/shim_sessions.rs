@@ -18,10 +18,9 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use zctr_tests::{bins, run_cmd, wait_until, Error};
+use zctr_tests::{bins, wait_until, Error};
 
 static FILES: AtomicU32 = AtomicU32::new(0);
 
@@ -264,28 +263,7 @@ fn fixture_as(profile: Profile, args: &[&str]) -> Option<Ctr> {
 
 /// `zctr-shim create` with `extra` flags (`--stdin`), in the shim's cgroup.
 fn create(c: &Ctr, extra: &[&str]) {
-    c.write_spec();
-    let procs: Vec<String> = c
-        .shim_cg
-        .dirs()
-        .iter()
-        .map(|d| d.path.join("cgroup.procs").display().to_string())
-        .collect();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(r#"for f in $ZCTR_PROCS; do echo $$ > "$f" || exit 99; done; exec "$@""#)
-        .arg("sh")
-        .arg(&c.shim_bin)
-        .arg("create")
-        .arg("--bundle")
-        .arg(&c.bundle)
-        .arg("--id")
-        .arg(&c.id)
-        .arg("--state-dir")
-        .arg(&c.state)
-        .args(extra)
-        .env("ZCTR_PROCS", procs.join(" "));
-    let out = run_cmd(&mut cmd, T).unwrap();
+    let out = c.create_with(extra);
     assert!(
         out.status.success(),
         "create failed\n{}\nshim.log: {}",

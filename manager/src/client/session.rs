@@ -6,12 +6,12 @@
 
 use super::keys::Scanner;
 use super::term;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use common::protocol::{
     encode_frame_vec, FrameBuffer, ManagerMsg, ShimMsg, Stream, INIT_SESSION, MAX_CHUNK, MAX_FRAME,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{CONNECTION, UPGRADE};
 use hyper::upgrade::Upgraded;
 use hyper::{Method, Request, StatusCode};
@@ -51,16 +51,7 @@ pub async fn open(socket: &Path, path: &str, body: Option<Value>) -> Result<Toki
         .body(Full::new(Bytes::from(bytes)))?;
     let resp = sender.send_request(req).await?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => bail!(
-                "{} ({})",
-                v["message"].as_str().unwrap_or("error"),
-                v["code"].as_str().unwrap_or(status.as_str())
-            ),
-            Err(_) => bail!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
-        }
+        return Err(crate::cli::api_error(resp).await);
     }
     Ok(TokioIo::new(hyper::upgrade::on(resp).await?))
 }

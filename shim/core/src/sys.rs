@@ -255,10 +255,25 @@ pub fn open_in_root(
     path: &std::ffi::CStr,
     flags: c_int,
 ) -> SysResult<std::os::fd::OwnedFd> {
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    let fd = openat2(dirfd, path, flags, 0, resolve)?;
+    // SAFETY: openat2 just returned this fd to us; nothing else holds it.
+    Ok(unsafe { own_fd(fd) })
+}
+
+/// openat2(2): `resolve` holds RESOLVE_* flags.
+pub fn openat2(
+    dirfd: RawFd,
+    path: &std::ffi::CStr,
+    flags: c_int,
+    mode: u32,
+    resolve: u64,
+) -> SysResult<RawFd> {
     // SAFETY: open_how is plain integers; all-zero is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.mode = mode as u64;
+    how.resolve = resolve;
     // SAFETY: path is NUL-terminated, how is a valid open_how on our stack.
     let ret = unsafe {
         libc::syscall(
@@ -269,8 +284,7 @@ pub fn open_in_root(
             std::mem::size_of::<libc::open_how>(),
         )
     };
-    // SAFETY: openat2 just returned this fd to us; nothing else holds it.
-    check(ret).map(|fd| unsafe { own_fd(fd as RawFd) })
+    check(ret).map(|fd| fd as RawFd)
 }
 
 /// Unlocks the pty whose master is `master` and opens its slave

@@ -148,6 +148,11 @@ impl Ctr {
     /// `zctr-shim create`, started inside `shim_cg` so that a leftover shim dies
     /// with the fixture. Returns the output of the (foreground) create command.
     pub fn create(&self) -> Output {
+        self.create_with(&[])
+    }
+
+    /// [`Ctr::create`] with `extra` flags (`--stdin`, `--init`).
+    pub fn create_with(&self, extra: &[&str]) -> Output {
         self.write_spec();
         let procs: Vec<String> = self
             .shim_cg
@@ -168,6 +173,7 @@ impl Ctr {
             .arg("--state-dir")
             .arg(&self.state)
             .args(self.overlay_args())
+            .args(extra)
             .env("ZCTR_PROCS", procs.join(" "));
         run_cmd(&mut cmd, T).unwrap()
     }

@@ -78,32 +78,6 @@ pub unsafe fn clone_process(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<(
     check(ret).map(|pid| (pid as pid_t, false))
 }
 
-/// openat2(2): `resolve` holds RESOLVE_* flags.
-pub fn openat2(
-    dirfd: RawFd,
-    path: &CStr,
-    flags: c_int,
-    mode: u32,
-    resolve: u64,
-) -> SysResult<RawFd> {
-    // SAFETY: open_how is plain integers; all-zero is a valid value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = mode as u64;
-    how.resolve = resolve;
-    // SAFETY: path is NUL-terminated, how is a valid open_how on our stack.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            path.as_ptr(),
-            &mut how as *mut libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    check(ret).map(|fd| fd as RawFd)
-}
-
 /// [`openat2`], the new fd owned (closed on drop).
 pub fn openat2_owned(
     dirfd: RawFd,
