@@ -411,7 +411,7 @@ fn tty_gives_a_controlling_terminal() {
 /// measure_exec_latency`: `zctr-shim exec` of `zctr-probe exit 0` into a
 /// running unprivileged container, 50 runs, median and p90.
 #[test]
-#[ignore]
+#[ignore = "a measurement, not a check: run by hand with --ignored --nocapture"]
 fn measure_exec_latency() {
     if !root_or_skip("measure_exec_latency") {
         return;
