@@ -134,6 +134,12 @@ pub fn check_not_frozen(procs: &[PathBuf]) -> Result<(), ExecError> {
                 return Err(paused(dir, "cgroup.freeze", &freeze));
             }
         }
+        // cgroup v2: frozen through an ancestor (its own cgroup.freeze is 0).
+        if let Some(events) = read_trimmed(&dir.join("cgroup.events")) {
+            if events.lines().any(|l| l.trim() == "frozen 1") {
+                return Err(paused(dir, "cgroup.events", "frozen 1"));
+            }
+        }
     }
     Ok(())
 }
