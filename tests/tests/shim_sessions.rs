@@ -406,6 +406,45 @@ fn exec_stdin_takes_input_until_closed() {
     assert_eq!(conn.exited(s2), ExitStatus::Code(0));
 }
 
+/// The container owns its /dev: a FIFO (or anything else) in place of
+/// /dev/ptmx is refused, and the monitor, which opens it, never blocks.
+#[test]
+fn exec_with_a_tty_refuses_a_dev_ptmx_that_is_not_the_multiplexer() {
+    if !root_or_skip("exec_with_a_tty_refuses_a_fake_ptmx") {
+        return;
+    }
+    let Some(c) = running() else { return };
+    let mut conn = Conn::open(&c);
+    let (s, _) = conn.exec_ok(
+        &c,
+        &Exec {
+            args: &["sh", "-c", "rm -f /dev/ptmx && busybox mkfifo /dev/ptmx"],
+            ..Default::default()
+        },
+    );
+    assert_eq!(conn.exited(s), ExitStatus::Code(0));
+    let err = conn
+        .exec(
+            &c,
+            &Exec {
+                args: &["true"],
+                tty: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.contains("not the pty multiplexer"), "{err}");
+    // The loop goes on.
+    let (s, _) = conn.exec_ok(
+        &c,
+        &Exec {
+            args: &["sh", "-c", "exit 5"],
+            ..Default::default()
+        },
+    );
+    assert_eq!(conn.exited(s), ExitStatus::Code(5));
+}
+
 #[test]
 fn exec_with_a_tty_gets_a_pty_of_the_container_and_its_size() {
     if !root_or_skip("exec_with_a_tty") {

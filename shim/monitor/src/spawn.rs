@@ -69,6 +69,10 @@ fn errno_of(e: &std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
+/// The device number of `/dev/ptmx` and of every devpts instance's `ptmx`.
+const PTMX_MAJOR: u64 = 5;
+const PTMX_MINOR: u64 = 2;
+
 /// A new pty on the container's own devpts (its `/dev/ptmx`, resolved in
 /// the init's root, never out of it): (master, slave).
 fn container_pty(init_pid: i32, size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd), Refusal> {
@@ -84,8 +88,24 @@ fn container_pty(init_pid: i32, size: Option<(u16, u16)>) -> Result<(OwnedFd, Ow
                 format!("exec: tty: /proc/{init_pid}/root: {e}"),
             )
         })?;
-    let master = sys::open_in_root(root.as_raw_fd(), c"dev/ptmx", libc::O_RDWR | libc::O_NOCTTY)
-        .map_err(|e| fail("the container's /dev/ptmx", e))?;
+    // The container controls its /dev: never block on what it put there
+    // (the loop would stop), and take nothing but the pty multiplexer.
+    let master = sys::open_in_root(
+        root.as_raw_fd(),
+        c"dev/ptmx",
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK,
+    )
+    .map_err(|e| fail("the container's /dev/ptmx", e))?;
+    let st = nix::sys::stat::fstat(&master).map_err(|e| fail("the container's /dev/ptmx", e))?;
+    let is_ptmx = st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && nix::sys::stat::major(st.st_rdev) == PTMX_MAJOR
+        && nix::sys::stat::minor(st.st_rdev) == PTMX_MINOR;
+    if !is_ptmx {
+        return Err((
+            libc::ENOTTY,
+            "exec: tty: the container's /dev/ptmx is not the pty multiplexer (5:2)".into(),
+        ));
+    }
     let slave = sys::pty_peer(master.as_raw_fd()).map_err(|e| fail("open the slave", e))?;
     if let Some((rows, cols)) = size {
         sys::set_winsize(master.as_raw_fd(), rows, cols).map_err(|e| fail("size", e))?;
