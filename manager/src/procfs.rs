@@ -77,20 +77,13 @@ pub fn container_processes(id: &str, pids: &[i32], init: Option<i32>) -> Vec<Pro
 
 /// The `/etc/passwd` that process `pid` sees.
 fn container_passwd(pid: i32) -> Result<String, SafeOpenError> {
-    container_file(pid, "etc/passwd").map_err(|ContainerFileError::Open(e)| e)
-}
-
-/// A user database file of a container could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ContainerFileError {
-    #[error(transparent)]
-    Open(#[from] SafeOpenError),
+    container_file(pid, "etc/passwd")
 }
 
 /// The text of `rel` (`etc/passwd`, `etc/group`) as process `pid` sees it:
 /// resolved inside its root with [`safe_open::read_in_root`], at most
 /// [`PASSWD_MAX`] bytes. Blocking.
-pub fn container_file(pid: i32, rel: &str) -> Result<String, ContainerFileError> {
+pub fn container_file(pid: i32, rel: &str) -> Result<String, SafeOpenError> {
     let root = safe_open::open_root(Path::new(&format!("/proc/{pid}/root")))?;
     let bytes = safe_open::read_in_root(root.as_fd(), Path::new(rel), PASSWD_MAX)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())

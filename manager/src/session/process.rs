@@ -196,14 +196,14 @@ pub fn write(dir: &Path, p: &Process) -> Result<ProcessFile, ProcessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procfs::ContainerFileError;
+    use crate::safe_open::SafeOpenError;
 
     struct NoDb;
     impl UserDb for NoDb {
-        fn passwd(&self) -> Result<String, ContainerFileError> {
+        fn passwd(&self) -> Result<String, SafeOpenError> {
             Ok("app:x:1000:1001::/:/bin/sh\n".into())
         }
-        fn group(&self) -> Result<String, ContainerFileError> {
+        fn group(&self) -> Result<String, SafeOpenError> {
             Ok(String::new())
         }
     }

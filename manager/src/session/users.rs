@@ -2,7 +2,8 @@
 //! the container's own `/etc/passwd` and `/etc/group` (read inside its root
 //! by [`crate::procfs::container_file`], never following a link out).
 
-use crate::procfs::{self, ContainerFileError};
+use crate::procfs;
+use crate::safe_open::SafeOpenError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -16,24 +17,24 @@ pub enum UserError {
     File {
         user: String,
         file: &'static str,
-        source: ContainerFileError,
+        source: SafeOpenError,
     },
 }
 
 /// Where the user database comes from: the text of the container's files.
 pub trait UserDb {
-    fn passwd(&self) -> Result<String, ContainerFileError>;
-    fn group(&self) -> Result<String, ContainerFileError>;
+    fn passwd(&self) -> Result<String, SafeOpenError>;
+    fn group(&self) -> Result<String, SafeOpenError>;
 }
 
 /// The files as process `pid` (the container's init) sees them.
 pub struct ContainerDb(pub i32);
 
 impl UserDb for ContainerDb {
-    fn passwd(&self) -> Result<String, ContainerFileError> {
+    fn passwd(&self) -> Result<String, SafeOpenError> {
         procfs::container_file(self.0, "etc/passwd")
     }
-    fn group(&self) -> Result<String, ContainerFileError> {
+    fn group(&self) -> Result<String, SafeOpenError> {
         procfs::container_file(self.0, "etc/group")
     }
 }
@@ -137,18 +138,18 @@ mod tests {
 
     struct Fake(Option<&'static str>, Option<&'static str>);
 
-    fn missing() -> ContainerFileError {
-        ContainerFileError::Open(crate::safe_open::SafeOpenError::Open {
+    fn missing() -> SafeOpenError {
+        SafeOpenError::Open {
             path: PathBuf::from("etc/passwd"),
             source: std::io::Error::from_raw_os_error(libc::ENOENT),
-        })
+        }
     }
 
     impl UserDb for Fake {
-        fn passwd(&self) -> Result<String, ContainerFileError> {
+        fn passwd(&self) -> Result<String, SafeOpenError> {
             self.0.map(str::to_string).ok_or_else(missing)
         }
-        fn group(&self) -> Result<String, ContainerFileError> {
+        fn group(&self) -> Result<String, SafeOpenError> {
             self.1.map(str::to_string).ok_or_else(missing)
         }
     }
